@@ -1,0 +1,31 @@
+# pose_perception — the two commands a new user needs: `make demo` and `make test`.
+# Both set everything up themselves (idempotent; seconds on a second run).
+VENV      ?= $(CURDIR)/.venv
+PY        := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench models clean help
+
+help:
+	@echo "make demo   - set up, then run the ROS 2 graph on the built-in sample (pictures in demo_output/)"
+	@echo "make test   - set up, then run the whole test suite"
+	@echo "make setup  - create .venv (ROS 2 wheels or a sourced apt ROS), colcon build, provision models"
+	@echo "make bench  - core pipeline benchmark (prints latency, fps, memory)"
+	@echo "make clean  - remove build products (not the model cache)"
+
+setup:
+	@bash scripts/setup_env.sh
+
+models: setup
+
+demo: setup
+	@$(VENV)/bin/pose-perception demo
+
+test: setup
+	@cd $(CURDIR) && PYTHONDONTWRITEBYTECODE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	@$(VENV)/bin/pose-perception bench
+
+clean:
+	rm -rf build install log .pytest_cache demo_output bench_output
