@@ -1,0 +1,487 @@
+"""Human-distance safety logic in the style of speed-and-separation monitoring (ISO/TS 15066).
+
+ROS-free. Feed :class:`SafetyMonitor` with every perception result (people's keypoints in the
+robot frame) through :meth:`SafetyMonitor.update`, and ask :meth:`SafetyMonitor.evaluate` for the
+current :class:`SafetyStatus` as often as needed (e.g. from a timer). The behaviour (state table,
+every transition, parameters) is specified in ``docs/safety_monitor.md``; in short:
+
+- UNKNOWN: no perception yet, the last result is older than ``stale_timeout_s``, the last input
+  was untrusted, time went backwards, or (default policy) someone is seen without any usable 3D
+  keypoint. ``speed_scale`` 0: treat as unsafe.
+- PROTECTIVE_STOP: a keypoint within the protective distance or inside a protective zone.
+- WARNING: a keypoint within the warning distance or inside a warning zone.
+- CLEAR: everyone further than the warning distance (or nobody in view).
+
+A state is left only once the distance exceeds its threshold plus ``hysteresis_m`` (and, with
+``release_hold_s``, after that has held for that long). This is a monitoring aid, not a certified
+safety function.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .layouts import LAYOUTS
+
+_TIME_EPS = 1e-9
+
+
+class SafetyState(IntEnum):
+    """Values match the STATE_* constants of msg/SafetyStatus.msg."""
+
+    UNKNOWN = 0
+    CLEAR = 1
+    WARNING = 2
+    PROTECTIVE_STOP = 3
+
+
+# how restrictive each state is (UNKNOWN is the most restrictive)
+SEVERITY = {SafetyState.CLEAR: 0, SafetyState.WARNING: 1, SafetyState.PROTECTIVE_STOP: 2,
+            SafetyState.UNKNOWN: 3}
+ZONE_KINDS = ("protective", "warning", "ignore")
+_ZONE_STATE = {"protective": SafetyState.PROTECTIVE_STOP, "warning": SafetyState.WARNING}
+
+
+def _worst(a: SafetyState, b: SafetyState) -> SafetyState:
+    return a if SEVERITY[a] >= SEVERITY[b] else b
+
+
+@dataclass
+class Zone:
+    """A region of the robot frame: a polygon in its xy-plane, extruded from z_min to z_max.
+
+    kind 'protective': a keypoint inside means PROTECTIVE_STOP; 'warning': at least WARNING;
+    'ignore': keypoints inside are not considered at all (e.g. a mirror, a poster, a fenced area
+    behind a wall; use with care).
+    """
+
+    name: str
+    kind: str
+    polygon: np.ndarray                 # (M, 2) x, y vertices [m], M >= 3, either orientation
+    z_min: float = -math.inf
+    z_max: float = math.inf
+
+    def __post_init__(self) -> None:
+        self.polygon = np.asarray(self.polygon, np.float64).reshape(-1, 2)
+        if self.kind not in ZONE_KINDS:
+            raise ValueError(f"zone '{self.name}': kind must be one of {ZONE_KINDS}, "
+                             f"got '{self.kind}'")
+        if len(self.polygon) < 3 or not np.isfinite(self.polygon).all():
+            raise ValueError(f"zone '{self.name}': polygon needs >= 3 finite vertices")
+        if not self.z_min < self.z_max:
+            raise ValueError(f"zone '{self.name}': need z_min < z_max")
+
+    @classmethod
+    def box(cls, name: str, kind: str, x_min: float, y_min: float, x_max: float, y_max: float,
+            z_min: float = -math.inf, z_max: float = math.inf) -> "Zone":
+        """An axis-aligned box zone."""
+        if not (x_min < x_max and y_min < y_max):
+            raise ValueError(f"zone '{name}': need x_min < x_max and y_min < y_max")
+        poly = [(x_min, y_min), (x_max, y_min), (x_max, y_max), (x_min, y_max)]
+        return cls(name, kind, np.array(poly), z_min, z_max)
+
+    @classmethod
+    def from_flat(cls, name: str, kind: str, xy: Sequence[float], z_min: float = -math.inf,
+                  z_max: float = math.inf) -> "Zone":
+        """A polygon from a flat list x0, y0, x1, y1, ... (handy for ROS parameters)."""
+        if len(xy) % 2:
+            raise ValueError(f"zone '{name}': flat polygon needs an even number of values")
+        return cls(name, kind, np.asarray(xy, np.float64).reshape(-1, 2), z_min, z_max)
+
+    def signed_distance_xy(self, points: np.ndarray) -> np.ndarray:
+        """(K,) distance [m] of each point's xy to the polygon boundary, negative inside."""
+        p = np.asarray(points, np.float64).reshape(-1, points.shape[-1])[:, :2]
+        a = self.polygon
+        b = np.roll(a, -1, axis=0)
+        ab = b - a                                           # (M, 2)
+        ap = p[:, None, :] - a[None, :, :]                   # (K, M, 2)
+        t = np.clip((ap * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-18), 0.0, 1.0)
+        dist = np.linalg.norm(ap - t[..., None] * ab, axis=-1).min(axis=1)
+        # even-odd rule for inside
+        yi, yj = a[:, 1][None, :], b[:, 1][None, :]
+        xi, xj = a[:, 0][None, :], b[:, 0][None, :]
+        px, py = p[:, 0:1], p[:, 1:2]
+        crosses = ((yi > py) != (yj > py)) & \
+            (px < (xj - xi) * (py - yi) / np.where(yj == yi, 1e-18, yj - yi) + xi)
+        inside = crosses.sum(axis=1) % 2 == 1
+        return np.where(inside, -dist, dist)
+
+    def contains(self, points: np.ndarray, margin: float = 0.0) -> np.ndarray:
+        """(K,) bool: inside the zone grown by ``margin`` metres (in xy and in z)."""
+        points = np.asarray(points, np.float64).reshape(-1, 3)
+        z = points[:, 2]
+        return (self.signed_distance_xy(points) <= margin) & \
+            (z >= self.z_min - margin) & (z <= self.z_max + margin)
+
+
+@dataclass
+class SafetyConfig:
+    """Parameters of :class:`SafetyMonitor`; defaults and units are listed in
+    docs/safety_monitor.md."""
+
+    warning_distance_m: float = 2.0
+    protective_distance_m: float = 1.0
+    hysteresis_m: float = 0.1              # leave a state at threshold + hysteresis_m
+    release_hold_s: float = 0.0            # ... and only after that held this long
+    stale_timeout_s: float = 0.5           # perception older than this -> UNKNOWN
+    max_future_s: float = 0.1              # data stamped later than 'now' by more -> UNKNOWN
+    min_confidence: float = 0.5            # keypoints with lower confidence are not used
+    distance_mode: str = "xy"              # 'xy': from the frame's z axis; 'xyz': from its origin
+    robot_radius_m: float = 0.0            # subtracted from every distance (robot's own extent)
+    full_speed_distance_m: Optional[float] = None  # speed_scale reaches 1 here (default: warning)
+    speed_scale_exponent: float = 1.0      # shape of the speed_scale ramp (1 = linear)
+    unlocated_person_policy: str = "unknown"   # person without usable 3D: 'unknown' or 'warning'
+    unlocated_speed_scale: float = 0.3     # speed_scale cap under policy 'warning'
+    warning_zone_speed_scale: float = 0.5  # speed_scale cap while someone is in a warning zone
+    # ISO/TS 15066-style protective separation distance
+    #   S_p = v_h * (T_r + T_s) + v_r * T_r + S_s + C + Z_d + Z_r
+    # the protective distance used is max(protective_distance_m, S_p); the warning and
+    # full-speed distances move out by the same amount.
+    human_speed_m_s: float = 1.6           # v_h (ISO 13855 walking speed)
+    use_measured_human_speed: bool = False  # v_h = max(human_speed_m_s, |person velocity|)
+    reaction_time_s: float = 0.0           # T_r: perception + monitor + robot controller
+    stopping_time_s: float = 0.0           # T_s: robot stopping time
+    robot_speed_m_s: float = 0.0           # v_r: robot speed towards the person
+    stopping_distance_m: float = 0.0       # S_s
+    intrusion_distance_m: float = 0.0      # C: reach of body parts not seen (e.g. ISO 13855)
+    position_uncertainty_m: float = 0.0    # Z_d + Z_r: sensing and robot position uncertainty
+    zones: List[Zone] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.protective_distance_m < self.warning_distance_m:
+            raise ValueError("need 0 <= protective_distance_m < warning_distance_m, got "
+                             f"{self.protective_distance_m} and {self.warning_distance_m}")
+        if self.full_speed_distance_m is not None and \
+                self.full_speed_distance_m <= self.protective_distance_m:
+            raise ValueError("full_speed_distance_m must be > protective_distance_m")
+        for name in ("hysteresis_m", "release_hold_s", "max_future_s", "robot_radius_m",
+                     "human_speed_m_s", "reaction_time_s", "stopping_time_s", "robot_speed_m_s",
+                     "stopping_distance_m", "intrusion_distance_m", "position_uncertainty_m"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.stale_timeout_s > 0:
+            raise ValueError(f"stale_timeout_s must be > 0, got {self.stale_timeout_s}")
+        if self.distance_mode not in ("xy", "xyz"):
+            raise ValueError(f"distance_mode must be 'xy' or 'xyz', got '{self.distance_mode}'")
+        if self.unlocated_person_policy not in ("unknown", "warning"):
+            raise ValueError("unlocated_person_policy must be 'unknown' or 'warning', got "
+                             f"'{self.unlocated_person_policy}'")
+        if not self.speed_scale_exponent > 0:
+            raise ValueError("speed_scale_exponent must be > 0")
+        for name in ("min_confidence", "unlocated_speed_scale", "warning_zone_speed_scale"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        names = [z.name for z in self.zones]
+        if len(set(names)) != len(names):
+            raise ValueError(f"zone names must be unique, got {names}")
+
+    def protective_separation_m(self, human_speed_m_s: Optional[float] = None) -> float:
+        """S_p for a person moving at ``human_speed_m_s`` (default: the configured v_h)."""
+        v_h = self.human_speed_m_s if human_speed_m_s is None else human_speed_m_s
+        return (v_h * (self.reaction_time_s + self.stopping_time_s)
+                + self.robot_speed_m_s * self.reaction_time_s + self.stopping_distance_m
+                + self.intrusion_distance_m + self.position_uncertainty_m)
+
+
+@dataclass
+class PersonObservation:
+    """One person for the monitor: keypoints already transformed into the robot frame."""
+
+    track_id: int
+    points: np.ndarray                     # (N, 3) metres in the robot frame, NaN where invalid
+    valid: np.ndarray                      # (N,) bool
+    confidence: np.ndarray                 # (N,) [0, 1]
+    velocity: Optional[np.ndarray] = None  # (3,) m/s in the robot frame, when known
+    layout: str = ""                       # keypoint layout, for the keypoint's name
+
+
+@dataclass
+class SafetyStatus:
+    state: SafetyState
+    speed_scale: float                     # [0, 1]; 0 for UNKNOWN and PROTECTIVE_STOP
+    reason: str
+    stamp_s: float = math.nan              # stamp of the perception data used (NaN: none)
+    age_s: float = math.nan                # evaluation time - stamp_s
+    closest_track_id: int = -1             # -1 when nobody is located
+    closest_keypoint_index: int = -1
+    closest_keypoint_name: str = ""
+    closest_point: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
+    closest_distance_m: float = math.inf
+    people_count: int = 0                  # people in the data (ignored ones excluded)
+    unlocated_count: int = 0               # of them, seen without any usable 3D keypoint
+    protective_distance_m: float = math.nan  # effective thresholds used for the closest person
+    warning_distance_m: float = math.nan
+    active_zones: Tuple[str, ...] = ()
+
+    @property
+    def state_name(self) -> str:
+        return self.state.name
+
+
+PeopleInput = Iterable[Union[PersonObservation, tuple]]
+
+
+def _as_observation(item) -> PersonObservation:
+    if isinstance(item, PersonObservation):
+        obs = item
+    else:
+        obs = PersonObservation(*item)
+    pts = np.asarray(obs.points, np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ValueError(f"person {obs.track_id}: points must be (N, 3), got {pts.shape}")
+    n = len(pts)
+    valid = np.asarray(obs.valid, bool).reshape(-1)
+    conf = np.asarray(obs.confidence, np.float64).reshape(-1)
+    if len(valid) != n or len(conf) != n:
+        raise ValueError(f"person {obs.track_id}: {n} points but {len(valid)} valid flags and "
+                         f"{len(conf)} confidences")
+    vel = None
+    if obs.velocity is not None:
+        vel = np.asarray(obs.velocity, np.float64).reshape(3)
+    return PersonObservation(int(obs.track_id), pts, valid, conf, vel, obs.layout)
+
+
+class SafetyMonitor:
+    """Safety state machine over people's 3D keypoints; see the module docstring and
+    docs/safety_monitor.md."""
+
+    def __init__(self, config: Optional[SafetyConfig] = None) -> None:
+        self.config = config or SafetyConfig()
+        self._full_speed = (self.config.full_speed_distance_m
+                            if self.config.full_speed_distance_m is not None
+                            else self.config.warning_distance_m)
+        self.reset("no perception data yet")
+
+    # ------------------------------------------------------------------ public API
+    def reset(self, reason: str = "reset; waiting for fresh perception data") -> None:
+        """Forget everything: UNKNOWN until the next trusted update."""
+        self._state = SafetyState.UNKNOWN      # state memory (drives hysteresis)
+        self._pending_since: Optional[float] = None
+        self._verdict: Optional[SafetyStatus] = None   # from the last trusted update
+        self._last_stamp: Optional[float] = None       # last update, trusted or not
+        self._untrusted: Optional[str] = None          # reason when the last update was untrusted
+        self._blocked: str = reason                    # reason while there is no verdict
+        self._last_now: Optional[float] = None
+
+    @property
+    def state(self) -> SafetyState:
+        """The state memory (the last state computed from data or reported by evaluate)."""
+        return self._state
+
+    def update(self, people: PeopleInput, stamp_s: float, trusted: bool = True,
+               reason: str = "") -> SafetyStatus:
+        """Feed one perception result taken at ``stamp_s`` (seconds).
+
+        ``people``: :class:`PersonObservation` s or tuples ``(track_id, points, valid,
+        confidences[, velocity])``. ``trusted=False`` (no CameraInfo, no depth, failed frame,
+        missing transform, ...) forces UNKNOWN with ``reason`` until a trusted update comes.
+        Malformed input is treated as untrusted. Returns the status at ``stamp_s`` (without
+        advancing the clock that :meth:`evaluate` checks for going backwards).
+        """
+        stamp_s = float(stamp_s)
+        if not math.isfinite(stamp_s):
+            self._set_unknown()
+            self._untrusted = f"invalid perception stamp {stamp_s}"
+            return self._unknown(self._untrusted)
+        if self._last_stamp is not None and stamp_s < self._last_stamp - _TIME_EPS:
+            msg = (f"perception time went backwards ({stamp_s:.3f} s after {self._last_stamp:.3f}"
+                   " s); waiting for fresh data")
+            self.reset(msg)
+            self._last_stamp = stamp_s
+            return self._unknown(msg, stamp_s)
+        self._last_stamp = stamp_s
+        if trusted:
+            try:
+                obs = [_as_observation(p) for p in people]
+            except (TypeError, ValueError) as exc:
+                trusted, reason = False, f"malformed people input: {exc}"
+        if not trusted:
+            self._untrusted = f"untrusted perception: {reason or 'no reason given'}"
+            self._set_unknown()
+            self._verdict = None
+            self._blocked = self._untrusted
+            return self._status_at(stamp_s)
+
+        if self._verdict is None or stamp_s - self._verdict.stamp_s > self.config.stale_timeout_s:
+            self._set_unknown()                # fresh data after a gap: start conservatively
+        self._untrusted = None
+        candidate = self._assess(obs, stamp_s)
+        self._transition(candidate.state, stamp_s)
+        self._verdict = self._finalise(candidate)
+        return self._status_at(stamp_s)
+
+    def evaluate(self, now_s: float) -> SafetyStatus:
+        """The status at time ``now_s`` (same clock as the update stamps)."""
+        now_s = float(now_s)
+        if not math.isfinite(now_s):
+            self._set_unknown()
+            return self._unknown(f"invalid evaluation time {now_s}")
+        if self._last_now is not None and now_s < self._last_now - _TIME_EPS:
+            msg = (f"clock went backwards ({now_s:.3f} s after {self._last_now:.3f} s); "
+                   "waiting for fresh data")
+            self.reset(msg)
+            self._last_now = now_s
+            return self._unknown(msg)
+        self._last_now = now_s
+        return self._status_at(now_s)
+
+    # ------------------------------------------------------------------ internals
+    def _status_at(self, now_s: float) -> SafetyStatus:
+        if self._untrusted is not None:
+            return self._unknown(self._untrusted, self._last_stamp, now_s)
+        v = self._verdict
+        if v is None:
+            return self._unknown(self._blocked, self._last_stamp, now_s)
+        age = now_s - v.stamp_s
+        if age < -self.config.max_future_s:
+            return self._unknown(f"perception data is {-age:.3f} s in the future (clock "
+                                 "mismatch?)", v.stamp_s, now_s)
+        if age > self.config.stale_timeout_s:
+            self._set_unknown()
+            return self._unknown(f"no fresh perception for {age:.3f} s (stale_timeout_s = "
+                                 f"{self.config.stale_timeout_s} s)", v.stamp_s, now_s, v)
+        return replace(v, age_s=age, closest_point=v.closest_point.copy())
+
+    def _set_unknown(self) -> None:
+        self._state = SafetyState.UNKNOWN
+        self._pending_since = None
+
+    def _unknown(self, reason: str, stamp: Optional[float] = None, now: Optional[float] = None,
+                 info: Optional[SafetyStatus] = None) -> SafetyStatus:
+        st = SafetyStatus(SafetyState.UNKNOWN, 0.0, reason)
+        if info is not None:   # keep the last known geometry for diagnostics
+            st = replace(info, state=SafetyState.UNKNOWN, speed_scale=0.0, reason=reason,
+                         closest_point=info.closest_point.copy())
+        if stamp is not None:
+            st.stamp_s = stamp
+            if now is not None:
+                st.age_s = now - stamp
+        return st
+
+    def _margin(self, level: SafetyState) -> float:
+        """Hysteresis applies to a threshold while the state is at least as severe as it."""
+        return self.config.hysteresis_m if SEVERITY[self._state] >= SEVERITY[level] else 0.0
+
+    def _distances(self, pts: np.ndarray) -> np.ndarray:
+        if self.config.distance_mode == "xy":
+            d = np.hypot(pts[:, 0], pts[:, 1])
+        else:
+            d = np.linalg.norm(pts, axis=1)
+        return np.maximum(d - self.config.robot_radius_m, 0.0)
+
+    def _speed_curve(self, d: float, p: float, f: float) -> float:
+        if d <= p:
+            return 0.0
+        return float(min((d - p) / (f - p), 1.0) ** self.config.speed_scale_exponent)
+
+    def _assess(self, people: List[PersonObservation], stamp_s: float) -> SafetyStatus:
+        """Candidate status from the data (state before release-hold), using current margins."""
+        cfg = self.config
+        ignore = [z for z in cfg.zones if z.kind == "ignore"]
+        active = [z for z in cfg.zones if z.kind != "ignore"]
+        state, scale = SafetyState.CLEAR, 1.0
+        best = SafetyStatus(SafetyState.CLEAR, 1.0, "", stamp_s=stamp_s)
+        zones_hit: List[str] = []
+        reasons: List[str] = []
+        unlocated: List[int] = []
+        count = 0
+        for ob in people:
+            use = (ob.valid & np.isfinite(ob.points).all(axis=1)
+                   & (ob.confidence >= cfg.min_confidence))
+            if use.any() and ignore:
+                keep = use.copy()
+                for z in ignore:
+                    keep &= ~z.contains(ob.points)
+                if not keep.any():
+                    continue                   # everything usable is in an ignore zone
+                use = keep
+            count += 1
+            if not use.any():
+                unlocated.append(ob.track_id)
+                continue
+            idx = np.flatnonzero(use)
+            pts = ob.points[idx]
+            d = self._distances(pts)
+            k = int(np.argmin(d))
+            dmin = float(d[k])
+            v_h = cfg.human_speed_m_s
+            if cfg.use_measured_human_speed and ob.velocity is not None \
+                    and np.isfinite(ob.velocity).all():
+                v_h = max(v_h, float(np.linalg.norm(ob.velocity)))
+            p = max(cfg.protective_distance_m, cfg.protective_separation_m(v_h))
+            shift = p - cfg.protective_distance_m
+            w, f = cfg.warning_distance_m + shift, self._full_speed + shift
+            level = SafetyState.CLEAR
+            if dmin <= p + self._margin(SafetyState.PROTECTIVE_STOP):
+                level = SafetyState.PROTECTIVE_STOP
+                reasons.append(f"person {ob.track_id} at {dmin:.2f} m, within the protective "
+                               f"distance {p:.2f} m")
+            elif dmin <= w + self._margin(SafetyState.WARNING):
+                level = SafetyState.WARNING
+                reasons.append(f"person {ob.track_id} at {dmin:.2f} m, within the warning "
+                               f"distance {w:.2f} m")
+            s = self._speed_curve(dmin, p, f)
+            for z in active:
+                zstate = _ZONE_STATE[z.kind]
+                if z.contains(pts, self._margin(zstate)).any():
+                    zones_hit.append(z.name)
+                    level = _worst(level, zstate)
+                    reasons.append(f"person {ob.track_id} in {z.kind} zone '{z.name}'")
+                    if zstate == SafetyState.WARNING:
+                        s = min(s, cfg.warning_zone_speed_scale)
+            state = _worst(state, level)
+            scale = min(scale, s)
+            if dmin < best.closest_distance_m:
+                kp = int(idx[k])
+                lay = LAYOUTS.get(ob.layout)
+                best = replace(best, closest_track_id=ob.track_id, closest_keypoint_index=kp,
+                               closest_keypoint_name=lay.names[kp] if lay and kp < lay.size else "",
+                               closest_point=pts[k].copy(), closest_distance_m=dmin,
+                               protective_distance_m=p, warning_distance_m=w)
+        if unlocated:
+            ids = ", ".join(str(i) for i in unlocated)
+            msg = f"person {ids} seen without any usable 3D keypoint: distance unknown"
+            if cfg.unlocated_person_policy == "unknown":
+                state = SafetyState.UNKNOWN
+            else:
+                state = _worst(state, SafetyState.WARNING)
+                scale = min(scale, cfg.unlocated_speed_scale)
+            reasons.insert(0, msg)
+        if count == 0:
+            reasons.append("nobody in view")
+        elif not reasons:
+            reasons.append(f"{count} people, closest at {best.closest_distance_m:.2f} m, beyond "
+                           f"the warning distance {best.warning_distance_m:.2f} m")
+        if math.isnan(best.protective_distance_m):
+            p = max(cfg.protective_distance_m, cfg.protective_separation_m())
+            best.protective_distance_m = p
+            best.warning_distance_m = cfg.warning_distance_m + p - cfg.protective_distance_m
+        return replace(best, state=state, speed_scale=scale, reason="; ".join(reasons),
+                       people_count=count, unlocated_count=len(unlocated),
+                       active_zones=tuple(dict.fromkeys(zones_hit)))
+
+    def _transition(self, candidate: SafetyState, stamp_s: float) -> None:
+        """Escalate (and stop) at once; release to a less severe state after release_hold_s."""
+        if SEVERITY[candidate] >= SEVERITY[self._state] or \
+                candidate == SafetyState.PROTECTIVE_STOP:
+            self._state, self._pending_since = candidate, None
+            return
+        if self._pending_since is None:
+            self._pending_since = stamp_s
+        if stamp_s - self._pending_since >= self.config.release_hold_s - _TIME_EPS:
+            self._state, self._pending_since = candidate, None
+
+    def _finalise(self, candidate: SafetyStatus) -> SafetyStatus:
+        state = self._state
+        scale = candidate.speed_scale
+        reason = candidate.reason
+        if state in (SafetyState.UNKNOWN, SafetyState.PROTECTIVE_STOP):
+            scale = 0.0
+        if state != candidate.state:
+            reason = (f"holding {state.name} for release_hold_s = {self.config.release_hold_s} s "
+                      f"(data says {candidate.state.name}: {reason})")
+        return replace(candidate, state=state, speed_scale=float(scale), reason=reason)
