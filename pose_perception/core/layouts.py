@@ -60,6 +60,13 @@ COCO17_SIGMAS = np.array(
 # BlazePose-33 index for each COCO-17 joint
 BLAZEPOSE33_TO_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 
+# For each body layout, the index (or indices, averaged) of each COCO-17 joint; layouts registered
+# later (custom models) add their own entry.
+COCO17_MAPS: Dict[str, Tuple] = {
+    "blazepose33": BLAZEPOSE33_TO_COCO17,
+    "coco17": tuple(range(17)),
+}
+
 HAND21_NAMES = (
     "wrist", "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip", "index_mcp", "index_pip",
     "index_dip", "index_tip", "middle_mcp", "middle_pip", "middle_dip", "middle_tip",

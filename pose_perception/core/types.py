@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .layouts import BLAZEPOSE33_TO_COCO17, FACE468_TO_IBUG68, get_layout, take
+from .layouts import COCO17_MAPS, FACE468_TO_IBUG68, get_layout, take
 
 # where a 3D point came from (mirrored as constants in msg/Keypoint.msg)
 SOURCE_NONE = 0    # no 3D
@@ -131,7 +131,14 @@ class Person:
     centroid: Optional[np.ndarray] = None    # (3,) metres, robust torso position, when known
 
     def coco17(self) -> Keypoints:
-        return self.body.remap("coco17", BLAZEPOSE33_TO_COCO17)
+        """The body in COCO-17 order (any body layout with an entry in ``COCO17_MAPS``)."""
+        if self.body.layout == "coco17":
+            return self.body
+        try:
+            mapping = COCO17_MAPS[self.body.layout]
+        except KeyError:
+            raise ValueError(f"no COCO-17 view of layout '{self.body.layout}'") from None
+        return self.body.remap("coco17", mapping)
 
 
 @dataclass
