@@ -1,0 +1,326 @@
+"""One onnxruntime inference layer for every model of the package.
+
+``OnnxModel`` builds a session with the execution providers that really work on this machine, in
+the order asked for (TensorRT -> CUDA -> CPU by default), tells which one is in use, checks the
+model's input/output shapes at load time, finds outputs by name or shape (output order differs
+between the converted models) and runs a warm-up inference so that the first real frame is not
+slow. ROS-free.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+LOG = logging.getLogger(__name__)
+
+# short names accepted in configuration -> onnxruntime provider names
+PROVIDER_ALIASES: Dict[str, str] = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "migraphx": "MIGraphXExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+GPU_PROVIDERS = frozenset({
+    "TensorrtExecutionProvider", "CUDAExecutionProvider", "ROCMExecutionProvider",
+    "MIGraphXExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider",
+})
+DEFAULT_PROVIDERS: Tuple[str, ...] = ("tensorrt", "cuda", "cpu")
+MAX_DEFAULT_THREADS = 4
+
+Shape = Tuple[Optional[int], ...]
+_FALLBACKS_WARNED: set = set()   # (requested, used) pairs already warned about (once per process)
+
+
+class ModelLoadError(RuntimeError):
+    """A model file is missing, unreadable, or does not have the inputs/outputs expected."""
+
+
+def provider_name(name: str) -> str:
+    """``'cuda'`` -> ``'CUDAExecutionProvider'``; full onnxruntime names pass through."""
+    key = name.strip()
+    if key.lower() in PROVIDER_ALIASES:
+        return PROVIDER_ALIASES[key.lower()]
+    if key.endswith("ExecutionProvider"):
+        return key
+    raise ValueError(f"unknown execution provider '{name}'; use one of "
+                     f"{sorted(set(PROVIDER_ALIASES))} or an onnxruntime provider name")
+
+
+def select_providers(requested: Sequence[str], available: Sequence[str]) -> List[str]:
+    """The requested providers that this onnxruntime build offers, in the requested order.
+
+    CPU is always appended as the last resort (every model must be able to run on CPU)."""
+    wanted = [provider_name(p) for p in requested]
+    chosen = [p for p in dict.fromkeys(wanted) if p in available]
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Intra-op threads: the number of usable cores, at most ``MAX_DEFAULT_THREADS``."""
+    return max(1, min(usable_cores(), MAX_DEFAULT_THREADS))
+
+
+def _trt_cache_dir() -> Path:
+    try:
+        from .model_store import cache_root
+        return cache_root() / "trt_engines"
+    except ImportError:  # pragma: no cover
+        return Path.home() / ".cache" / "pose_perception" / "trt_engines"
+
+
+def resolve_model_path(name_or_path: Union[str, Path]) -> Path:
+    """An existing file path as is; otherwise a provisioned model name (``pose_detection.onnx``)
+    looked up through ``model_store`` (``$POSE_PERCEPTION_MODEL_DIR`` or
+    ``~/.cache/pose_perception/models``)."""
+    p = Path(name_or_path).expanduser()
+    if p.is_file():
+        return p
+    if p.is_absolute() or len(p.parts) > 1:
+        raise FileNotFoundError(f"model file {p} does not exist")
+    try:
+        from .model_store import model_path  # provided by the provisioning module
+    except ImportError:  # pragma: no cover - only before model_store exists
+        model_path = None
+    if model_path is not None:
+        return Path(model_path(str(name_or_path)))
+    base = Path(os.environ.get("POSE_PERCEPTION_MODEL_DIR",
+                               Path.home() / ".cache" / "pose_perception" / "models"))
+    cand = base / p.name
+    if not cand.suffix:
+        cand = cand.with_suffix(".onnx")
+    if not cand.is_file():
+        raise FileNotFoundError(
+            f"model '{name_or_path}' not found (looked for {cand}); provision the models first "
+            f"or set POSE_PERCEPTION_MODEL_DIR")
+    return cand
+
+
+def _dims(shape) -> Shape:
+    """onnxruntime shape (ints, strings for symbolic dims, None) -> ints or None."""
+    return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
+
+
+def _shape_matches(actual: Shape, expected: Sequence[Optional[int]]) -> bool:
+    if len(actual) != len(expected):
+        return False
+    return all(e is None or a is None or a == e for a, e in zip(actual, expected))
+
+
+def pruned_model_bytes(path: Path, drop: Callable[[str, Shape], bool]) -> Optional[bytes]:
+    """The model without the outputs for which ``drop(name, shape)`` holds and without the
+    nodes and weights that only they needed (e.g. BlazePose's segmentation decoder, about half of
+    its compute). None when nothing is dropped or the ``onnx`` package is not installed."""
+    try:
+        import onnx
+    except ImportError:
+        LOG.debug("onnx not installed: %s is loaded without pruning", path.name)
+        return None
+    model = onnx.load(str(path))
+    graph = model.graph
+
+    def shape_of(vi) -> Shape:
+        dims = vi.type.tensor_type.shape.dim
+        return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                     for d in dims)
+
+    keep = [o for o in graph.output if not drop(o.name, shape_of(o))]
+    if len(keep) == len(graph.output) or not keep:
+        return None
+    del graph.output[:]
+    graph.output.extend(keep)
+    needed = {o.name for o in keep}
+    alive = []
+    for node in reversed(list(graph.node)):
+        if any(o in needed for o in node.output):
+            alive.append(node)
+            needed.update(i for i in node.input if i)
+    alive.reverse()
+    del graph.node[:]
+    graph.node.extend(alive)
+    inits = [t for t in graph.initializer if t.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    return model.SerializeToString()
+
+
+class OnnxModel:
+    """An onnxruntime session with provider fallback, shape checks and output lookup.
+
+    Args:
+        path: model file (or a provisioned model name, see ``resolve_model_path``).
+        providers: preferred execution providers, best first ('tensorrt', 'cuda', 'cpu', ...).
+            Those not offered by the installed onnxruntime are skipped (warning logged); CPU is
+            always the last resort.
+        threads: intra-op threads; default = usable cores, at most 4.
+        require_gpu: raise ``RuntimeError`` when no GPU provider ends up in use.
+        warmup: run one inference on zeros at construction.
+        input_shape: expected input shape, ``None`` for "any" in a dimension (e.g.
+            ``(None, 256, 256, 3)``); a mismatch raises ``ModelLoadError``.
+        output_shapes: expected output shapes (any order; each must match one output).
+        cache_dir: where TensorRT caches built engines (default
+            ``~/.cache/pose_perception/trt_engines``).
+        drop_outputs: ``drop(name, shape)`` -> True for outputs the caller never uses; they and
+            the part of the graph only they need are removed before the session is built.
+    """
+
+    def __init__(self, path: Union[str, Path], providers: Sequence[str] = DEFAULT_PROVIDERS,
+                 threads: Optional[int] = None, require_gpu: bool = False, warmup: bool = True,
+                 input_shape: Optional[Sequence[Optional[int]]] = None,
+                 output_shapes: Optional[Sequence[Sequence[Optional[int]]]] = None,
+                 cache_dir: Optional[Union[str, Path]] = None,
+                 drop_outputs: Optional[Callable[[str, Shape], bool]] = None) -> None:
+        import onnxruntime as ort
+
+        self.path = resolve_model_path(path)
+        self.name = self.path.stem
+        self.threads = int(threads) if threads else default_threads()
+        available = ort.get_available_providers()
+        chosen = select_providers(providers, available)
+        skipped = [provider_name(p) for p in providers
+                   if provider_name(p) not in chosen]
+        if skipped:
+            LOG.debug("%s: providers not offered by this onnxruntime build: %s", self.name, skipped)
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        if usable_cores() <= 4:
+            # several sessions run one after another on few cores: spinning threads steal the CPU
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        provider_args: List = []
+        for p in chosen:
+            if p == "TensorrtExecutionProvider":
+                cache = Path(cache_dir) if cache_dir else _trt_cache_dir()
+                provider_args.append((p, {"trt_engine_cache_enable": True,
+                                          "trt_engine_cache_path": str(cache)}))
+            else:
+                provider_args.append(p)
+        try:
+            pruned = pruned_model_bytes(self.path, drop_outputs) if drop_outputs else None
+            self.session = ort.InferenceSession(pruned if pruned else str(self.path),
+                                                sess_options=so, providers=provider_args)
+        except Exception as exc:  # onnxruntime raises several exception types
+            raise ModelLoadError(f"could not load ONNX model {self.path}: {exc}") from exc
+
+        self.providers: List[str] = list(self.session.get_providers())
+        self.provider: str = self.providers[0] if self.providers else "CPUExecutionProvider"
+        wanted_first = provider_name(providers[0]) if providers else "CPUExecutionProvider"
+        if self.provider != wanted_first:
+            key = (tuple(providers), self.provider)
+            log = LOG.debug if key in _FALLBACKS_WARNED else LOG.warning
+            _FALLBACKS_WARNED.add(key)
+            log("%s: running on %s, not %s (onnxruntime offers %s)", self.name,
+                self.provider, wanted_first, available)
+        if require_gpu and self.provider not in GPU_PROVIDERS:
+            raise RuntimeError(
+                f"{self.name}: a GPU execution provider is required but none works here "
+                f"(onnxruntime offers {available}; in use: {self.providers}). Install "
+                f"onnxruntime-gpu with matching CUDA/TensorRT libraries, or set require_gpu=False")
+
+        self.inputs = self.session.get_inputs()
+        self.outputs = self.session.get_outputs()
+        self.input_names = [i.name for i in self.inputs]
+        self.output_names = [o.name for o in self.outputs]
+        self.input_shapes: List[Shape] = [_dims(i.shape) for i in self.inputs]
+        self.output_shapes: List[Shape] = [_dims(o.shape) for o in self.outputs]
+        if input_shape is not None:
+            self.check_input_shape(input_shape)
+        if output_shapes is not None:
+            self.check_output_shapes(output_shapes)
+        if warmup:
+            self.warmup()
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def input_shape(self) -> Shape:
+        """Shape of the (first) input; ``None`` where dynamic."""
+        return self.input_shapes[0]
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """True when the first input's batch dimension is dynamic (batches > 1 allowed)."""
+        return self.input_shape[0] is None
+
+    def describe(self) -> str:
+        ins = ", ".join(f"{n}{list(s)}" for n, s in zip(self.input_names, self.input_shapes))
+        outs = ", ".join(f"{n}{list(s)}" for n, s in zip(self.output_names, self.output_shapes))
+        return f"{self.path.name}: inputs {ins}; outputs {outs}"
+
+    def check_input_shape(self, expected: Sequence[Optional[int]]) -> None:
+        if len(self.inputs) != 1:
+            raise ModelLoadError(f"{self.describe()}: expected exactly one input")
+        if not _shape_matches(self.input_shape, expected):
+            raise ModelLoadError(f"{self.describe()}: input shape {list(self.input_shape)} does "
+                                 f"not match the expected {list(expected)}")
+
+    def check_output_shapes(self, expected: Sequence[Sequence[Optional[int]]]) -> None:
+        for e in expected:
+            if not any(_shape_matches(s, e) for s in self.output_shapes):
+                raise ModelLoadError(f"{self.describe()}: no output of shape {list(e)}")
+
+    def find_output(self, name: Optional[str] = None,
+                    shape: Optional[Sequence[Optional[int]]] = None,
+                    where: Optional[Callable[[Shape], bool]] = None) -> int:
+        """Index of the one output with this name, or matching this shape (``None`` = any
+        size in that dimension), or for which ``where(shape)`` holds. Raises ``ModelLoadError``
+        listing the outputs when none or several match."""
+        if name is not None:
+            if name in self.output_names:
+                return self.output_names.index(name)
+            raise ModelLoadError(f"{self.describe()}: no output named '{name}'")
+        if shape is not None:
+            hits = [i for i, s in enumerate(self.output_shapes) if _shape_matches(s, shape)]
+            what = f"shape {list(shape)}"
+        elif where is not None:
+            hits = [i for i, s in enumerate(self.output_shapes) if where(s)]
+            what = "the given condition"
+        else:
+            raise ValueError("find_output needs name, shape or where")
+        if len(hits) != 1:
+            raise ModelLoadError(f"{self.describe()}: {len(hits)} outputs match {what}, "
+                                 f"expected exactly one")
+        return hits[0]
+
+    # ------------------------------------------------------------------ running
+    def run(self, feed: Union[np.ndarray, Mapping[str, np.ndarray]],
+            outputs: Optional[Sequence[str]] = None) -> List[np.ndarray]:
+        """Run the model. ``feed``: the input array (single-input models) or a name -> array
+        dict. Returns all outputs in the model's order (or those named in ``outputs``)."""
+        if isinstance(feed, np.ndarray):
+            feed = {self.input_names[0]: feed}
+        return self.session.run(outputs, feed)
+
+    def warmup(self, batch: int = 1) -> None:
+        """One inference on zeros (dynamic dimensions other than batch taken as 1)."""
+        feed = {}
+        for inp, shape in zip(self.inputs, self.input_shapes):
+            dims = [batch if (i == 0 and d is None) else (d or 1) for i, d in enumerate(shape)]
+            dtype = np.float32 if "float" in inp.type else np.int64
+            feed[inp.name] = np.zeros(dims, dtype)
+        self.session.run(None, feed)
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({self.path.name}, provider={self.provider}, threads={self.threads})"

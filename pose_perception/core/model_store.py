@@ -1,0 +1,162 @@
+"""Where the provisioned ONNX models live, and checks that they are there and intact (ROS-free).
+
+The models are converted from MediaPipe 0.10.14's TFLite files by ``pose-perception provision``
+(``python -m pose_perception.provision``; ``make setup`` runs it) into a cache outside the
+repository: ``$POSE_PERCEPTION_MODEL_DIR`` if set, else ``~/.cache/pose_perception/models/``,
+next to a ``manifest.json`` (source wheel, sha256 of every file, validation numbers, I/O shapes).
+
+This module is deliberately light: it imports neither onnx nor tensorflow (``verify`` loads a
+model with onnxruntime, imported lazily).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+PROVISION_COMMAND = "pose-perception provision"
+PROVISION_HINT = (f"run `{PROVISION_COMMAND}` (or `make setup`, or "
+                  f"`python -m pose_perception.provision`)")
+MANIFEST_NAME = "manifest.json"
+NOTICE_NAME = "NOTICE"
+ENV_MODEL_DIR = "POSE_PERCEPTION_MODEL_DIR"
+ENV_CACHE_DIR = "POSE_PERCEPTION_CACHE"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One provisioned model: its cache name, where it comes from, and its input."""
+
+    name: str                         # cache file is f"{name}.onnx"
+    wheel_member: str                 # path of the .tflite inside the mediapipe wheel
+    input_shape: Tuple[int, int, int, int]   # NHWC, batch 1 as documented
+    input_range: Tuple[float, float]  # expected pixel value range (RGB float32)
+    dynamic_batch: bool               # provisioning tries a dynamic batch dimension
+    # logit-map outputs too ill-conditioned to compare raw (|logit| ~ 1e3): validated as sigmoid
+    sigmoid_outputs: Tuple[str, ...] = ()
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.onnx"
+
+
+_MODULES = "mediapipe/modules"
+MODELS: Dict[str, ModelSpec] = {s.name: s for s in (
+    ModelSpec("pose_detection", f"{_MODULES}/pose_detection/pose_detection.tflite",
+              (1, 224, 224, 3), (-1.0, 1.0), False),
+    ModelSpec("pose_landmark_full", f"{_MODULES}/pose_landmark/pose_landmark_full.tflite",
+              (1, 256, 256, 3), (0.0, 1.0), True, sigmoid_outputs=("Identity_2",)),
+    ModelSpec("face_detection_short_range",
+              f"{_MODULES}/face_detection/face_detection_short_range.tflite",
+              (1, 128, 128, 3), (-1.0, 1.0), False),
+    ModelSpec("face_detection_full_range",
+              f"{_MODULES}/face_detection/face_detection_full_range_sparse.tflite",
+              (1, 192, 192, 3), (-1.0, 1.0), False),
+    ModelSpec("face_landmark", f"{_MODULES}/face_landmark/face_landmark.tflite",
+              (1, 192, 192, 3), (0.0, 1.0), True),
+    ModelSpec("palm_detection_full", f"{_MODULES}/palm_detection/palm_detection_full.tflite",
+              (1, 192, 192, 3), (0.0, 1.0), False),
+    ModelSpec("hand_landmark_full", f"{_MODULES}/hand_landmark/hand_landmark_full.tflite",
+              (1, 224, 224, 3), (0.0, 1.0), True),
+)}
+MODEL_NAMES = tuple(MODELS)
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A provisioned model (or the model cache) is missing."""
+
+
+class ModelCorruptError(RuntimeError):
+    """A model file does not match its manifest entry or cannot be loaded."""
+
+
+def cache_root() -> Path:
+    """Root of the package's cache (models, converter and oracle environments)."""
+    env = os.environ.get(ENV_CACHE_DIR)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "pose_perception"
+
+
+def model_dir() -> Path:
+    """The model directory: ``$POSE_PERCEPTION_MODEL_DIR`` or ``<cache_root>/models``."""
+    env = os.environ.get(ENV_MODEL_DIR)
+    return Path(env).expanduser() if env else cache_root() / "models"
+
+
+def _spec(name: str) -> ModelSpec:
+    key = name[:-5] if name.endswith(".onnx") else name
+    try:
+        return MODELS[key]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}") from None
+
+
+def model_path(name: str, models_dir: Optional[Union[str, Path]] = None) -> Path:
+    """Path of a provisioned model file; raises ModelNotFoundError naming file and command."""
+    spec = _spec(name)
+    path = Path(models_dir) if models_dir is not None else model_dir()
+    path = path / spec.filename
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"model file {spec.filename} not found at {path}: {PROVISION_HINT} to create it"
+            f" (models directory: ${ENV_MODEL_DIR} or ~/.cache/pose_perception/models)")
+    return path
+
+
+def load_manifest(models_dir: Optional[Union[str, Path]] = None) -> dict:
+    """The parsed manifest.json of the model directory (ModelNotFoundError if absent)."""
+    d = Path(models_dir) if models_dir is not None else model_dir()
+    path = d / MANIFEST_NAME
+    if not path.is_file():
+        raise ModelNotFoundError(f"model manifest {path} not found: {PROVISION_HINT}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise ModelCorruptError(f"model manifest {path} is unreadable ({e}): "
+                                f"{PROVISION_HINT} --force") from e
+
+
+def model_info(name: str, models_dir: Optional[Union[str, Path]] = None) -> dict:
+    """Manifest entry of one model (inputs/outputs with shapes, batch, sha256, validation)."""
+    spec = _spec(name)
+    entry = load_manifest(models_dir).get("models", {}).get(spec.name)
+    if entry is None:
+        raise ModelNotFoundError(f"model {spec.name} is not in the manifest: {PROVISION_HINT}")
+    return entry
+
+
+def sha256_file(path: Union[str, Path], chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(name: str, models_dir: Optional[Union[str, Path]] = None, load: bool = True) -> Path:
+    """Check a model file against the manifest (sha256) and, if ``load``, with onnxruntime.
+
+    Returns the path; raises ModelNotFoundError (missing) or ModelCorruptError (mismatch or
+    unloadable), each naming the file and the command that re-creates it.
+    """
+    path = model_path(name, models_dir)
+    entry = model_info(name, models_dir)
+    fix = f"{PROVISION_HINT} to re-create it"
+    expected = entry.get("onnx_sha256")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelCorruptError(f"model file {path} is corrupt (sha256 {actual[:12]}... does not "
+                                f"match the manifest's {str(expected)[:12]}...): {fix}")
+    if load:
+        import onnxruntime as ort  # lazy: keeps importing this module cheap
+
+        try:
+            ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - any load failure means corrupt
+            raise ModelCorruptError(f"model file {path} cannot be loaded by onnxruntime "
+                                    f"({type(e).__name__}: {str(e)[:200]}): {fix}") from e
+    return path

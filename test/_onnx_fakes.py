@@ -1,0 +1,32 @@
+"""Tiny synthetic ONNX models for unit tests (no provisioned models needed)."""
+from pathlib import Path
+from typing import Dict, Sequence
+
+import numpy as np
+
+
+def constant_model(path: Path, input_shape: Sequence, outputs: Dict[str, np.ndarray],
+                   opset: int = 17) -> Path:
+    """A model with one float input of ``input_shape`` (str = symbolic dim) whose outputs are
+    the given constants (plus 0 * mean(input), so that the input is really used)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0)]
+    inits, outs = [], []
+    for i, (name, value) in enumerate(outputs.items()):
+        value = np.asarray(value, np.float32)
+        inits.append(numpy_helper.from_array(value, f"c{i}"))
+        inits.append(numpy_helper.from_array(np.zeros((), np.float32), f"z{i}"))
+        nodes.append(helper.make_node("Mul", ["m", f"z{i}"], [f"mz{i}"]))
+        nodes.append(helper.make_node("Add", [f"c{i}", f"mz{i}"], [name]))
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
+    graph = helper.make_graph(
+        nodes, "fake",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(input_shape))],
+        outs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)

@@ -1,0 +1,111 @@
+"""OnnxModel: provider selection and fallback, shape checks, output lookup, clear load errors."""
+import logging
+
+import numpy as np
+import pytest
+
+from _onnx_fakes import constant_model
+from pose_perception.core import inference
+from pose_perception.core.inference import (GPU_PROVIDERS, ModelLoadError, OnnxModel,
+                                            provider_name, select_providers)
+
+ort = pytest.importorskip("onnxruntime")
+HAS_GPU = bool(set(ort.get_available_providers()) & GPU_PROVIDERS)
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "fake.onnx"
+    return constant_model(path, ["batch", 8, 8, 3], {
+        "scores": np.full((1, 10, 1), 0.25), "boxes": np.arange(40).reshape(1, 10, 4)})
+
+
+def test_provider_names():
+    assert provider_name("cuda") == "CUDAExecutionProvider"
+    assert provider_name("TensorRT") == "TensorrtExecutionProvider"
+    assert provider_name("CPUExecutionProvider") == "CPUExecutionProvider"
+    with pytest.raises(ValueError, match="unknown execution provider"):
+        provider_name("quantum")
+
+
+def test_select_providers_keeps_order_and_falls_back_to_cpu():
+    cpu_only = ["CPUExecutionProvider"]
+    both = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert select_providers(("tensorrt", "cuda", "cpu"), cpu_only) == cpu_only
+    assert select_providers(("cuda", "tensorrt"), both) == [
+        "CUDAExecutionProvider", "TensorrtExecutionProvider", "CPUExecutionProvider"]
+    assert select_providers(("cuda",), ["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
+        "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert select_providers((), cpu_only) == cpu_only
+
+
+def test_default_threads_bounded():
+    assert 1 <= inference.default_threads() <= inference.MAX_DEFAULT_THREADS
+
+
+def test_runs_and_reports_provider(fake):
+    m = OnnxModel(fake, providers=("cpu",), threads=1)
+    assert m.provider == "CPUExecutionProvider"
+    assert m.dynamic_batch and m.input_shape == (None, 8, 8, 3)
+    scores, boxes = m.run(np.ones((2, 8, 8, 3), np.float32))
+    assert scores.shape == (1, 10, 1) and np.allclose(scores, 0.25)
+    assert np.array_equal(boxes[0, 3], [12, 13, 14, 15])
+
+
+@pytest.mark.skipif(HAS_GPU, reason="a GPU provider is available here")
+def test_gpu_request_falls_back_to_cpu_with_warning(fake, caplog, monkeypatch):
+    monkeypatch.setattr(inference, "_FALLBACKS_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="pose_perception.core.inference"):
+        m = OnnxModel(fake, providers=("tensorrt", "cuda", "cpu"), threads=1)
+    assert m.provider == "CPUExecutionProvider"
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "CPUExecutionProvider" in warned[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pose_perception.core.inference"):
+        OnnxModel(fake, providers=("tensorrt", "cuda", "cpu"), threads=1)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]   # once per process
+
+
+@pytest.mark.skipif(HAS_GPU, reason="a GPU provider is available here")
+def test_require_gpu_raises_clearly(fake):
+    with pytest.raises(RuntimeError, match="GPU execution provider is required"):
+        OnnxModel(fake, providers=("cuda", "cpu"), require_gpu=True, threads=1)
+
+
+def test_output_lookup_by_shape_and_name(fake):
+    m = OnnxModel(fake, providers=("cpu",), threads=1, warmup=False)
+    assert m.find_output(shape=(None, 10, 4)) == m.output_names.index("boxes")
+    assert m.find_output(where=lambda s: s[-1] == 1) == m.output_names.index("scores")
+    assert m.find_output(name="scores") == m.output_names.index("scores")
+    with pytest.raises(ModelLoadError, match="2 outputs match"):
+        m.find_output(shape=(1, 10, None))
+    with pytest.raises(ModelLoadError, match="no output named"):
+        m.find_output(name="nope")
+
+
+def test_shape_checks_at_load(fake):
+    OnnxModel(fake, providers=("cpu",), input_shape=(None, 8, 8, 3),
+              output_shapes=[(1, 10, 4), (1, 10, 1)], warmup=False)
+    with pytest.raises(ModelLoadError, match=r"input shape .* does not match"):
+        OnnxModel(fake, providers=("cpu",), input_shape=(1, 256, 256, 3), warmup=False)
+    with pytest.raises(ModelLoadError, match="no output of shape"):
+        OnnxModel(fake, providers=("cpu",), output_shapes=[(1, 39, 5)], warmup=False)
+
+
+def test_bad_and_missing_model_files(tmp_path):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"this is not a protobuf")
+    with pytest.raises(ModelLoadError, match="could not load ONNX model"):
+        OnnxModel(bad, providers=("cpu",))
+    with pytest.raises(FileNotFoundError):
+        OnnxModel(tmp_path / "does_not_exist.onnx", providers=("cpu",))
+
+
+def test_unused_outputs_pruned(fake):
+    pytest.importorskip("onnx")
+    m = OnnxModel(fake, providers=("cpu",), threads=1,
+                  drop_outputs=lambda name, shape: name == "boxes")
+    assert m.output_names == ["scores"]
+    (scores,) = m.run(np.zeros((1, 8, 8, 3), np.float32))
+    assert np.allclose(scores, 0.25)
+    assert inference.pruned_model_bytes(m.path, lambda n, s: False) is None
