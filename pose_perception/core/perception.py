@@ -1,0 +1,130 @@
+"""The whole ROS-free per-frame pipeline: keypoints → 3D lifting → face–body association →
+tracking → smoothing. The ROS node and the benchmarks call this; each stage lives in its own
+module and is usable alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional
+
+import numpy as np
+
+from .association import AssociationConfig, associate_frame, sync_face_track_ids
+from .camera import CameraModel
+from .keypoint_pipeline import KeypointConfig, KeypointPipeline
+from .lifting import Lifter, LiftingConfig
+from .smoothing import PersonSmoother, SmootherConfig
+from .tracking import Tracker, TrackerConfig
+from .types import FrameResult
+
+LOG = logging.getLogger(__name__)
+
+
+def dataclass_from_dict(cls, values: Optional[Mapping[str, Any]], section: str = ""):
+    """Build dataclass ``cls`` from a mapping; unknown keys are a clear ``ValueError``; lists
+    become tuples where the default is a tuple."""
+    values = dict(values or {})
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        where = f" in section '{section}'" if section else ""
+        raise ValueError(f"unknown parameter(s) {unknown}{where}; valid: {sorted(names)}")
+    for key, value in list(values.items()):
+        default = names[key].default
+        if isinstance(default, tuple) and isinstance(value, list):
+            values[key] = tuple(value)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid parameters{' in ' + section if section else ''}: {exc}") from exc
+
+
+@dataclass
+class PerceptionConfig:
+    keypoints: KeypointConfig = field(default_factory=KeypointConfig)
+    lifting: LiftingConfig = field(default_factory=LiftingConfig)
+    association: AssociationConfig = field(default_factory=AssociationConfig)
+    tracking: TrackerConfig = field(default_factory=TrackerConfig)
+    smoothing: SmootherConfig = field(default_factory=SmootherConfig)
+    enable_tracking: bool = True
+    enable_smoothing: bool = True
+    backwards_tolerance_s: float = 0.001   # stamps further back than this reset tracking
+
+    @classmethod
+    def from_dict(cls, values: Optional[Mapping[str, Any]]) -> "PerceptionConfig":
+        values = dict(values or {})
+        sections = {"keypoints": KeypointConfig, "lifting": LiftingConfig,
+                    "association": AssociationConfig, "tracking": TrackerConfig,
+                    "smoothing": SmootherConfig}
+        kwargs = {name: dataclass_from_dict(kind, values.pop(name, None), name)
+                  for name, kind in sections.items()}
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown}; valid sections: {sorted(sections)}"
+                             ", plus enable_tracking, enable_smoothing, backwards_tolerance_s")
+        return cls(**kwargs, **values)
+
+
+class Perception:
+    """Runs the stages for one colour frame (and its depth, when there is one)."""
+
+    def __init__(self, config: Optional[PerceptionConfig] = None,
+                 keypoints: Optional[KeypointPipeline] = None) -> None:
+        self.config = config or PerceptionConfig()
+        self.keypoints = keypoints or KeypointPipeline(self.config.keypoints)
+        self.lifter = Lifter(self.config.lifting)
+        self.tracker = Tracker(self.config.tracking)
+        self.smoother = PersonSmoother(self.config.smoothing)
+        self._last_stamp: Optional[float] = None
+        self.resets = 0
+
+    @property
+    def provider(self) -> str:
+        return self.keypoints.provider
+
+    def reset(self) -> None:
+        """Forget everything that depends on time (tracked crops, tracks, filter states)."""
+        self.keypoints.reset()
+        self.tracker.reset()
+        self.smoother.reset()
+        self._last_stamp = None
+        self.resets += 1
+
+    def process(self, rgb: np.ndarray, stamp_s: float, depth_m: Optional[np.ndarray] = None,
+                camera: Optional[CameraModel] = None,
+                depth_camera: Optional[CameraModel] = None) -> FrameResult:
+        """One frame. ``depth_m``: float32 metres (NaN invalid), registered to the colour image
+        (same or another resolution; ``depth_camera`` describes it when its size differs).
+        Without depth or camera the result is 2D only (every 3D field invalid)."""
+        t0 = time.perf_counter()
+        stamp_s = float(stamp_s)
+        warnings = []
+        if self._last_stamp is not None and stamp_s < self._last_stamp - \
+                self.config.backwards_tolerance_s:
+            warnings.append(f"time went backwards by {self._last_stamp - stamp_s:.3f} s "
+                            "(bag loop?): tracking reset")
+            self.reset()
+        self._last_stamp = stamp_s
+
+        result = self.keypoints.process(rgb)
+        result.warnings[:0] = warnings
+        if depth_m is not None and camera is not None:
+            t = time.perf_counter()
+            self.lifter.lift_frame(result, depth_m, camera, depth_camera)
+            result.timings_ms["lift"] = (time.perf_counter() - t) * 1e3
+        elif depth_m is not None:
+            result.warnings.append("depth given without a colour camera model: 2D only")
+
+        t = time.perf_counter()
+        associate_frame(result, self.config.association)
+        if self.config.enable_tracking:
+            result.persons = self.tracker.update(result.persons, stamp_s)
+            if self.config.enable_smoothing:
+                result.persons = self.smoother.update(result.persons, stamp_s)
+        sync_face_track_ids(result.persons)
+        result.timings_ms["track"] = (time.perf_counter() - t) * 1e3
+        result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
+        return result
