@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""Convert MediaPipe TFLite models (read from the mediapipe wheel) to validated ONNX files.
+
+Runs inside the isolated *converter* virtual environment (tensorflow-cpu, tf2onnx, onnx,
+onnxruntime) created by ``pose_perception.provision``; it imports nothing from pose_perception.
+
+    python tflite_to_onnx.py --jobs jobs.json --report report.json
+
+``jobs.json``: ``{"wheel": path, "opset": 17, "test_image": path or null, "models": [job, ...]}``
+with ``job = {"name", "member" (path inside the wheel), "output" (ONNX path),
+"input_range" ([lo, hi]), "dynamic_batch" (bool), "sigmoid_outputs" (TFLite output names of
+ill-conditioned logit maps, e.g. segmentation, validated after a sigmoid)}``.
+
+For each model it:
+1. reads the .tflite from the wheel; if it holds ``DENSIFY`` ops (sparse weights), computes the
+   dense values with the TFLite interpreter (``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` -- with the
+   default XNNPACK delegate they read back as zeros) and writes them back into the flatbuffer,
+   dropping the ``DENSIFY`` ops (tf2onnx cannot read sparse tensors);
+2. converts with tf2onnx at the requested opset and checks the result with ``onnx.checker``;
+3. optionally makes the batch dimension dynamic, keeping it only if a batch of 3 gives the same
+   outputs as three batch-1 runs (else the model stays batch 1);
+4. compares onnxruntime against the TFLite interpreter on one test input (a real photo when one
+   is given, else a deterministic synthetic image) and records the max abs difference per output.
+
+The report (JSON) lists per model: tflite sha256, densified tensors, opset, batch, validation
+diffs, input/output names and shapes, converter versions; or an ``error``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+import zipfile
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# ONNX vs TFLite, allowed per element: ATOL * max(1, max |tflite|) + RTOL * |tflite|
+# (RTOL covers outputs with huge logits, e.g. pose segmentation logits of magnitude ~1e3).
+VALIDATION_ATOL = 1e-3
+VALIDATION_RTOL = 1e-2
+# Batch-3 vs 3x batch-1 difference allowed (same relative scale).
+BATCH_TOL = 1e-4
+DENSIFY = 124  # tflite BuiltinOperator.DENSIFY
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ----------------------------------------------------------------------------- TFLite side
+def make_interpreter(model_bytes: bytes, preserve: bool = False):
+    """TFLite interpreter without the default XNNPACK delegate (see module docstring)."""
+    import tensorflow as tf
+
+    return tf.lite.Interpreter(
+        model_content=model_bytes,
+        experimental_op_resolver_type=(
+            tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES),
+        experimental_preserve_all_tensors=preserve,
+        num_threads=2,
+    )
+
+
+def densify(model_bytes: bytes):
+    """Return (dense model bytes, list of densified tensor names); unchanged when not sparse."""
+    from tensorflow.lite.tools import flatbuffer_utils as fbu
+
+    model = fbu.read_model_from_bytearray(bytearray(model_bytes))
+    densify_codes = {
+        i for i, oc in enumerate(model.operatorCodes)
+        if max(oc.builtinCode, oc.deprecatedBuiltinCode) == DENSIFY
+    }
+    if not densify_codes:
+        return model_bytes, []
+    if len(model.subgraphs) != 1:
+        raise RuntimeError("densify: only single-subgraph models are supported")
+    interp = make_interpreter(model_bytes, preserve=True)
+    interp.allocate_tensors()
+    for d in interp.get_input_details():
+        interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+    interp.invoke()
+    sg = model.subgraphs[0]
+    names = []
+    kept_ops = []
+    for op in sg.operators:
+        if op.opcodeIndex not in densify_codes:
+            kept_ops.append(op)
+            continue
+        src, dst = int(op.inputs[0]), int(op.outputs[0])
+        dense = np.ascontiguousarray(interp.get_tensor(dst))
+        if not np.any(dense):
+            raise RuntimeError(f"densify: tensor {dst} read back as all zeros")
+        t_dst = sg.tensors[dst]
+        buf = copy.deepcopy(model.buffers[0])  # an empty Buffer object of the right class
+        buf.data = np.frombuffer(dense.tobytes(), np.uint8)
+        buf.offset, buf.size = 0, 0
+        model.buffers.append(buf)
+        t_dst.buffer = len(model.buffers) - 1
+        # the sparse source tensor becomes an unused dense constant (tf2onnx reads all constants)
+        t_src = sg.tensors[src]
+        t_src.sparsity = None
+        t_src.buffer = t_dst.buffer
+        names.append(t_dst.name.decode() if isinstance(t_dst.name, bytes) else str(t_dst.name))
+    sg.operators = kept_ops
+    return bytes(fbu.convert_object_to_bytearray(model)), names
+
+
+def run_tflite(model_bytes: bytes, x: np.ndarray):
+    """Outputs of the TFLite model on x, as a list of (name, array) in output order."""
+    interp = make_interpreter(model_bytes)
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], x)
+    interp.invoke()
+    return [(d["name"], interp.get_tensor(d["index"]).copy()) for d in interp.get_output_details()]
+
+
+# ----------------------------------------------------------------------------- ONNX side
+def make_batch_dynamic(model_proto):
+    """Symbolic batch dim on inputs/outputs; constant Reshape targets with leading 1 -> -1."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = copy.deepcopy(model_proto)
+    g = m.graph
+    for vi in list(g.input) + list(g.output):
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) and dims[0].HasField("dim_value") and dims[0].dim_value == 1:
+            dims[0].Clear()
+            dims[0].dim_param = "batch"
+    del g.value_info[:]
+    inits = {t.name: t for t in g.initializer}
+    consts = {n.output[0]: n for n in g.node if n.op_type == "Constant"}
+    for node in g.node:
+        if node.op_type != "Reshape" or len(node.input) < 2:
+            continue
+        name = node.input[1]
+        if name in inits:
+            arr = numpy_helper.to_array(inits[name]).copy()
+            if arr.ndim == 1 and arr.size >= 2 and arr[0] == 1 and -1 not in arr[1:]:
+                arr[0] = -1
+                inits[name].CopyFrom(numpy_helper.from_array(arr, name))
+        elif name in consts:
+            attr = consts[name].attribute[0]
+            arr = numpy_helper.to_array(attr.t).copy()
+            if arr.ndim == 1 and arr.size >= 2 and arr[0] == 1 and -1 not in arr[1:]:
+                arr[0] = -1
+                attr.t.CopyFrom(numpy_helper.from_array(arr, attr.t.name))
+    onnx.checker.check_model(m)
+    return m
+
+
+def _structural_keys(g):
+    """Per node, a hash of what it computes (op, attributes, inputs' keys or constant values),
+    independent of tensor names: equal only for identical computations."""
+    def unnamed(proto) -> bytes:
+        proto = copy.deepcopy(proto)
+        if hasattr(proto, "t") and proto.HasField("t"):
+            proto.t.name = ""
+        elif not hasattr(proto, "t"):
+            proto.name = ""
+        return proto.SerializeToString()
+
+    consts = {t.name: hashlib.sha1(unnamed(t)).hexdigest() for t in g.initializer}
+    out_key = {v.name: "input:" + v.name for v in g.input}
+    keys = []
+    for n in g.node:  # tf2onnx writes nodes in a valid topological order
+        h = hashlib.sha1(n.op_type.encode())
+        for a in sorted(n.attribute, key=lambda a: a.name):
+            h.update(unnamed(a))
+        for i in n.input:
+            h.update((out_key.get(i) or consts.get(i) or ("?" + i)).encode() + b"|")
+        k = h.hexdigest()
+        keys.append(k)
+        for j, o in enumerate(n.output):
+            out_key[o] = f"{k}:{j}"
+    return keys
+
+
+def canonicalize(model_proto) -> None:
+    """Make the file byte-identical from run to run: tf2onnx orders independent nodes, names
+    merged duplicates and numbers generated names differently each time. Nodes are put in a
+    topological order with ties broken by what they compute; intermediate tensors and nodes are
+    renamed ``<op>_<k>``, initializers ``const_<k>`` (graph input/output names are kept)."""
+    import heapq
+
+    g = model_proto.graph
+    nodes = list(g.node)
+    keys = _structural_keys(g)
+    producer = {o: k for k, n in enumerate(nodes) for o in n.output}
+    deps = [{producer[i] for i in n.input if i in producer} for n in nodes]
+    users = [[] for _ in nodes]
+    for k, d in enumerate(deps):
+        for j in d:
+            users[j].append(k)
+    ready = [(keys[k], k) for k, d in enumerate(deps) if not d]
+    heapq.heapify(ready)
+    order, left = [], [len(d) for d in deps]
+    while ready:
+        _, k = heapq.heappop(ready)
+        order.append(k)
+        for u in users[k]:
+            left[u] -= 1
+            if left[u] == 0:
+                heapq.heappush(ready, (keys[u], u))
+    if len(order) != len(nodes):
+        raise RuntimeError("canonicalize: the graph has a cycle")
+    keep = {v.name for v in list(g.input) + list(g.output)}
+    inits = {t.name: t for t in g.initializer}
+    rename, n_const = {}, 0
+    for pos, k in enumerate(order):
+        n = nodes[k]
+        for i in n.input:
+            if i in inits and i not in rename and i not in keep:
+                rename[i] = f"const_{n_const}"
+                n_const += 1
+        for j, o in enumerate(n.output):
+            if o not in keep:
+                rename[o] = f"{n.op_type}_{pos}" + (f"_{j}" if j else "")
+        n.name = f"{n.op_type}_{pos}"
+    for n in nodes:
+        n.input[:] = [rename.get(i, i) for i in n.input]
+        n.output[:] = [rename.get(o, o) for o in n.output]
+    used = [t for t in g.initializer if t.name in rename]
+    used.sort(key=lambda t: int(rename[t.name][6:]))
+    rest = [t for t in g.initializer if t.name not in rename]
+    for t in used:
+        t.name = rename[t.name]
+    new_inits = [copy.deepcopy(t) for t in used + rest]
+    new_nodes = [copy.deepcopy(nodes[k]) for k in order]
+    del g.initializer[:]
+    g.initializer.extend(new_inits)
+    del g.node[:]
+    g.node.extend(new_nodes)
+    del g.value_info[:]
+
+
+def ort_session(model_bytes: bytes):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
+def batch_check(model_bytes: bytes, x: np.ndarray) -> float:
+    """Relative max difference between one batch-3 run and three batch-1 runs."""
+    sess = ort_session(model_bytes)
+    iname = sess.get_inputs()[0].name
+    xs = [x, np.ascontiguousarray(x[:, :, ::-1]), (x * 0.5 + 0.25 * x.max()).astype(x.dtype)]
+    batched = sess.run(None, {iname: np.concatenate(xs, 0)})
+    worst = 0.0
+    for i, xi in enumerate(xs):
+        single = sess.run(None, {iname: xi})
+        for b, s in zip(batched, single):
+            if b.shape[0] != 3 or b[i:i + 1].shape != s.shape:
+                raise RuntimeError(f"batch output shape {b.shape} vs single {s.shape}")
+            scale = max(1.0, float(np.abs(s).max()))
+            worst = max(worst, float(np.abs(b[i:i + 1] - s).max()) / scale)
+    return worst
+
+
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(a.astype(np.float64), -80.0, 80.0)))
+
+
+def io_spec(values):
+    out = []
+    for v in values:
+        dims = [d.dim_param if d.dim_param else d.dim_value for d in v.type.tensor_type.shape.dim]
+        out.append({"name": v.name, "shape": dims})
+    return out
+
+
+# ----------------------------------------------------------------------------- test input
+def test_input(shape, input_range, image_path):
+    """Float32 NHWC test input in input_range: the photo resized, or a synthetic pattern."""
+    _, h, w, c = [int(s) for s in shape]
+    if image_path:
+        import tensorflow as tf
+
+        img = tf.io.decode_image(tf.io.read_file(image_path), channels=c, expand_animations=False)
+        img = tf.image.resize(tf.cast(img, tf.float32), (h, w), method="bilinear").numpy()
+        u = np.clip(img / 255.0, 0.0, 1.0)
+    else:
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        u = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin((xx + yy) / 7.0)], -1)[..., :c]
+        u[(xx - w / 2) ** 2 + (yy - h / 3) ** 2 < (min(h, w) / 6) ** 2] = 0.8
+    lo, hi = input_range
+    return (lo + (hi - lo) * u)[None].astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- per model
+def convert_one(job, wheel_zip, opset, image_path, tmpdir):
+    import onnx
+    import tf2onnx
+
+    name = job["name"]
+    t0 = time.time()
+    raw = wheel_zip.read(job["member"])
+    rec = {"name": name, "member": job["member"], "tflite_sha256": sha256_bytes(raw)}
+    dense, densified = densify(raw)
+    rec["densified_tensors"] = densified
+    tfl_path = os.path.join(tmpdir, name + ".tflite")
+    with open(tfl_path, "wb") as f:
+        f.write(dense)
+    model_proto, _ = tf2onnx.convert.from_tflite(tfl_path, opset=opset)
+    canonicalize(model_proto)
+    onnx.checker.check_model(model_proto)
+
+    in_shape = [d.dim_value for d in model_proto.graph.input[0].type.tensor_type.shape.dim]
+    x = test_input(in_shape, job["input_range"], image_path)
+
+    rec["batch"] = 1
+    if job.get("dynamic_batch"):
+        try:
+            dyn = make_batch_dynamic(model_proto)
+            diff = batch_check(dyn.SerializeToString(), x)
+            rec["batch_check_max_rel_diff"] = diff
+            if diff <= BATCH_TOL:
+                model_proto, rec["batch"] = dyn, "dynamic"
+            else:
+                rec["batch_note"] = f"batch-3 differs from 3x batch-1 by {diff:.3g}; kept batch 1"
+        except Exception as e:  # noqa: BLE001 - any failure means: keep batch 1
+            rec["batch_note"] = f"dynamic batch failed ({type(e).__name__}: {e}); kept batch 1"
+    onnx.checker.check_model(model_proto)
+    data = model_proto.SerializeToString()
+
+    # ONNX (onnxruntime) vs the original TFLite model on the test input
+    ref = run_tflite(raw, x)  # the original (sparse) model: also validates the densify step
+    sess = ort_session(data)
+    onames = [o.name for o in sess.get_outputs()]
+    got = dict(zip(onames, sess.run(None, {sess.get_inputs()[0].name: x})))
+    diffs = {}
+    for i, (tname, tval) in enumerate(ref):
+        oname = tname if tname in got else onames[i]
+        oval = got[oname].reshape(tval.shape)
+        if tname in job.get("sigmoid_outputs", ()):
+            oval, tval = sigmoid(oval), sigmoid(tval)
+        err = np.abs(oval.astype(np.float64) - tval)
+        scale = max(1.0, float(np.abs(tval).max()))
+        allowed = VALIDATION_ATOL * scale + VALIDATION_RTOL * np.abs(tval)
+        diffs[oname] = float(err.max())
+        if not np.all(err <= allowed):
+            worst = int(np.argmax(err - allowed))
+            raise RuntimeError(f"{name}: output {oname} differs from TFLite by "
+                               f"{err.flat[worst]:.3g} at element {worst} "
+                               f"(allowed {allowed.flat[worst]:.3g})")
+    missing = set(job.get("sigmoid_outputs", ())) - {n for n, _ in ref}
+    if missing:
+        raise RuntimeError(f"{name}: sigmoid_outputs {sorted(missing)} are not TFLite outputs")
+    rec["validation_max_abs_diff"] = diffs
+    rec["validation_sigmoid_outputs"] = list(job.get("sigmoid_outputs", ()))
+    rec["opset"] = opset
+    rec["inputs"] = io_spec(model_proto.graph.input)
+    rec["outputs"] = io_spec(model_proto.graph.output)
+
+    out = job["output"]
+    tmp_out = out + ".part"
+    with open(tmp_out, "wb") as f:
+        f.write(data)
+    os.replace(tmp_out, out)
+    rec["onnx_sha256"] = sha256_bytes(data)
+    rec["onnx_bytes"] = len(data)
+    rec["seconds"] = round(time.time() - t0, 1)
+    return rec
+
+
+def versions():
+    import onnx
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    return {"python": sys.version.split()[0], "tensorflow": tf.__version__,
+            "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__, "numpy": np.__version__}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", required=True, help="jobs JSON file")
+    ap.add_argument("--report", required=True, help="where to write the report JSON")
+    args = ap.parse_args(argv)
+    with open(args.jobs) as f:
+        jobs = json.load(f)
+    report = {"versions": versions(), "test_image": jobs.get("test_image"), "models": []}
+    failed = 0
+    with zipfile.ZipFile(jobs["wheel"]) as wz, tempfile.TemporaryDirectory() as tmp:
+        for job in jobs["models"]:
+            try:
+                rec = convert_one(job, wz, int(jobs.get("opset", 17)), jobs.get("test_image"), tmp)
+                worst = max(rec["validation_max_abs_diff"].values())
+                log(f"  converted {job['name']}: batch={rec['batch']} max|onnx-tflite|={worst:.2e}"
+                    f" ({rec['seconds']} s)")
+            except Exception as e:  # noqa: BLE001 - reported per model, run continues
+                failed += 1
+                rec = {"name": job["name"], "error": f"{type(e).__name__}: {e}",
+                       "traceback": traceback.format_exc()}
+                log(f"  FAILED {job['name']}: {rec['error']}")
+            report["models"].append(rec)
+    with open(args.report, "w") as f:
+        json.dump(report, f, indent=1)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

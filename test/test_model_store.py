@@ -1,0 +1,156 @@
+"""Model cache: clear errors for missing/corrupt models, a complete manifest, loadable models."""
+import ast
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pose_perception import provision
+from pose_perception.core import model_store as ms
+from pose_perception.core.model_store import (MODEL_NAMES, MODELS, ModelCorruptError,
+                                              ModelNotFoundError)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def models_dir() -> Path:
+    """The provisioned model cache; skips (naming the command) where it was not provisioned."""
+    d = ms.model_dir()
+    if not (d / ms.MANIFEST_NAME).is_file():
+        pytest.skip(f"models not provisioned in {d}: run `pose-perception provision`")
+    return d
+
+
+@pytest.fixture(scope="module")
+def manifest(models_dir) -> dict:
+    return ms.load_manifest(models_dir)
+
+
+def _fake_cache(tmp_path: Path, name: str, data: bytes, sha: str) -> Path:
+    (tmp_path / MODELS[name].filename).write_bytes(data)
+    (tmp_path / ms.MANIFEST_NAME).write_text(json.dumps(
+        {"models": {name: {"file": MODELS[name].filename, "onnx_sha256": sha}}}))
+    return tmp_path
+
+
+# ---------------------------------------------------------------- errors (no models needed)
+def test_missing_model_error_names_file_and_command(tmp_path, monkeypatch):
+    monkeypatch.setenv(ms.ENV_MODEL_DIR, str(tmp_path))
+    assert ms.model_dir() == tmp_path
+    with pytest.raises(ModelNotFoundError) as ei:
+        ms.model_path("pose_landmark_full")
+    msg = str(ei.value)
+    assert isinstance(ei.value, FileNotFoundError)
+    assert "pose_landmark_full.onnx" in msg and str(tmp_path) in msg
+    assert "pose-perception provision" in msg and "make setup" in msg
+    assert "\n" not in msg
+
+
+def test_model_path_accepts_suffix_and_rejects_unknown(tmp_path):
+    (tmp_path / "face_landmark.onnx").write_bytes(b"x")
+    assert ms.model_path("face_landmark.onnx", tmp_path) == tmp_path / "face_landmark.onnx"
+    with pytest.raises(KeyError, match="known: pose_detection"):
+        ms.model_path("pose_heavy", tmp_path)
+
+
+def test_sha_mismatch_is_reported_as_corrupt(tmp_path):
+    d = _fake_cache(tmp_path, "hand_landmark_full", b"not the model", "0" * 64)
+    with pytest.raises(ModelCorruptError) as ei:
+        ms.verify("hand_landmark_full", d, load=False)
+    msg = str(ei.value)
+    assert "hand_landmark_full.onnx" in msg and "sha256" in msg
+    assert "pose-perception provision" in msg
+
+
+def test_unloadable_file_is_reported_as_corrupt(tmp_path):
+    data = b"\x08\x07garbage, not a protobuf" * 10
+    d = _fake_cache(tmp_path, "face_landmark", data, ms.hashlib.sha256(data).hexdigest())
+    assert ms.verify("face_landmark", d, load=False) == d / "face_landmark.onnx"
+    with pytest.raises(ModelCorruptError, match=r"face_landmark\.onnx cannot be loaded.*provision"):
+        ms.verify("face_landmark", d, load=True)
+
+
+def test_missing_manifest_and_check_cli(tmp_path, capsys):
+    (tmp_path / "pose_detection.onnx").write_bytes(b"x")
+    with pytest.raises(ModelNotFoundError, match="manifest.*pose-perception provision"):
+        ms.verify("pose_detection", tmp_path)
+    assert provision.main(["--check", "--models-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "PROBLEM" in out and "pose_landmark_full.onnx" in out
+
+
+def test_runtime_store_stays_light_and_tools_are_standalone():
+    code = ("import sys, pose_perception.core.model_store as m; m.model_dir(); "
+            "bad = [x for x in ('onnx', 'tensorflow', 'onnxruntime', 'rclpy') if x in sys.modules];"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    for script in (REPO / "pose_perception" / "tools").glob("*.py"):
+        tree = ast.parse(script.read_text())
+        mods = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        mods += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not [m for m in mods if m.startswith("pose_perception")], script
+
+
+# ---------------------------------------------------------------- the provisioned cache
+@pytest.mark.models
+def test_manifest_complete(manifest, models_dir):
+    assert manifest["license"] == "Apache-2.0"
+    assert (models_dir / manifest["notice"]).is_file()
+    assert set(manifest["models"]) == set(MODEL_NAMES)
+    for name, e in manifest["models"].items():
+        assert e["license"] == "Apache-2.0"
+        src = e["source"]
+        assert src["package"] == "mediapipe" and src["version"] == "0.10.14"
+        assert src["path_in_wheel"] == MODELS[name].wheel_member
+        assert len(src["wheel_sha256"]) == 64 and len(e["onnx_sha256"]) == 64
+        assert e["converter"]["tf2onnx"] == "1.17.0" and e["converter"]["tensorflow"] == "2.21.0"
+        assert e["opset"] == 17
+        diffs = e["validation"]["max_abs_diff_onnx_vs_tflite"]
+        assert len(diffs) == len(e["outputs"]) and max(diffs.values()) < 1e-2, (name, diffs)
+        assert e["batch"] == ("dynamic" if MODELS[name].dynamic_batch else 1), name
+        assert ms.verify(name, models_dir, load=False) == models_dir / e["file"]
+    # the sparse models were densified before conversion
+    for name in ("pose_detection", "face_detection_full_range"):
+        assert manifest["models"][name]["densified_tensors"] > 0
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_model_loads_and_runs_with_documented_shape(name, models_dir, manifest):
+    import onnxruntime as ort
+
+    path = ms.verify(name, models_dir, load=False)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    spec = MODELS[name]
+    assert tuple(inp.shape[1:]) == spec.input_shape[1:]
+    batch = 2 if spec.dynamic_batch else 1
+    x = np.full((batch,) + spec.input_shape[1:], np.mean(spec.input_range), np.float32)
+    outs = sess.run(None, {inp.name: x})
+    entry = manifest["models"][name]
+    assert [o.name for o in sess.get_outputs()] == [o["name"] for o in entry["outputs"]]
+    for got, want in zip(outs, entry["outputs"]):
+        assert got.shape[0] == batch and list(got.shape[1:]) == want["shape"][1:]
+        assert np.all(np.isfinite(got))
+
+
+@pytest.mark.models
+def test_stale_models_detects_missing_and_modified_files(tmp_path, models_dir, manifest):
+    recipe = manifest["recipe"]
+    assert provision.stale_models(models_dir, manifest, recipe) == []  # the cache is current
+    assert provision.stale_models(tmp_path, manifest, recipe) == list(MODEL_NAMES)
+    shutil.copy(models_dir / "face_detection_short_range.onnx", tmp_path)
+    stale = provision.stale_models(tmp_path, manifest, recipe)
+    assert "face_detection_short_range" not in stale and len(stale) == len(MODEL_NAMES) - 1
+    with open(tmp_path / "face_detection_short_range.onnx", "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02\x03")
+    assert "face_detection_short_range" in provision.stale_models(tmp_path, manifest, recipe)
+    assert provision.stale_models(models_dir, manifest, "other-recipe") == list(MODEL_NAMES)
