@@ -22,6 +22,7 @@ demo: setup
 	@$(VENV)/bin/pose-perception demo
 
 test: setup
+	@$(VENV)/bin/pose-perception provision --oracle
 	@cd $(CURDIR) && PYTHONDONTWRITEBYTECODE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -81,9 +81,10 @@ if [[ "$MODE" == wheels ]]; then
 fi
 
 # ---- 4. colcon build (messages + install layout) ------------------------------------------
-BUILD_INPUTS=(package.xml CMakeLists.txt msg/*.msg scripts/pose_node scripts/safety_monitor_node
-              scripts/sample_camera_node scripts/pose-perception)
-want="$MODE $(cd "$REPO" && hash_of "${BUILD_INPUTS[@]}")"
+# Everything the install tree holds: messages, build files, Python modules, launch, config.
+want="$MODE $(cd "$REPO" && find package.xml CMakeLists.txt msg scripts pose_perception launch config \
+        -type f ! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null | LC_ALL=C sort \
+        | while read -r f; do printf '%s\n' "$f"; cat "$f"; done | sha256sum | cut -c1-16)"
 INSTALL="$REPO/install"
 if [[ "$(cat "$STATE/colcon" 2>/dev/null)" != "$want" || ! -d "$INSTALL/pose_perception" ]]; then
   log "colcon build"

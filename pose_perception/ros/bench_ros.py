@@ -1,0 +1,212 @@
+"""``pose-perception bench-ros``: the node measured through ROS topics at camera rate.
+
+Recorded RGB-D frames (default: ``rgbd_dev/realsense_two_people`` of the development data when
+present, else the built-in sample) are published at ``--rate`` Hz (colour + depth + CameraInfo,
+same stamps, stamped at publication) to ``pose_node``, run in a subprocess (default) or in this
+process (``--in-process``). A collector subscribes to ``people/skeletons`` and measures, after a
+warm-up:
+
+- processed rate (skeleton arrays per second) and input rate,
+- dropped frames (published - processed) and their share,
+- end-to-end latency p50 / p95 / max: image stamp -> skeletons received by the collector (so it
+  includes the DDS hop; the node's own diagnostics report stamp -> publish),
+- max lag in frames: how many newer frames had been published when a result arrived.
+
+``--json`` prints one JSON object as the last line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+
+def default_source() -> str:
+    data = Path(os.environ.get("POSE_PERCEPTION_DATA",
+                               Path(__file__).resolve().parents[3] / "shared" / "data"))
+    for cand in (data / "rgbd_dev" / "realsense_two_people", data / "rgbd_dev" / "tue_hsr"):
+        if cand.is_dir():
+            return str(cand)
+    return ""
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="pose-perception bench-ros", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--source", default=None, help="RGB-D folder ('' = built-in sample; "
+                    "default: rgbd_dev/realsense_two_people of the development data)")
+    ap.add_argument("--rate", type=float, default=30.0, help="camera rate [Hz] (default 30)")
+    ap.add_argument("--duration", type=float, default=15.0, help="measured seconds")
+    ap.add_argument("--warmup", type=float, default=3.0, help="seconds ignored after the first "
+                    "result")
+    ap.add_argument("--in-process", action="store_true", help="run pose_node in this process")
+    ap.add_argument("--cpu", action="store_true", help="CPU only (use_gpu false)")
+    ap.add_argument("--no-face", action="store_true", help="enable_face false")
+    ap.add_argument("--startup-timeout", type=float, default=60.0,
+                    help="seconds to wait for the node's first result")
+    ap.add_argument("--json", action="store_true", help="print one JSON object as last line")
+    ap.add_argument("node_args", nargs="*", help="extra ROS arguments for pose_node after '--', "
+                    "e.g. -- -p sync_slop_s:=0.05")
+    return ap
+
+
+def summarise(latencies_ms: List[float], lags: List[int], published: int, processed: int,
+              seconds: float) -> Dict[str, object]:
+    """The report numbers from the raw measurements."""
+    lat = np.asarray(latencies_ms, float)
+
+    def pct(q):
+        return round(float(np.percentile(lat, q)), 2) if lat.size else None
+    return {
+        "published": int(published), "processed": int(processed),
+        "input_rate_hz": round(published / seconds, 2) if seconds > 0 else None,
+        "processed_rate_hz": round(processed / seconds, 2) if seconds > 0 else None,
+        "dropped": int(max(0, published - processed)),
+        "drop_fraction": round(max(0, published - processed) / published, 3) if published else None,
+        "latency_ms": {"p50": pct(50), "p95": pct(95),
+                       "max": round(float(lat.max()), 2) if lat.size else None},
+        "max_lag_frames": int(max(lags)) if lags else None,
+    }
+
+
+def run(args: argparse.Namespace) -> Dict[str, object]:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from ..msg import SkeletonArray
+    from .conversions import stamp_to_ns
+    from .sample_camera_node import SampleCameraNode, load_frames
+
+    source = default_source() if args.source is None else args.source
+    frames, desc = load_frames(source)
+    node_params = {"use_gpu": not args.cpu, "enable_face": not args.no_face,
+                   "qos_reliability": "reliable"}
+    rclpy.init()
+    proc = None
+    nodes = []
+    try:
+        cam_params = [Parameter("rate_hz", value=float(args.rate)),
+                      Parameter("loop", value=True)]
+        cam = SampleCameraNode(frames, node_name="bench_camera", description=desc,
+                               parameter_overrides=cam_params)
+        nodes.append(cam)
+        if args.in_process:
+            from .pose_node import PoseNode
+            pose = PoseNode(parameter_overrides=[Parameter(k, value=v)
+                                                 for k, v in node_params.items()])
+            nodes.append(pose)
+            provider = str(getattr(pose.perception, "provider", "?"))
+        else:
+            cmd = [sys.executable, "-m", "pose_perception.cli", "node", "--ros-args"]
+            for k, v in node_params.items():
+                cmd += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
+            cmd += list(args.node_args)
+            env = dict(os.environ)
+            pkg_parent = str(Path(__file__).resolve().parents[2])
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent,
+                                                            env.get("PYTHONPATH", "")) if p)
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True, env=env)
+            provider = "unknown (no /diagnostics received)"
+        collector = rclpy.create_node("bench_collector")
+        nodes.append(collector)
+        node_diag: Dict[str, str] = {}
+
+        def on_diag(msg):
+            for st in msg.status:
+                if st.name == "pose_perception: pose_node":
+                    node_diag.update({kv.key: kv.value for kv in st.values})
+        from diagnostic_msgs.msg import DiagnosticArray
+        collector.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+        received: List[tuple] = []   # (wall receive ns, stamp ns, newest published index)
+        collector.create_subscription(
+            SkeletonArray, "people/skeletons",
+            lambda m: received.append((collector.get_clock().now().nanoseconds,
+                                       stamp_to_ns(m.header.stamp), cam.index - 1)), 10)
+        ex = SingleThreadedExecutor()
+        for n in nodes:
+            ex.add_node(n)
+        deadline = time.monotonic() + args.startup_timeout
+        while not received:
+            ex.spin_once(timeout_sec=0.05)
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError("pose_node exited: " + (proc.stderr.read() or "")[-2000:])
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no result from pose_node within {args.startup_timeout} s")
+        t_warm = time.monotonic() + args.warmup
+        while time.monotonic() < t_warm:
+            ex.spin_once(timeout_sec=0.01)
+        first_index, n_recv0 = cam.index, len(received)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < args.duration:
+            ex.spin_once(timeout_sec=0.01)
+        seconds = time.monotonic() - t0
+        last_index = cam.index
+        cam.timer.cancel()
+        t_drain = time.monotonic() + 1.0
+        while time.monotonic() < t_drain:
+            ex.spin_once(timeout_sec=0.01)
+        stamp_to_index = {int(round(s * 1e9)): i for i, s in cam.published}
+        lat, lags, processed = [], [], 0
+        for recv_ns, stamp_ns, newest in received[n_recv0:]:
+            idx = stamp_to_index.get(stamp_ns)
+            if idx is None or not first_index <= idx < last_index:
+                continue
+            processed += 1
+            lat.append((recv_ns - stamp_ns) * 1e-6)
+            lags.append(max(0, newest - idx))
+        report = summarise(lat, lags, last_index - first_index, processed, seconds)
+        provider = node_diag.get("execution provider", provider)
+        report.update({"source": desc, "camera_rate_hz": args.rate,
+                       "mode": "in-process" if args.in_process else "subprocess",
+                       "provider": provider, "measured_s": round(seconds, 2),
+                       "node_latency_p50_p95_max_ms": node_diag.get(
+                           "end-to-end (image stamp -> published) latency p50/p95/max [ms]")})
+        return report
+    finally:
+        for n in nodes:
+            n.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        report = run(args)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        print(f"bench-ros: {exc}", file=sys.stderr)
+        return 1
+    lat = report["latency_ms"]
+    print(f"source: {report['source']} ({report['mode']}, provider: {report['provider']})")
+    print(f"camera {report['camera_rate_hz']:g} Hz for {report['measured_s']} s: published "
+          f"{report['published']}, processed {report['processed']} "
+          f"({report['processed_rate_hz']} Hz), dropped {report['dropped']} "
+          f"({report['drop_fraction']})")
+    print(f"end-to-end latency (image stamp -> skeletons received) p50 {lat['p50']} ms, p95 "
+          f"{lat['p95']} ms, max {lat['max']} ms; max lag {report['max_lag_frames']} frames")
+    if report.get("node_latency_p50_p95_max_ms"):
+        print(f"node's own stamp -> publish latency p50/p95/max: "
+              f"{report['node_latency_p50_p95_max_ms']} ms (last 300 frames)")
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""Core types <-> ROS messages: FrameResult -> SkeletonArray / FaceLandmarksArray, CameraInfo <->
+CameraModel, Image <-> numpy, SkeletonArray -> safety observations, stamps <-> seconds.
+
+Conventions of the messages (msg/*.msg): every keypoint of a layout is always present (index i
+is always the same joint); 3D fields are NaN with ``position_valid`` false when invalid; headers
+carry the colour image's stamp and the frame of the 3D fields. An optional 4x4 transform
+``T_out_cam`` moves every 3D field (points, centroid, head pose; velocity rotated) from the
+colour camera's optical frame to the output frame.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from builtin_interfaces.msg import Time as TimeMsg
+from sensor_msgs.msg import CameraInfo, Image
+
+from ..core.camera import CameraModel
+from ..core.image_codec import decode_image, encode_image
+from ..core.layouts import FACE468_TO_IBUG68
+from ..core.safety import PersonObservation
+from ..core.types import Face, FrameResult, Keypoints, Person
+from ..msg import FaceLandmarks, FaceLandmarksArray, Keypoint, Skeleton, SkeletonArray
+from . import transforms as tfm
+
+NAN = float("nan")
+FACE_LAYOUTS = ("face468", "ibug68")
+
+
+# ----------------------------------------------------------------------------------- time
+def stamp_to_sec(stamp) -> float:
+    return int(stamp.sec) + int(stamp.nanosec) * 1e-9
+
+
+def stamp_to_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def sec_to_stamp(t: float) -> TimeMsg:
+    ns = int(round(float(t) * 1e9))
+    return TimeMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+# ---------------------------------------------------------------------------------- images
+def image_msg_to_array(msg: Image) -> np.ndarray:
+    """Decoded pixels of an Image (see :func:`core.image_codec.decode_image`); raises
+    ``ImageDecodeError``."""
+    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian,
+                        msg.data)
+
+
+def array_to_image_msg(array: np.ndarray, encoding: str, header=None) -> Image:
+    h, w, step, data = encode_image(array, encoding)
+    msg = Image(height=h, width=w, encoding=encoding, is_bigendian=0, step=step)
+    msg.data = data
+    if header is not None:
+        msg.header = header
+    return msg
+
+
+# ------------------------------------------------------------------------------ camera info
+def camera_info_to_model(msg: CameraInfo) -> CameraModel:
+    """CameraInfo -> CameraModel. An uncalibrated (all-zero K, zero size) or NaN calibration
+    raises ``ValueError`` with the reason and the message's frame."""
+    try:
+        return CameraModel.from_camera_info_dict({
+            "width": msg.width, "height": msg.height, "K": list(msg.k), "D": list(msg.d),
+            "distortion_model": msg.distortion_model, "P": list(msg.p), "R": list(msg.r)})
+    except ValueError as exc:
+        raise ValueError(f"unusable CameraInfo (frame '{msg.header.frame_id}'): {exc}") from None
+
+
+def camera_model_to_info(model: CameraModel, header=None) -> CameraInfo:
+    """CameraModel -> CameraInfo (R identity and P = [K | 0] when the model has none)."""
+    msg = CameraInfo(width=model.width, height=model.height)
+    msg.distortion_model = "plumb_bob" if model.distortion_model == "none" else \
+        model.distortion_model
+    msg.d = [float(v) for v in model.D] if model.D.size else [0.0] * 5
+    msg.k = [float(v) for v in model.K.ravel()]
+    msg.r = [float(v) for v in (model.R if model.R is not None else np.eye(3)).ravel()]
+    P = model.P if model.P is not None else np.hstack([model.K, np.zeros((3, 1))])
+    msg.p = [float(v) for v in P.ravel()]
+    if header is not None:
+        msg.header = header
+    return msg
+
+
+def same_camera_info(a: Optional[CameraInfo], b: Optional[CameraInfo]) -> bool:
+    """True when two CameraInfo describe the same calibration (header ignored)."""
+    if a is None or b is None:
+        return False
+    return (a.width == b.width and a.height == b.height
+            and a.distortion_model == b.distortion_model and list(a.k) == list(b.k)
+            and list(a.d) == list(b.d) and list(a.p) == list(b.p) and list(a.r) == list(b.r))
+
+
+# ----------------------------------------------------------------------- results -> messages
+def _points_out(kps: Keypoints, T: Optional[np.ndarray]):
+    if kps.xyz is None:
+        return None, None, None, None
+    xyz = kps.xyz if T is None else tfm.apply(T, kps.xyz)
+    valid = np.asarray(kps.xyz_valid, bool) & np.all(np.isfinite(xyz), axis=1)
+    return xyz, valid, kps.xyz_sigma, kps.xyz_source
+
+
+def keypoints_to_msgs(kps: Keypoints, T: Optional[np.ndarray] = None) -> List[Keypoint]:
+    """One Keypoint message per point of ``kps`` (3D moved by ``T`` when given)."""
+    xy = kps.xy.tolist()
+    score = np.clip(np.nan_to_num(kps.score, nan=0.0), 0.0, 1.0).tolist()
+    xyz, valid, sigma, source = _points_out(kps, T)
+    out = []
+    if xyz is None:
+        for (x, y), c in zip(xy, score):
+            k = Keypoint(x=float(x), y=float(y), confidence=float(c), position_sigma=NAN)
+            k.position.x = k.position.y = k.position.z = NAN
+            out.append(k)
+        return out
+    xyz_l, valid_l = xyz.tolist(), valid.tolist()
+    sigma_l = np.asarray(sigma, np.float64).tolist()
+    source_l = np.asarray(source, np.uint8).tolist()
+    for i, ((x, y), c) in enumerate(zip(xy, score)):
+        k = Keypoint(x=float(x), y=float(y), confidence=float(c))
+        if valid_l[i]:
+            px, py, pz = xyz_l[i]
+            k.position.x, k.position.y, k.position.z = px, py, pz
+            k.position_valid = True
+            k.position_sigma = float(sigma_l[i])
+            k.position_source = int(source_l[i])
+        else:
+            k.position.x = k.position.y = k.position.z = NAN
+            k.position_sigma = NAN
+        out.append(k)
+    return out
+
+
+def _set_point(msg_point, p: Optional[np.ndarray]) -> bool:
+    if p is None or not np.all(np.isfinite(p)):
+        msg_point.x = msg_point.y = msg_point.z = NAN
+        return False
+    msg_point.x, msg_point.y, msg_point.z = (float(v) for v in p)
+    return True
+
+
+def _bbox(msg, box) -> None:
+    b = np.asarray(box, np.float64).reshape(-1)
+    if b.size != 4:
+        b = np.full(4, NAN)
+    msg.bbox_x_min, msg.bbox_y_min, msg.bbox_x_max, msg.bbox_y_max = (float(v) for v in b)
+
+
+def person_to_skeleton(p: Person, header, T: Optional[np.ndarray] = None,
+                       hands: bool = True) -> Skeleton:
+    s = Skeleton(track_id=int(p.track_id), layout=p.body.layout,
+                 confidence=float(np.clip(np.nan_to_num(p.score), 0.0, 1.0)))
+    s.header = header
+    s.keypoints = keypoints_to_msgs(p.body, T)
+    _bbox(s, p.box)
+    c = None if p.centroid is None else (np.asarray(p.centroid, np.float64) if T is None
+                                         else tfm.apply(T, p.centroid)[0])
+    s.centroid_valid = _set_point(s.centroid, c)
+    v = None
+    if p.velocity is not None and np.all(np.isfinite(p.velocity)):
+        v = np.asarray(p.velocity, np.float64) if T is None else tfm.rotate(T, p.velocity)[0]
+    if v is not None:
+        s.velocity.x, s.velocity.y, s.velocity.z = (float(x) for x in v)
+        s.velocity_valid = True
+    s.has_face = p.face is not None
+    if hands:
+        for hand in p.hands:
+            kps = keypoints_to_msgs(hand.keypoints, T)
+            conf = float(np.clip(np.nan_to_num(hand.score), 0.0, 1.0))
+            if hand.handedness == "left":
+                s.left_hand, s.left_hand_confidence = kps, conf
+            elif hand.handedness == "right":
+                s.right_hand, s.right_hand_confidence = kps, conf
+    return s
+
+
+def face_to_msg(face: Face, header, T: Optional[np.ndarray] = None,
+                layout: str = "face468") -> FaceLandmarks:
+    if layout not in FACE_LAYOUTS:
+        raise ValueError(f"face layout must be one of {FACE_LAYOUTS}, got '{layout}'")
+    f = FaceLandmarks(face_id=max(0, int(face.track_id)), associated=bool(face.associated),
+                      skeleton_id=int(face.track_id) if face.associated else 0,
+                      confidence=float(np.clip(np.nan_to_num(face.score), 0.0, 1.0)),
+                      layout=layout)
+    f.header = header
+    mesh = face.mesh if layout == "face468" else face.mesh.remap("ibug68", FACE468_TO_IBUG68)
+    f.landmarks = keypoints_to_msgs(mesh, T)
+    _bbox(f, face.box)
+    hp = face.head_pose
+    if hp is not None and hp.valid and np.all(np.isfinite(hp.position)) and \
+            np.all(np.isfinite(hp.orientation)):
+        H = tfm.make_transform(hp.position, hp.orientation)
+        if T is not None:
+            H = T @ H
+        q = tfm.matrix_to_quat(H[:3, :3])
+        pos = f.head_pose.position
+        pos.x, pos.y, pos.z = (float(v) for v in H[:3, 3])
+        o = f.head_pose.orientation
+        o.x, o.y, o.z, o.w = (float(v) for v in q)
+        f.head_pose_valid = True
+    else:
+        f.head_pose.position.x = f.head_pose.position.y = f.head_pose.position.z = NAN
+        f.head_pose.orientation.w = 1.0
+    return f
+
+
+def frame_result_to_msgs(result: FrameResult, header, depth_used: bool,
+                         T_out_cam: Optional[np.ndarray] = None, hands: bool = True,
+                         face_layout: str = "face468"
+                         ) -> Tuple[SkeletonArray, FaceLandmarksArray]:
+    """The SkeletonArray and FaceLandmarksArray of one frame. ``header``: colour image stamp and
+    the output frame; ``T_out_cam``: camera optical frame -> output frame (None = identity)."""
+    T = None if T_out_cam is None or tfm.is_identity(T_out_cam) else T_out_cam
+    sk = SkeletonArray(depth_used=bool(depth_used))
+    sk.header = header
+    sk.skeletons = [person_to_skeleton(p, header, T, hands) for p in result.persons]
+    fa = FaceLandmarksArray()
+    fa.header = header
+    fa.faces = [face_to_msg(f, header, T, face_layout) for f in result.faces]
+    return sk, fa
+
+
+# ------------------------------------------------------------------------ messages -> core
+def keypoint_msgs_to_arrays(kps: Sequence[Keypoint]):
+    """(xy (N, 2), confidence (N,), xyz (N, 3) NaN where invalid, valid (N,))."""
+    n = len(kps)
+    xy = np.empty((n, 2))
+    conf = np.empty(n)
+    xyz = np.full((n, 3), np.nan)
+    valid = np.zeros(n, bool)
+    for i, k in enumerate(kps):
+        xy[i] = (k.x, k.y)
+        conf[i] = k.confidence
+        if k.position_valid:
+            xyz[i] = (k.position.x, k.position.y, k.position.z)
+            valid[i] = True
+    valid &= np.all(np.isfinite(xyz), axis=1)
+    return xy, conf, xyz, valid
+
+
+def skeletons_to_observations(msg: SkeletonArray, T_robot_frame: Optional[np.ndarray] = None
+                              ) -> List[PersonObservation]:
+    """One safety observation per skeleton, points moved by ``T_robot_frame`` (message frame ->
+    robot frame; None = identity). Hand points, when present, follow the body's points: index
+    ``len(keypoints) + i`` is ``left_hand[i]``, then the right hand's (see
+    :func:`observation_point_name`)."""
+    out = []
+    for s in msg.skeletons:
+        pts = list(s.keypoints) + list(s.left_hand) + list(s.right_hand)
+        _, conf, xyz, valid = keypoint_msgs_to_arrays(pts)
+        if T_robot_frame is not None:
+            xyz = tfm.apply(T_robot_frame, xyz)
+        vel = None
+        if s.velocity_valid:
+            vel = np.array([s.velocity.x, s.velocity.y, s.velocity.z])
+            if T_robot_frame is not None:
+                vel = tfm.rotate(T_robot_frame, vel)[0]
+        out.append(PersonObservation(int(s.track_id), xyz, valid, conf, vel, s.layout))
+    return out
+
+
+def observation_point_name(skeleton: Skeleton, index: int) -> str:
+    """Name of point ``index`` of :func:`skeletons_to_observations`' person (body joints by
+    layout, then ``left_hand.<joint>`` / ``right_hand.<joint>``)."""
+    from ..core.layouts import LAYOUTS
+    nb, nl = len(skeleton.keypoints), len(skeleton.left_hand)
+    if index < 0:
+        return ""
+    if index < nb:
+        lay = LAYOUTS.get(skeleton.layout)
+        return lay.names[index] if lay is not None and index < lay.size else f"keypoint_{index}"
+    hand = LAYOUTS["hand21"].names
+    if index < nb + nl:
+        return "left_hand." + hand[index - nb] if index - nb < len(hand) else "left_hand"
+    j = index - nb - nl
+    return "right_hand." + hand[j] if j < len(hand) else "right_hand"
+
+
+def is_finite_point(p) -> bool:
+    return all(math.isfinite(v) for v in (p.x, p.y, p.z))

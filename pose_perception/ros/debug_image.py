@@ -1,0 +1,65 @@
+"""The annotated colour image of ``people/debug_image``: bones in each track's colour, joints
+coloured by confidence (red -> green), face points, hands, and a label with the track id and the
+distance of the person's centroid. Drawn with OpenCV on a copy of the RGB image."""
+from __future__ import annotations
+
+import colorsys
+from typing import Tuple
+
+import cv2
+import numpy as np
+
+from ..core.layouts import LAYOUTS
+from ..core.types import FrameResult, Keypoints
+
+MIN_SCORE = 0.3
+
+
+def _track_rgb(track_id: int) -> Tuple[int, int, int]:
+    r, g, b = colorsys.hsv_to_rgb((int(track_id) * 0.618033988749895) % 1.0, 0.85, 0.95)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _score_rgb(s: float) -> Tuple[int, int, int]:
+    s = float(np.clip(np.nan_to_num(s), 0.0, 1.0))
+    return int(255 * min(1.0, 2 * (1 - s))), int(255 * min(1.0, 2 * s)), 0
+
+
+def _draw_keypoints(img: np.ndarray, kps: Keypoints, colour, radius: int, width: int) -> None:
+    layout = LAYOUTS.get(kps.layout)
+    xy = kps.xy
+    ok = np.all(np.isfinite(xy), axis=1) & (kps.score >= MIN_SCORE)
+    pts = np.round(np.nan_to_num(xy)).astype(np.int32)
+    if layout is not None:
+        for a, b in layout.edges:
+            if a < len(pts) and b < len(pts) and ok[a] and ok[b]:
+                cv2.line(img, tuple(map(int, pts[a])), tuple(map(int, pts[b])), colour, width,
+                         cv2.LINE_AA)
+    for i in np.flatnonzero(ok):
+        cv2.circle(img, tuple(map(int, pts[i])), radius, _score_rgb(kps.score[i]), -1,
+                   cv2.LINE_AA)
+
+
+def draw_result(rgb: np.ndarray, result: FrameResult) -> np.ndarray:
+    """A new RGB image with ``result`` drawn on ``rgb``."""
+    img = np.ascontiguousarray(rgb).copy()
+    scale = max(1, int(round(max(img.shape[:2]) / 640)))
+    for p in result.persons:
+        colour = _track_rgb(p.track_id or 0)
+        _draw_keypoints(img, p.body, colour, 3 * scale, 2 * scale)
+        for hand in p.hands:
+            _draw_keypoints(img, hand.keypoints, colour, 2 * scale, scale)
+        box = np.asarray(p.box, np.float64)
+        if box.size == 4 and np.all(np.isfinite(box)):
+            x0, y0 = int(box[0]), int(box[1])
+            label = f"id {p.track_id}" if p.track_id else "untracked"
+            if p.centroid is not None and np.all(np.isfinite(p.centroid)):
+                label += f"  {float(np.linalg.norm(p.centroid)):.2f} m"
+            cv2.putText(img, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.5 * scale, colour, scale, cv2.LINE_AA)
+    for face in result.faces:
+        xy = face.mesh.xy
+        ok = np.all(np.isfinite(xy), axis=1)
+        for x, y in np.round(xy[ok]).astype(np.int32)[::2]:
+            cv2.circle(img, (int(x), int(y)), 1, (255, 255, 255), -1)
+    return img

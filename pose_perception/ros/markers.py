@@ -1,0 +1,160 @@
+"""RViz markers of the people: joints as spheres coloured by confidence, bones as a LINE_LIST, a
+text label (track id and distance), hand bones and face points.
+
+Markers live in the skeletons' header frame and stamp, under the namespaces ``joints``,
+``bones``, ``hands``, ``labels`` and ``face``; marker ``id`` = track id (untracked people get ids
+from 100000 up). Stale markers never linger: every marker has a ``lifetime``, a person who
+disappears gets DELETE markers, and a frame with nobody produces one DELETEALL.
+Only points with valid 3D are drawn (nothing in RGB-only mode).
+"""
+from __future__ import annotations
+
+import colorsys
+import math
+from typing import Iterable, List, Optional, Set, Tuple
+
+from builtin_interfaces.msg import Duration as DurationMsg
+from geometry_msgs.msg import Point
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ..core.layouts import LAYOUTS
+
+UNTRACKED_ID_BASE = 100000
+NAMESPACES = ("joints", "bones", "hands", "labels", "face")
+
+
+def confidence_color(c: float, alpha: float = 1.0) -> ColorRGBA:
+    """Red (0) -> yellow (0.5) -> green (1)."""
+    c = min(1.0, max(0.0, float(c) if math.isfinite(c) else 0.0))
+    return ColorRGBA(r=float(min(1.0, 2 * (1 - c))), g=float(min(1.0, 2 * c)), b=0.0, a=alpha)
+
+
+def track_color(track_id: int, alpha: float = 1.0) -> ColorRGBA:
+    """A stable, distinct colour per track id (golden-ratio hue steps)."""
+    h = (int(track_id) * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(h, 0.85, 0.95)
+    return ColorRGBA(r=r, g=g, b=b, a=alpha)
+
+
+def _duration(seconds: float) -> DurationMsg:
+    ns = int(round(max(0.0, seconds) * 1e9))
+    return DurationMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def _valid_points(kps) -> List[Tuple[int, Point, float]]:
+    out = []
+    for i, k in enumerate(kps):
+        p = k.position
+        if k.position_valid and math.isfinite(p.x) and math.isfinite(p.y) and math.isfinite(p.z):
+            out.append((i, Point(x=p.x, y=p.y, z=p.z), k.confidence))
+    return out
+
+
+class MarkerBuilder:
+    """Builds a MarkerArray per frame and remembers which markers it drew, to delete the ones
+    of people who left."""
+
+    def __init__(self, lifetime_s: float = 0.5, joint_scale: float = 0.05,
+                 bone_width: float = 0.02, face_point_scale: float = 0.006,
+                 min_confidence: float = 0.0) -> None:
+        self.lifetime = _duration(lifetime_s)
+        self.joint_scale, self.bone_width = joint_scale, bone_width
+        self.face_point_scale, self.min_confidence = face_point_scale, min_confidence
+        self._drawn: Set[Tuple[str, int]] = set()
+
+    def _marker(self, header, ns: str, mid: int, mtype: int) -> Marker:
+        m = Marker(ns=ns, id=int(mid), type=mtype, action=Marker.ADD)
+        m.header = header
+        m.lifetime = self.lifetime
+        m.pose.orientation.w = 1.0
+        m.frame_locked = False
+        return m
+
+    def build(self, skeletons, faces=None) -> MarkerArray:
+        """Markers of one frame (``skeletons``: SkeletonArray; ``faces``: FaceLandmarksArray)."""
+        header = skeletons.header
+        out = MarkerArray()
+        now: Set[Tuple[str, int]] = set()
+        for n, s in enumerate(skeletons.skeletons):
+            mid = s.track_id if s.track_id > 0 else UNTRACKED_ID_BASE + n
+            out.markers += self._skeleton(header, s, mid, now)
+        for n, f in enumerate(faces.faces if faces is not None else ()):
+            fid = f.face_id if f.face_id > 0 else UNTRACKED_ID_BASE + n
+            pts = [p for _, p, c in _valid_points(f.landmarks) if c >= self.min_confidence]
+            if pts:
+                m = self._marker(header, "face", fid, Marker.POINTS)
+                m.scale.x = m.scale.y = self.face_point_scale
+                m.color = track_color(f.skeleton_id or fid, 0.9)
+                m.points = pts
+                out.markers.append(m)
+                now.add(("face", fid))
+        if not now:
+            d = Marker(action=Marker.DELETEALL)
+            d.header = header
+            out.markers = [d]
+        else:
+            for ns, mid in sorted(self._drawn - now):
+                d = Marker(ns=ns, id=int(mid), action=Marker.DELETE)
+                d.header = header
+                out.markers.append(d)
+        self._drawn = now
+        return out
+
+    def _skeleton(self, header, s, mid: int, now: Set[Tuple[str, int]]) -> Iterable[Marker]:
+        pts = [(i, p, c) for i, p, c in _valid_points(s.keypoints) if c >= self.min_confidence]
+        if not pts:
+            return []
+        out = []
+        j = self._marker(header, "joints", mid, Marker.SPHERE_LIST)
+        j.scale.x = j.scale.y = j.scale.z = self.joint_scale
+        j.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+        j.points = [p for _, p, _ in pts]
+        j.colors = [confidence_color(c) for _, _, c in pts]
+        out.append(j)
+        now.add(("joints", mid))
+        layout = LAYOUTS.get(s.layout)
+        bones = self._bones(header, "bones", mid, layout.edges if layout else (), pts,
+                            track_color(s.track_id or mid))
+        if bones is not None:
+            out.append(bones)
+            now.add(("bones", mid))
+        hand_pts: List = []
+        for hand in (s.left_hand, s.right_hand):
+            hp = [(i, p, c) for i, p, c in _valid_points(hand) if c >= self.min_confidence]
+            hb = self._bones(header, "hands", mid, LAYOUTS["hand21"].edges, hp,
+                             track_color(s.track_id or mid))
+            if hb is not None:
+                hand_pts += hb.points
+        if hand_pts:
+            m = self._marker(header, "hands", mid, Marker.LINE_LIST)
+            m.scale.x = self.bone_width * 0.5
+            m.color = track_color(s.track_id or mid)
+            m.points = hand_pts
+            out.append(m)
+            now.add(("hands", mid))
+        anchor = s.centroid if s.centroid_valid else pts[0][1]
+        t = self._marker(header, "labels", mid, Marker.TEXT_VIEW_FACING)
+        t.pose.position.x, t.pose.position.y, t.pose.position.z = anchor.x, anchor.y, anchor.z
+        t.scale.z = 0.12
+        t.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+        dist = math.sqrt(anchor.x ** 2 + anchor.y ** 2 + anchor.z ** 2)
+        who = f"id {s.track_id}" if s.track_id > 0 else "untracked"
+        t.text = f"{who}  {dist:.2f} m"
+        out.append(t)
+        now.add(("labels", mid))
+        return out
+
+    def _bones(self, header, ns: str, mid: int, edges, pts, color) -> Optional[Marker]:
+        by_index = {i: p for i, p, _ in pts}
+        line: List[Point] = []
+        for a, b in edges:
+            if a in by_index and b in by_index:
+                line += [by_index[a], by_index[b]]
+        if not line:
+            return None
+        m = self._marker(header, ns, mid, Marker.LINE_LIST)
+        m.scale.x = self.bone_width
+        m.color = color
+        m.points = line
+        return m

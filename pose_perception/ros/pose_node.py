@@ -1,0 +1,622 @@
+"""``pose_node``: colour (+ depth) images in; people's skeletons, faces, RViz markers, a debug image
+and diagnostics out. A thin layer over :class:`pose_perception.core.perception.Perception`.
+
+Design (one process, bounded latency):
+
+- Subscriptions only *store*: colour and depth images are paired by an approximate-time
+  synchroniser (``sync_slop_s``, ``sync_queue_size``); the newest complete pair replaces any pair
+  still waiting (the replaced one is counted as dropped). CameraInfo topics are plain
+  subscriptions whose latest message is kept (they are not synchronised, so a missing CameraInfo
+  never blocks images: the node then publishes 2D only, with a warning).
+- One worker thread processes the newest pair: decode -> depth to metres (and reprojection of
+  unregistered depth with the depth->colour extrinsics from TF) -> ``Perception.process`` ->
+  transform to ``target_frame`` (TF at the image stamp) -> publish. There is never a backlog:
+  while a frame is processed, at most one newer pair waits.
+- Without synchronised depth for ``depth_wait_s`` (depth topic silent, or stamps further apart
+  than the slop), colour images are processed alone (2D only) and the diagnostics say why.
+- A bad frame (undecodable image, exception in the pipeline) is logged (rate-limited), counted in
+  the diagnostics and skipped; the node keeps running.
+
+The class is composition friendly: ``PoseNode(perception_factory=..., **node_kwargs)`` can be
+added to any executor beside other nodes of the same process. See docs/ros_interface.md for every
+topic and parameter.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from ..core.depth import DEPTH_ENCODINGS, DepthRegistration, depth_to_metres
+from ..core.image_codec import ImageDecodeError, to_rgb
+from ..core.types import FrameResult
+from ..msg import FaceLandmarksArray, SkeletonArray
+from . import compat
+from .conversions import (array_to_image_msg, camera_info_to_model, frame_result_to_msgs,
+                          image_msg_to_array, same_camera_info, stamp_to_sec)
+from .diagnostics import ERROR, WARN, NodeDiagnostics, RateLimitedLog
+from .markers import MarkerBuilder
+from .params import (ParameterError, ParamSpec, at_least, dataclass_specs, declare, nest,
+                     changed_from_defaults, non_negative, positive, resolve_topic, suggest,
+                     unknown_parameters)
+
+NODE_NAME = "pose_node"
+OUTPUT_TOPICS = {"skeletons": "people/skeletons", "faces": "people/faces",
+                 "markers": "people/markers", "debug_image": "people/debug_image"}
+# an image stamped this much before the last processed one means time restarted (bag loop)
+BACKWARDS_JUMP_S = 1.0
+# keypoint settings that have their own top-level parameter
+_KEYPOINT_TOP_LEVEL = ("enable_face", "enable_hands", "providers", "require_gpu")
+
+
+def node_param_specs() -> List[ParamSpec]:
+    """The node's own parameters (the ``perception.*`` ones come from the core's dataclasses)."""
+    S = ParamSpec
+    return [
+        S("camera_namespace", "/camera", "str",
+          "prefix of the four input topics below when they are relative"),
+        S("color_image_topic", "color/image_raw", "str", "colour image (rgb8, bgr8, mono8, "
+          "rgba8, bgra8, yuv422/uyvy, yuyv, mono16)"),
+        S("color_info_topic", "color/camera_info", "str", "CameraInfo of the colour image"),
+        S("depth_image_topic", "aligned_depth_to_color/image_raw", "str",
+          "depth image: 16UC1 (millimetres by default) or 32FC1 (metres)"),
+        S("depth_info_topic", "aligned_depth_to_color/camera_info", "str",
+          "CameraInfo of the depth image"),
+        S("use_depth", True, "bool", "false: RGB-only mode (2D keypoints, every 3D field invalid)"),
+        S("depth_registered", True, "bool",
+          "true: depth is registered/aligned to the colour image (any resolution); false: depth "
+          "is in its own camera frame and is reprojected with the depth->colour transform (TF)"),
+        S("depth_unit_scale", 0.0, "float", "metres per depth unit; 0 = encoding default "
+          "(16UC1: 0.001, 32FC1: 1)", check=non_negative),
+        S("depth_min_m", 0.1, "float", "depth readings nearer than this are ignored",
+          check=non_negative),
+        S("depth_max_m", 10.0, "float", "depth readings farther than this are ignored",
+          check=positive),
+        S("sync_slop_s", 0.1, "float", "max stamp difference of a colour/depth pair [s]",
+          check=non_negative),
+        S("sync_queue_size", 10, "int", "messages per input kept by the synchroniser",
+          check=at_least(1)),
+        S("depth_wait_s", 1.0, "float", "without a synchronised pair for this long, colour images "
+          "are processed alone (2D) [s]", check=positive),
+        S("qos_reliability", "best_effort", "str", "QoS reliability of the image and CameraInfo "
+          "subscriptions", choices=("best_effort", "reliable")),
+        S("qos_depth", 5, "int", "QoS history depth of the image subscriptions",
+          check=at_least(1)),
+        S("use_gpu", True, "bool", "try GPU execution providers first (TensorRT, CUDA); false: "
+          "CPU only"),
+        S("providers", ["tensorrt", "cuda", "cpu"], "str_list",
+          "onnxruntime execution providers in order of preference (used when use_gpu)"),
+        S("require_gpu", False, "bool", "fail at start when no GPU provider works"),
+        S("enable_face", True, "bool", "face landmarks (468 points) and head pose"),
+        S("enable_hands", False, "bool", "hand keypoints (21 per hand)"),
+        S("face_landmarks_layout", "face468", "str", "layout of FaceLandmarks.landmarks",
+          choices=("face468", "ibug68")),
+        S("target_frame", "", "str", "frame of the published 3D fields; empty = the colour "
+          "camera's optical frame (image header). Looked up in TF at the image stamp"),
+        S("tf_timeout_s", 0.05, "float", "how long to wait for a transform [s]",
+          check=non_negative),
+        S("static_transforms", [], "str_list",
+          "extra static transforms 'parent child x y z qx qy qz qw' (or 'x y z roll pitch yaw'),"
+          " e.g. the depth->colour extrinsics when no TF publishes them"),
+        S("publish_markers", True, "bool", "RViz markers (published while subscribed)"),
+        S("marker_lifetime_s", 0.5, "float", "lifetime of every marker [s]", check=positive),
+        S("debug_image", True, "bool", "annotated colour image (drawn only while subscribed)"),
+        S("diagnostics_period_s", 1.0, "float", "period of /diagnostics [s]", check=positive),
+        S("log_period_s", 5.0, "float", "a repeated warning is logged at most this often [s]",
+          check=positive),
+    ]
+
+
+def perception_param_specs() -> List[ParamSpec]:
+    """``perception.<section>.<field>`` parameters from PerceptionConfig's dataclasses."""
+    from ..core import perception as P
+    specs: List[ParamSpec] = []
+    sections = {"keypoints": P.KeypointConfig, "lifting": P.LiftingConfig,
+                "association": P.AssociationConfig, "tracking": P.TrackerConfig,
+                "smoothing": P.SmootherConfig}
+    for name, cls in sections.items():
+        exclude = _KEYPOINT_TOP_LEVEL if name == "keypoints" else ()
+        specs += dataclass_specs(cls, f"perception.{name}.", exclude)
+    specs += dataclass_specs(P.PerceptionConfig, "perception.",
+                             exclude=tuple(sections))
+    return specs
+
+
+def default_perception_factory(config: Dict[str, Any]):
+    """Builds the real pipeline (loads the ONNX models)."""
+    from ..core.perception import Perception, PerceptionConfig
+    return Perception(PerceptionConfig.from_dict(config))
+
+
+class PoseNode(Node):
+    """The pose perception node (see the module docstring)."""
+
+    def __init__(self, perception_factory: Optional[Callable[[Dict[str, Any]], Any]] = None,
+                 node_name: str = NODE_NAME, **node_kwargs) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self.p = self._read_parameters()
+        self.perception_config = self._perception_config()
+        self.diag = NodeDiagnostics(f"pose_perception: {self.get_name()}",
+                                    hardware_id=self.get_fully_qualified_name(),
+                                    period_s=self.p["diagnostics_period_s"])
+        self._log = RateLimitedLog(self._log_fn, self.p["log_period_s"])
+        factory = perception_factory or default_perception_factory
+        self.perception = factory(self.perception_config)
+        provider = str(getattr(self.perception, "provider", "unknown"))
+        self.diag.fact("execution provider", provider)
+        mf = "real" if compat.HAVE_MESSAGE_FILTERS else "fallback"
+        tf = "real" if compat.HAVE_TF2 else "fallback (static transforms only)"
+        self.diag.fact("compat", f"message_filters={mf}, tf2_ros={tf}")
+
+        self._lock = threading.Condition()
+        self._diag_lock = threading.Lock()
+        self._slot: Optional[Tuple[Image, Optional[Image]]] = None
+        self._last_pair_wall: Optional[float] = None
+        self._last_depth_stamp: Optional[float] = None
+        self._last_processed_stamp: Optional[float] = None
+        self._color_info: Optional[CameraInfo] = None
+        self._depth_info: Optional[CameraInfo] = None
+        self._color_model = self._depth_model = None
+        self._color_model_src: Optional[CameraInfo] = None
+        self._depth_model_src: Optional[CameraInfo] = None
+        self._registration: Optional[Tuple[tuple, DepthRegistration]] = None
+        self._depth_buf: Optional[np.ndarray] = None
+        self._start_wall = time.monotonic()
+        self._markers = MarkerBuilder(lifetime_s=self.p["marker_lifetime_s"])
+
+        self.tf_buffer, self._tf_listener = compat.create_tf_buffer(
+            self, self.p["static_transforms"])
+        self._make_publishers()
+        self._make_subscriptions()
+        self._diag_timer = self.create_timer(self.p["diagnostics_period_s"],
+                                             self._publish_diagnostics)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="pose_node_worker", daemon=True)
+        self._worker.start()
+        depth = " (RGB only)"
+        if self.p["use_depth"]:
+            how = ("registered" if self.p["depth_registered"]
+                   else "unregistered: reprojected with TF extrinsics")
+            depth = f", depth '{self.topics['depth_image']}' ({how})"
+        out = (f"'{self.p['target_frame']}'" if self.p["target_frame"]
+               else "= colour optical frame")
+        self.get_logger().info(f"pose_node ready: colour '{self.topics['color_image']}'{depth}; "
+                               f"provider {provider}; output frame {out}")
+
+    # ------------------------------------------------------------------ configuration
+    def _read_parameters(self) -> Dict[str, Any]:
+        specs = node_param_specs()
+        self._perception_specs = perception_param_specs()
+        values, errors = declare(self, specs + self._perception_specs)
+        known = [s.name for s in specs + self._perception_specs]
+        for name in unknown_parameters(self, known):
+            errors.append(f"unknown parameter '{name}'{suggest(name, known)}")
+        if not errors and values["depth_min_m"] >= values["depth_max_m"]:
+            errors.append("depth_min_m must be smaller than depth_max_m")
+        if not errors:
+            try:
+                for s in values["static_transforms"]:
+                    compat.parse_static_transform(s)
+            except ValueError as exc:
+                errors.append(f"parameter 'static_transforms': {exc}")
+        if not errors and values["use_gpu"] and not values["providers"]:
+            errors.append("parameter 'providers' is empty: give at least 'cpu'")
+        if errors:
+            raise ParameterError("invalid parameters of " + self.get_name() + ":\n  - "
+                                 + "\n  - ".join(errors))
+        return values
+
+    def _perception_config(self) -> Dict[str, Any]:
+        """PerceptionConfig.from_dict input: parameters that differ from the core's defaults,
+        plus the top-level keypoint switches."""
+        p = self.p
+        cfg = nest(changed_from_defaults(p, self._perception_specs), "perception.")
+        kp = cfg.setdefault("keypoints", {})
+        kp["enable_face"], kp["enable_hands"] = p["enable_face"], p["enable_hands"]
+        kp["providers"] = tuple(p["providers"]) if p["use_gpu"] else ("cpu",)
+        kp["require_gpu"] = p["require_gpu"]
+        # validate here too so that a bad value fails with the parameter's name before models load
+        try:
+            from ..core.perception import PerceptionConfig
+            PerceptionConfig.from_dict(cfg)
+        except ImportError:  # pragma: no cover - core always present
+            pass
+        except ValueError as exc:
+            raise ParameterError(f"invalid perception.* parameters of {self.get_name()}: {exc}")
+        return cfg
+
+    def _qos(self) -> QoSProfile:
+        rel = (QoSReliabilityPolicy.BEST_EFFORT if self.p["qos_reliability"] == "best_effort"
+               else QoSReliabilityPolicy.RELIABLE)
+        return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=self.p["qos_depth"],
+                          reliability=rel, durability=QoSDurabilityPolicy.VOLATILE)
+
+    def _make_publishers(self) -> None:
+        out = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
+        self.pub_skeletons = self.create_publisher(SkeletonArray, OUTPUT_TOPICS["skeletons"], out)
+        self.pub_faces = self.create_publisher(FaceLandmarksArray, OUTPUT_TOPICS["faces"], out)
+        self.pub_markers = (self.create_publisher(MarkerArray, OUTPUT_TOPICS["markers"], out)
+                            if self.p["publish_markers"] else None)
+        # reliable publishers reach reliable and best-effort subscribers alike
+        latest = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
+        self.pub_debug = (self.create_publisher(Image, OUTPUT_TOPICS["debug_image"], latest)
+                          if self.p["debug_image"] else None)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+    def _make_subscriptions(self) -> None:
+        p, ns = self.p, self.p["camera_namespace"]
+        self.topics = {k: resolve_topic(ns, p[f"{k}_topic"]) for k in
+                       ("color_image", "color_info", "depth_image", "depth_info")}
+        qos = self._qos()
+        info_qos = QoSProfile(depth=2, reliability=qos.reliability)
+        self.create_subscription(CameraInfo, self.topics["color_info"], self._on_color_info,
+                                 info_qos)
+        if not p["use_depth"]:
+            self.create_subscription(Image, self.topics["color_image"], self._on_color_only, qos)
+            self.diag.fact("depth path", "none (use_depth false: RGB only)")
+            return
+        self.create_subscription(CameraInfo, self.topics["depth_info"], self._on_depth_info,
+                                 info_qos)
+        self._sub_color = compat.Subscriber(self, Image, self.topics["color_image"],
+                                            qos_profile=qos)
+        self._sub_depth = compat.Subscriber(self, Image, self.topics["depth_image"],
+                                            qos_profile=qos)
+        self._sync = compat.ApproximateTimeSynchronizer(
+            [self._sub_color, self._sub_depth], p["sync_queue_size"], p["sync_slop_s"])
+        self._sync.registerCallback(self._on_pair)
+        # registered after the synchroniser, so it runs after it for the same message
+        self._sub_color.registerCallback(self._on_color_maybe_alone)
+        self._sub_depth.registerCallback(self._on_depth_stamp)
+
+    # ------------------------------------------------------------------ callbacks (store only)
+    def _now(self) -> float:
+        return time.monotonic()
+
+    def _offer(self, color: Image, depth: Optional[Image]) -> None:
+        with self._lock:
+            if self._slot is not None:
+                with self._diag_lock:
+                    self.diag.count("dropped", self._now())
+            self._slot = (color, depth)
+            self._lock.notify()
+
+    def _on_color_info(self, msg: CameraInfo) -> None:
+        self._color_info = msg
+
+    def _on_depth_info(self, msg: CameraInfo) -> None:
+        self._depth_info = msg
+
+    def _on_color_only(self, msg: Image) -> None:
+        with self._diag_lock:
+            self.diag.count("input", self._now())
+        self._offer(msg, None)
+
+    def _on_pair(self, color: Image, depth: Image) -> None:
+        self._last_pair_wall = self._now()
+        with self._diag_lock:
+            self.diag.count("synchronised pairs", self._last_pair_wall)
+        self._offer(color, depth)
+
+    def _on_depth_stamp(self, msg: Image) -> None:
+        self._last_depth_stamp = stamp_to_sec(msg.header.stamp)
+
+    def _on_color_maybe_alone(self, msg: Image) -> None:
+        now = self._now()
+        with self._diag_lock:
+            self.diag.count("input", now)
+        since = now - (self._last_pair_wall if self._last_pair_wall is not None
+                       else self._start_wall)
+        if since <= self.p["depth_wait_s"]:
+            return
+        stamp = stamp_to_sec(msg.header.stamp)
+        if self._last_depth_stamp is None:
+            why = (f"no depth image received on '{self.topics['depth_image']}'")
+        else:
+            why = (f"colour and depth are not synchronised: latest stamps differ by "
+                   f"{stamp - self._last_depth_stamp:+.3f} s (sync_slop_s = "
+                   f"{self.p['sync_slop_s']} s)")
+        self._issue("depth", WARN, f"{why}; processing colour alone (2D only)")
+        self._offer(msg, None)
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                if self._slot is None:
+                    self._lock.wait(timeout=0.1)
+                item, self._slot = self._slot, None
+            if item is None:
+                continue
+            try:
+                self.process_pair(*item)
+            except Exception as exc:  # one bad frame never kills the node
+                self._frame_failed(exc)
+
+    def _frame_failed(self, exc: Exception) -> None:
+        try:
+            with self._diag_lock:
+                self.diag.count("frame errors", self._now())
+            self._issue("frame", ERROR, f"frame failed: {type(exc).__name__}: {exc}", log=False)
+            self._log("frame_exception", "error",
+                      f"frame skipped after an exception: {type(exc).__name__}: {exc}\n"
+                      + "".join(traceback.format_exception(exc)[-4:]))
+        except Exception:  # pragma: no cover - reporting must never stop the worker
+            pass
+
+    def _issue(self, key: str, level: int, text: str, log: bool = True) -> None:
+        with self._diag_lock:
+            self.diag.report(key, level, text, self._now())
+        if log:
+            self._log(key + text[:40], "error" if level >= ERROR else "warn", text)
+
+    def _log_fn(self, level: str, text: str) -> None:
+        # one call site per severity: rclpy refuses a call site that changes severity
+        lg = self.get_logger()
+        if level == "error":
+            lg.error(text)
+        elif level == "warn":
+            lg.warning(text)
+        else:
+            lg.info(text)
+
+    def process_pair(self, color: Image, depth: Optional[Image]) -> Optional[FrameResult]:
+        """Process one colour image (+ its depth); publishes and returns the result, or None
+        when the frame was skipped. Called by the worker thread (tests may call it directly)."""
+        t0 = time.perf_counter()
+        stamp = stamp_to_sec(color.header.stamp)
+        last = self._last_processed_stamp
+        if last is not None and stamp <= last:
+            if last - stamp <= BACKWARDS_JUMP_S:
+                with self._diag_lock:
+                    self.diag.count("dropped", self._now())    # older than what was published
+                return None
+            self._issue("time", WARN, f"image stamps jumped back by {last - stamp:.1f} s (bag "
+                        "loop or restarted camera?): starting over")
+        try:
+            rgb = to_rgb(image_msg_to_array(color), color.encoding)
+        except ImageDecodeError as exc:
+            return self._bad_input(f"colour image on '{self.topics['color_image']}' skipped: "
+                                   f"{exc}")
+        h, w = rgb.shape[:2]
+        cam_frame = color.header.frame_id or (self._color_info.header.frame_id
+                                              if self._color_info else "")
+        camera = self._colour_camera(w, h)
+        depth_m, depth_cam, depth_used = None, None, False
+        if depth is not None and camera is not None:
+            depth_m, depth_cam = self._depth_for(depth, camera, cam_frame, color.header.stamp)
+            depth_used = depth_m is not None
+        elif depth is None and self.p["use_depth"]:
+            self._fact("depth path", "none (no synchronised depth for this frame)")
+        t_decode = time.perf_counter()
+
+        result = self.perception.process(rgb, stamp, depth_m, camera, depth_cam)
+        t_pipe = time.perf_counter()
+        for text in getattr(result, "warnings", []) or []:
+            self._issue("pipeline", WARN, text)
+
+        if self._stop.is_set():      # shutting down: publishers may be gone
+            return None
+        out_frame, T = self._output_transform(cam_frame, color.header.stamp)
+        header = Header(stamp=color.header.stamp, frame_id=out_frame)
+        sk, fa = frame_result_to_msgs(result, header, depth_used, T,
+                                      hands=self.p["enable_hands"],
+                                      face_layout=self.p["face_landmarks_layout"])
+        self.pub_skeletons.publish(sk)
+        self.pub_faces.publish(fa)
+        if self.pub_markers is not None and self.pub_markers.get_subscription_count() > 0:
+            self.pub_markers.publish(self._markers.build(sk, fa))
+        if self.pub_debug is not None and self.pub_debug.get_subscription_count() > 0:
+            from .debug_image import draw_result
+            self.pub_debug.publish(array_to_image_msg(draw_result(rgb, result), "rgb8",
+                                                      color.header))
+        self._last_processed_stamp = stamp
+        t_end = time.perf_counter()
+        e2e_ms = (self.get_clock().now().nanoseconds * 1e-9 - stamp) * 1e3
+        with self._diag_lock:
+            now = self._now()
+            self.diag.count("processed", now)
+            self.diag.latency_ms("decode+depth", (t_decode - t0) * 1e3)
+            self.diag.latency_ms("pipeline", (t_pipe - t_decode) * 1e3)
+            self.diag.latency_ms("convert+publish", (t_end - t_pipe) * 1e3)
+            for stage, ms in (getattr(result, "timings_ms", {}) or {}).items():
+                self.diag.latency_ms(f"stage {stage}", ms)
+            self.diag.latency_ms("end-to-end (image stamp -> published)", e2e_ms)
+            self.diag.fact("people in last frame", len(result.persons))
+        return result
+
+    def _bad_input(self, text: str) -> None:
+        with self._diag_lock:
+            self.diag.count("decode errors", self._now())
+        self._issue("input", WARN, text)
+        return None
+
+    def _fact(self, key: str, value: str) -> None:
+        with self._diag_lock:
+            self.diag.fact(key, value)
+
+    # ------------------------------------------------------------------ camera models
+    def _colour_camera(self, w: int, h: int):
+        info = self._color_info
+        if info is None:
+            self._issue("camera_info", WARN,
+                        f"no CameraInfo received on '{self.topics['color_info']}': publishing 2D "
+                        "only")
+            return None
+        if info is not self._color_model_src and not same_camera_info(info,
+                                                                      self._color_model_src):
+            try:
+                self._color_model = camera_info_to_model(info)
+            except ValueError as exc:
+                self._color_model = None
+                self._issue("camera_info", WARN, f"{exc}: publishing 2D only")
+            self._color_model_src = info
+        model = self._color_model
+        if model is None:
+            self._issue("camera_info", WARN, "colour CameraInfo unusable: publishing 2D only",
+                        log=False)
+            return None
+        if (model.width, model.height) != (w, h):
+            if abs(model.width / model.height - w / h) > 0.01:
+                self._issue("camera_info", WARN,
+                            f"colour image {w}x{h} does not match its CameraInfo "
+                            f"{model.width}x{model.height} (other aspect ratio): 2D only")
+                return None
+            self._issue("camera_info", WARN, f"colour image {w}x{h} but CameraInfo "
+                        f"{model.width}x{model.height}: intrinsics scaled", log=True)
+            return model.scaled(w, h)
+        return model
+
+    def _depth_camera(self):
+        info = self._depth_info
+        if info is None:
+            return None
+        if info is not self._depth_model_src and not same_camera_info(info,
+                                                                      self._depth_model_src):
+            try:
+                self._depth_model = camera_info_to_model(info)
+            except ValueError as exc:
+                self._depth_model = None
+                self._issue("depth_info", WARN, str(exc))
+            self._depth_model_src = info
+        return self._depth_model
+
+    def _depth_for(self, msg: Image, camera, cam_frame: str, stamp):
+        """(depth in metres on a grid the lifter understands, its camera model or None)."""
+        p = self.p
+        if msg.encoding not in DEPTH_ENCODINGS:
+            self._bad_input(f"depth image encoding '{msg.encoding}' on "
+                            f"'{self.topics['depth_image']}' is not a depth encoding "
+                            f"({'/'.join(DEPTH_ENCODINGS)}): frame processed in 2D")
+            return None, None
+        try:
+            raw = image_msg_to_array(msg)
+        except ImageDecodeError as exc:
+            self._bad_input(f"depth image skipped: {exc}: frame processed in 2D")
+            return None, None
+        if self._depth_buf is None or self._depth_buf.shape != raw.shape:
+            self._depth_buf = np.empty(raw.shape, np.float32)
+        depth_m = depth_to_metres(raw, msg.encoding, p["depth_unit_scale"] or None,
+                                  p["depth_min_m"], p["depth_max_m"], out=self._depth_buf)
+        dh, dw = depth_m.shape
+        if p["depth_registered"]:
+            dcam = self._depth_camera()
+            if (dw, dh) == (camera.width, camera.height):
+                self._fact("depth path", "registered, same grid as colour")
+                return depth_m, None
+            if dcam is not None and (dcam.width, dcam.height) != (dw, dh):
+                dcam = None
+            how = "with the depth CameraInfo" if dcam else "by scaling (no depth CameraInfo)"
+            self._fact("depth path", f"registered, {dw}x{dh} mapped to colour "
+                       f"{camera.width}x{camera.height} {how}")
+            return depth_m, dcam
+        # unregistered: reproject with the extrinsics
+        dcam = self._depth_camera()
+        if dcam is None:
+            self._issue("depth_align", WARN,
+                        f"depth_registered is false but no depth CameraInfo on "
+                        f"'{self.topics['depth_info']}': frame processed in 2D")
+            return None, None
+        depth_frame = msg.header.frame_id or self._depth_info.header.frame_id
+        try:
+            T = compat.lookup_matrix(self.tf_buffer, cam_frame, depth_frame, stamp,
+                                     p["tf_timeout_s"])
+        except compat.TF_EXCEPTIONS as exc:
+            self._issue("depth_align", WARN,
+                        f"depth not aligned and no extrinsics: no transform '{depth_frame}' -> "
+                        f"'{cam_frame}' ({exc}); set depth_registered, publish TF or give "
+                        "static_transforms: frame processed in 2D")
+            return None, None
+        key = (id(dcam), id(camera), camera.width, camera.height, T.tobytes())
+        if self._registration is None or self._registration[0] != key:
+            self._registration = (key, DepthRegistration(dcam, camera, T[:3, :3], T[:3, 3]))
+        self._fact("depth path", f"unregistered, reprojected into colour with TF "
+                                 f"'{depth_frame}' -> '{cam_frame}'")
+        return self._registration[1](depth_m), None
+
+    def _output_transform(self, cam_frame: str, stamp) -> Tuple[str, Optional[np.ndarray]]:
+        target = self.p["target_frame"]
+        if not target or target == cam_frame:
+            return cam_frame, None
+        try:
+            T = compat.lookup_matrix(self.tf_buffer, target, cam_frame, stamp,
+                                     self.p["tf_timeout_s"])
+            with self._diag_lock:
+                self.diag.clear("target_frame")
+            return target, T
+        except compat.TF_EXCEPTIONS as exc:
+            self._issue("target_frame", WARN,
+                        f"no transform '{cam_frame}' -> target_frame '{target}' at the image "
+                        f"stamp ({exc}): publishing in '{cam_frame}'")
+            return cam_frame, None
+
+    # ------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        now = self._now()
+        with self._diag_lock:
+            if self._color_info is None and self.diag.last_event("input") is not None:
+                self.diag.report("camera_info", WARN,
+                                 f"no CameraInfo received on '{self.topics['color_info']}': "
+                                 "publishing 2D only", now)
+            if self.diag.last_event("input") is None and now - self._start_wall > 5.0:
+                self.diag.report("input", WARN, f"no image received on "
+                                 f"'{self.topics['color_image']}' yet", now)
+            msg = self.diag.build(now, self.get_clock().now().to_msg())
+        self.pub_diag.publish(msg)
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        if self._worker.is_alive() and threading.current_thread() is not self._worker:
+            try:   # let a frame in progress finish (it publishes on this node's publishers)
+                self._worker.join(timeout=3.0)
+            except KeyboardInterrupt:  # a second Ctrl-C: do not wait
+                pass
+        super().destroy_node()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``pose-perception node [--ros-args ...]`` / ``ros2 run pose_perception pose_node``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print("usage: pose-perception node [--ros-args -p name:=value --params-file FILE ...]\n"
+              "Parameters and topics: docs/ros_interface.md")
+        return 0
+    rclpy.init(args=["pose_node"] + args)
+    node = None
+    try:
+        node = PoseNode()
+        rclpy.spin(node)
+    except (ParameterError, ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"pose_node: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # ExternalShutdownException etc.
+        if type(exc).__name__ != "ExternalShutdownException":
+            raise
+    finally:
+        try:
+            if node is not None:
+                node.destroy_node()
+            if rclpy.ok():
+                rclpy.shutdown()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

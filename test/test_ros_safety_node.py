@@ -1,0 +1,159 @@
+"""safety_monitor_node over real topics: skeletons transformed into the robot frame with TF,
+status published by a timer (staleness detected without messages), untrusted inputs (no
+transform, no depth) give UNKNOWN, zones from parameters."""
+import itertools
+import math
+import time
+
+import pytest
+
+from ros_env import isolated_domain_id, require_ros
+
+pytestmark = pytest.mark.ros
+_ns = itertools.count()
+CAM_TO_BASE = "base_link cam 0 0 1.2 -0.5 0.5 -0.5 0.5"   # optical frame 1.2 m above base
+
+
+@pytest.fixture(scope="module")
+def ros():
+    require_ros()
+    isolated_domain_id()
+    import rclpy
+    rclpy.init()
+    yield rclpy
+    rclpy.shutdown()
+
+
+class SafetyHarness:
+    def __init__(self, ros, params):
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.parameter import Parameter
+        from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+
+        from pose_perception.msg import SafetyStatus, SkeletonArray
+        from pose_perception.ros.safety_monitor_node import SafetyMonitorNode
+        self.ns = f"/sm{next(_ns)}_{int(time.time() * 1000) % 100000}"
+        self.node = SafetyMonitorNode(namespace=self.ns, parameter_overrides=[
+            Parameter(k, value=v) for k, v in params.items()])
+        self.io = ros.create_node("io", namespace=self.ns)
+        qos = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
+        self.pub = self.io.create_publisher(SkeletonArray, "people/skeletons", qos)
+        self.status = []
+        self.io.create_subscription(SafetyStatus, "safety/status", self.status.append, 50)
+        self.ex = SingleThreadedExecutor()
+        self.ex.add_node(self.node)
+        self.ex.add_node(self.io)
+        self.spin_until(lambda: self.pub.get_subscription_count() > 0 and self.status,
+                        "connected")
+
+    def now(self):
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def spin_until(self, cond, what, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                last = self.status[-1] if self.status else None
+                raise AssertionError(f"timed out waiting for: {what}; last status: {last}")
+            self.ex.spin_once(timeout_sec=0.02)
+
+    def send_person(self, z_m, depth_used=True, frame="cam"):
+        """One person in the optical frame 'cam': every joint at depth z_m, the right wrist
+        (16) 0.3 m nearer."""
+        from pose_perception.msg import Keypoint, Skeleton, SkeletonArray
+        from pose_perception.ros.conversions import sec_to_stamp
+        msg = SkeletonArray(depth_used=depth_used)
+        msg.header.frame_id = frame
+        msg.header.stamp = sec_to_stamp(self.now())
+        s = Skeleton(track_id=5, layout="blazepose33", confidence=0.9)
+        s.header = msg.header
+        for i in range(33):
+            k = Keypoint(x=1.0, y=1.0, confidence=0.9, position_valid=depth_used)
+            k.position.x, k.position.y = 0.0, -0.3
+            k.position.z = (z_m - 0.3 if i == 16 else z_m) if depth_used else math.nan
+            s.keypoints.append(k)
+        msg.skeletons = [s]
+        self.pub.publish(msg)
+
+    def close(self):
+        self.node.destroy_node()
+        self.io.destroy_node()
+
+
+def test_states_from_tf_transformed_skeletons_and_staleness(ros):
+    h = SafetyHarness(ros, {"robot_frame": "base_link", "static_transforms": [CAM_TO_BASE],
+                            "rate_hz": 20.0, "stale_timeout_s": 0.5})
+    try:
+        from pose_perception.msg import SafetyStatus
+        assert h.status[-1].state == SafetyStatus.STATE_UNKNOWN     # no data yet
+        h.send_person(1.1)                                          # wrist at 0.8 m
+        h.spin_until(lambda: h.status[-1].state == SafetyStatus.STATE_PROTECTIVE_STOP, "STOP")
+        st = h.status[-1]
+        assert st.header.frame_id == "base_link" and st.speed_scale == 0.0
+        assert st.closest_person_id == 5 and st.closest_keypoint_name == "right_wrist"
+        assert st.closest_keypoint_index == 16
+        # optical (0, -0.3, 0.8) -> base_link (0.8, 0, 1.5)
+        assert (st.closest_point.x, st.closest_point.y, st.closest_point.z) == \
+            pytest.approx((0.8, 0.0, 1.5), abs=1e-5)
+        assert st.closest_distance == pytest.approx(0.8, abs=1e-5) and st.people_count == 1
+        for _ in range(3):
+            h.send_person(3.5)
+            h.spin_until(lambda: h.status[-1].state == SafetyStatus.STATE_CLEAR, "CLEAR")
+        assert 0 < h.status[-1].speed_scale <= 1 and h.status[-1].data_age < 0.5
+        # no more messages: the timer alone turns the status UNKNOWN after stale_timeout_s
+        t0 = time.monotonic()
+        h.spin_until(lambda: h.status[-1].state == SafetyStatus.STATE_UNKNOWN, "stale UNKNOWN")
+        assert 0.3 < time.monotonic() - t0 < 2.0
+        assert "no fresh perception" in h.status[-1].reason
+    finally:
+        h.close()
+
+
+def test_untrusted_inputs_give_unknown_with_reason(ros):
+    from pose_perception.msg import SafetyStatus
+    h = SafetyHarness(ros, {"robot_frame": "odom", "rate_hz": 20.0})
+    try:
+        h.send_person(1.5)
+        h.spin_until(lambda: "no transform" in h.status[-1].reason, "TF reason")
+        assert h.status[-1].state == SafetyStatus.STATE_UNKNOWN
+        assert "'cam' -> robot_frame 'odom'" in h.status[-1].reason
+    finally:
+        h.close()
+    h = SafetyHarness(ros, {"robot_frame": "", "rate_hz": 20.0})
+    try:
+        h.send_person(1.5, depth_used=False)
+        h.spin_until(lambda: "without depth" in h.status[-1].reason, "no-depth reason")
+        assert h.status[-1].state == SafetyStatus.STATE_UNKNOWN
+        # camera frame with 3D distance (robot_frame empty): 1.5 m -> WARNING
+        h.send_person(1.8)
+        h.spin_until(lambda: h.status[-1].state == SafetyStatus.STATE_WARNING, "WARNING")
+        assert h.status[-1].header.frame_id == "cam"
+        assert h.status[-1].closest_distance == pytest.approx(math.hypot(0.3, 1.5), abs=1e-5)
+    finally:
+        h.close()
+
+
+def test_zones_from_parameters(ros):
+    from pose_perception.msg import SafetyStatus
+    from pose_perception.ros.params import ParameterError
+    h = SafetyHarness(ros, {"robot_frame": "base_link", "static_transforms": [CAM_TO_BASE],
+                            "zones": ["bench"], "zones.bench.kind": "protective",
+                            "zones.bench.polygon": [2.5, -1.0, 4.0, -1.0, 4.0, 1.0, 2.5, 1.0],
+                            "rate_hz": 20.0})
+    try:
+        h.send_person(3.5)             # 3.2-3.5 m away, beyond the warning distance, in the zone
+        h.spin_until(lambda: h.status[-1].state == SafetyStatus.STATE_PROTECTIVE_STOP,
+                     "zone STOP")
+        assert "protective zone 'bench'" in h.status[-1].reason
+    finally:
+        h.close()
+    from rclpy.parameter import Parameter
+
+    from pose_perception.ros.safety_monitor_node import SafetyMonitorNode
+    with pytest.raises(ParameterError, match="polygon needs >= 3"):
+        SafetyMonitorNode(namespace="/bad", parameter_overrides=[
+            Parameter("zones", value=["z"]), Parameter("zones.z.kind", value="warning"),
+            Parameter("zones.z.polygon", value=[0.0, 0.0, 1.0, 1.0])])
+    with pytest.raises(ParameterError, match="protective_distance_m"):
+        SafetyMonitorNode(namespace="/bad", parameter_overrides=[
+            Parameter("protective_distance_m", value=3.0)])
