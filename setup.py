@@ -14,7 +14,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7.4", "hypothesis>=6.80", "onnx>=1.15", "pycocotools>=2.0.7"],
-        "demo": ["matplotlib>=3.7"],
+        "demo": ["matplotlib>=3.7", "rosbags>=0.11"],
     },
     entry_points={"console_scripts": ["pose-perception = pose_perception.cli:main"]},
     license="Apache-2.0",

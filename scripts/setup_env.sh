@@ -52,7 +52,7 @@ if [[ "$(cat "$STATE/pip" 2>/dev/null)" != "$want" ]]; then
       $(printf -- '-r %s ' "${REQS[@]}") 2>&1 | { grep -v 'is ignored: it is neither' || true; }) \
     || { echo "[setup] pip install failed" >&2; exit 1; }
   if [[ "$MODE" != wheels ]]; then
-    "$PY" -m pip install -q onnxruntime transforms3d
+    "$PY" -m pip install -q onnxruntime transforms3d rosbags
   fi
   "$PY" -c 'import numpy, cv2, onnxruntime, scipy, yaml, rclpy' \
     || { echo "[setup] Python packages incomplete (see pip output above)" >&2; exit 1; }

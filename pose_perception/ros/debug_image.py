@@ -3,26 +3,15 @@ coloured by confidence (red -> green), face points, hands, and a label with the 
 distance of the person's centroid. Drawn with OpenCV on a copy of the RGB image."""
 from __future__ import annotations
 
-import colorsys
-from typing import Tuple
 
 import cv2
 import numpy as np
 
+from ..core.colors import confidence_rgb, to_uint8, track_rgb
 from ..core.layouts import LAYOUTS
 from ..core.types import FrameResult, Keypoints
 
 MIN_SCORE = 0.3
-
-
-def _track_rgb(track_id: int) -> Tuple[int, int, int]:
-    r, g, b = colorsys.hsv_to_rgb((int(track_id) * 0.618033988749895) % 1.0, 0.85, 0.95)
-    return int(r * 255), int(g * 255), int(b * 255)
-
-
-def _score_rgb(s: float) -> Tuple[int, int, int]:
-    s = float(np.clip(np.nan_to_num(s), 0.0, 1.0))
-    return int(255 * min(1.0, 2 * (1 - s))), int(255 * min(1.0, 2 * s)), 0
 
 
 def _draw_keypoints(img: np.ndarray, kps: Keypoints, colour, radius: int, width: int) -> None:
@@ -36,7 +25,7 @@ def _draw_keypoints(img: np.ndarray, kps: Keypoints, colour, radius: int, width:
                 cv2.line(img, tuple(map(int, pts[a])), tuple(map(int, pts[b])), colour, width,
                          cv2.LINE_AA)
     for i in np.flatnonzero(ok):
-        cv2.circle(img, tuple(map(int, pts[i])), radius, _score_rgb(kps.score[i]), -1,
+        cv2.circle(img, tuple(map(int, pts[i])), radius, to_uint8(confidence_rgb(kps.score[i])), -1,
                    cv2.LINE_AA)
 
 
@@ -45,7 +34,7 @@ def draw_result(rgb: np.ndarray, result: FrameResult) -> np.ndarray:
     img = np.ascontiguousarray(rgb).copy()
     scale = max(1, int(round(max(img.shape[:2]) / 640)))
     for p in result.persons:
-        colour = _track_rgb(p.track_id or 0)
+        colour = to_uint8(track_rgb(p.track_id or 0))
         _draw_keypoints(img, p.body, colour, 3 * scale, 2 * scale)
         for hand in p.hands:
             _draw_keypoints(img, hand.keypoints, colour, 2 * scale, scale)

@@ -9,7 +9,6 @@ Only points with valid 3D are drawn (nothing in RGB-only mode).
 """
 from __future__ import annotations
 
-import colorsys
 import math
 from typing import Iterable, List, Optional, Set, Tuple
 
@@ -18,6 +17,7 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from ..core.colors import confidence_rgb, track_rgb
 from ..core.layouts import LAYOUTS
 
 UNTRACKED_ID_BASE = 100000
@@ -26,14 +26,13 @@ NAMESPACES = ("joints", "bones", "hands", "labels", "face")
 
 def confidence_color(c: float, alpha: float = 1.0) -> ColorRGBA:
     """Red (0) -> yellow (0.5) -> green (1)."""
-    c = min(1.0, max(0.0, float(c) if math.isfinite(c) else 0.0))
-    return ColorRGBA(r=float(min(1.0, 2 * (1 - c))), g=float(min(1.0, 2 * c)), b=0.0, a=alpha)
+    r, g, b = confidence_rgb(c)
+    return ColorRGBA(r=r, g=g, b=b, a=alpha)
 
 
 def track_color(track_id: int, alpha: float = 1.0) -> ColorRGBA:
-    """A stable, distinct colour per track id (golden-ratio hue steps)."""
-    h = (int(track_id) * 0.618033988749895) % 1.0
-    r, g, b = colorsys.hsv_to_rgb(h, 0.85, 0.95)
+    """A stable, distinct colour per track id."""
+    r, g, b = track_rgb(track_id)
     return ColorRGBA(r=r, g=g, b=b, a=alpha)
 
 

@@ -1,0 +1,112 @@
+"""``pose-perception bench`` / ``soak``: they run the real pipeline and report what they promise
+(the JSON last line's keys and plausible values)."""
+import json
+
+import pytest
+
+from pose_perception import bench
+
+MODELS = ("pose_detection", "pose_landmark_full", "face_landmark", "face_detection_full_range")
+
+
+@pytest.fixture(scope="module")
+def models():
+    from pose_perception.core import model_store
+    try:
+        for name in MODELS:
+            model_store.model_path(name)
+    except FileNotFoundError as e:
+        pytest.skip(f"models not provisioned: {e}")
+
+
+def _last_json(capsys):
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out, "nothing printed"
+    return json.loads(out[-1]), "\n".join(out[:-1])
+
+
+# --------------------------------------------------------------------------- helpers
+def test_memory_and_hardware_helpers():
+    assert 10 < bench.current_rss_mb() <= bench.peak_rss_mb() + 1.0
+    hw = bench.hardware_info()
+    assert hw["cores"] >= 1 and 1 <= hw["cores_usable"] <= hw["cores"]
+    assert isinstance(hw["cpu"], str) and hw["cpu"]
+    assert isinstance(hw["gpus"], list)
+    assert bench.percentile([1, 2, 3, 4, 100], 50) == 3
+    assert bench.parse_providers("cuda, cpu") == ["cuda", "cpu"]
+    with pytest.raises(ValueError, match="unknown execution provider"):
+        bench.parse_providers("cuda,warp-drive")
+
+
+def test_argument_errors(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--frames", "0"])
+    with pytest.raises(SystemExit):
+        bench.main(["--data", "x", "--people", "2"])
+    assert bench.main(["--frames", "2", "--data", "/nonexistent/folder"]) == 1
+    assert "not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ bench
+def test_bench_json_has_the_promised_keys(models, capsys):
+    assert bench.main(["--frames", "5", "--warmup", "2", "--providers", "cpu", "--json"]) == 0
+    r, table = _last_json(capsys)
+    for key in ("fps", "latency_ms", "provider", "peak_rss_mb", "stages", "hardware", "command"):
+        assert key in r
+    assert r["frames"] == 5 and r["warmup_frames"] == 2
+    assert r["fps"] > 0 and r["peak_rss_mb"] > 50
+    lat = r["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["max"]
+    assert set(bench.STAGES) <= set(r["stages"])
+    assert r["stages"]["total"] > 0 and r["stages"]["body"] > 0
+    assert r["stages"]["total"] <= lat["p50"] * 1.5 + 1
+    assert r["provider"] == "CPUExecutionProvider"
+    assert r["hardware"]["cores"] >= 1 and "cpu" in r["hardware"]
+    assert r["command"] == "pose-perception bench --frames 5 --warmup 2 --providers cpu --json"
+    assert r["synthetic_depth"] is True and "SYNTHETIC" in r["source"]
+    assert r["people_per_frame"] == 1.0 and r["faces_per_frame"] == 1.0
+    assert "e2e" in table and "p95 ms" in table and "SYNTHETIC" in table
+
+
+def test_bench_three_people_and_no_face(models, capsys):
+    assert bench.main(["--frames", "4", "--warmup", "2", "--people", "3", "--no-face",
+                       "--providers", "cpu", "--threads", "1", "--json"]) == 0
+    r, _ = _last_json(capsys)
+    assert r["people_per_frame"] >= 2.75
+    assert r["face"] is False and r["stages"]["face"] == 0.0 and r["faces_per_frame"] == 0.0
+    assert r["threads"] == 1
+
+
+def test_bench_on_recorded_realsense_frames(models, shared_data, capsys):
+    d = shared_data / "rgbd_dev/realsense_two_people"
+    assert bench.main(["--frames", "4", "--warmup", "2", "--data", str(d), "--providers", "cpu",
+                       "--json"]) == 0
+    r, _ = _last_json(capsys)
+    assert r["source"] == "realsense_two_people" and r["synthetic_depth"] is False
+    assert r["people_per_frame"] >= 1.5
+    assert r["stages"]["lift"] > 0
+
+
+# ------------------------------------------------------------------------------- soak
+def test_soak_reports_growth_and_drift_with_a_bag_loop_reset(models, capsys):
+    code = bench.main_soak(["--frames", "60", "--warmup", "6", "--window", "10",
+                            "--reset-every", "1", "--providers", "cpu", "--json"])
+    assert code == 0
+    r, text = _last_json(capsys)
+    for key in ("rss_growth_mb", "p95_drift_pct", "frames", "p95_first_ms", "p95_last_ms"):
+        assert key in r
+    assert r["frames"] == 60 and r["window_frames"] == 10 and r["loop_length"] == 48
+    assert r["rss_growth_second_half_mb"] is not None
+    assert r["tracking_resets"] == 1            # stamps jumped back once (frame 48)
+    assert r["frames_with_warnings"] >= 1       # ... and the pipeline said so
+    assert r["p95_first_ms"] > 0 and r["p95_last_ms"] > 0
+    expect = (r["p95_last_ms"] - r["p95_first_ms"]) / r["p95_first_ms"] * 100
+    assert r["p95_drift_pct"] == pytest.approx(expect, abs=0.2)
+    assert r["rss_end_mb"] - r["rss_after_warmup_mb"] == pytest.approx(r["rss_growth_mb"],
+                                                                       abs=0.2)
+    assert "growth" in text and "drift" in text
+
+
+def test_soak_needs_two_windows(capsys):
+    assert bench.main_soak(["--frames", "10", "--warmup", "2", "--window", "5"]) == 1
+    assert "2 windows" in capsys.readouterr().err
