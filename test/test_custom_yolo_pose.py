@@ -103,3 +103,26 @@ def test_custom_stage_runs_inside_perception(tmp_path):
         assert all(p.body.layout == "coco17" for p in res.persons)
         ids.append(sorted(p.track_id for p in res.persons))
     assert ids[-1] == ids[-2] and all(t > 0 for t in ids[-1])
+
+
+def test_config_switch_selects_the_custom_model_and_lifts_it(tmp_path):
+    """`keypoint_model: <yaml>` in the pipeline config (the ROS parameter
+    perception.keypoint_model) selects the custom family; its COCO-17 people get 3D from depth."""
+    import yaml
+
+    from pose_perception.core.camera import CameraModel
+    from pose_perception.core.perception import Perception, PerceptionConfig
+
+    path = const_model(tmp_path / "pose.onnx", [1, 3, 640, 640], {"output0": _output().T[None]})
+    cfg_path = tmp_path / "yolo_pose.yaml"
+    cfg_path.write_text(yaml.safe_dump(_cfg(path)))
+    perception = Perception(PerceptionConfig.from_dict({"keypoint_model": str(cfg_path)}))
+    cam = CameraModel(IMG_W, IMG_H, [[300, 0, IMG_W / 2], [0, 300, IMG_H / 2], [0, 0, 1]])
+    depth = np.full((IMG_H, IMG_W), 2.0, np.float32)       # a flat scene 2 m away
+    res = perception.process(np.zeros((IMG_H, IMG_W, 3), np.uint8), 0.0, depth, cam)
+    assert len(res.persons) == 2 and all(p.body.layout == "coco17" for p in res.persons)
+    from pose_perception.core.types import SOURCE_DEPTH
+    for p in res.persons:     # (random keypoints: implausible bones may be re-placed or dropped)
+        measured = p.body.xyz_valid & (p.body.xyz_source == SOURCE_DEPTH)
+        assert measured.sum() >= 10
+        assert np.all(np.abs(p.body.xyz[measured, 2] - 2.0) < 0.3)  # surface + joint offset

@@ -52,6 +52,10 @@ class PerceptionConfig:
     enable_tracking: bool = True
     enable_smoothing: bool = True
     backwards_tolerance_s: float = 0.001   # stamps further back than this reset tracking
+    # Body keypoint model: empty = the built-in BlazePose stage (section 'keypoints'); else the
+    # path of a custom model's YAML (docs/bring_your_own_model.md: heatmap, simcc, yolo_pose,
+    # openpose families), which then replaces the built-in body and face stage.
+    keypoint_model: str = ""
 
     @classmethod
     def from_dict(cls, values: Optional[Mapping[str, Any]]) -> "PerceptionConfig":
@@ -63,9 +67,18 @@ class PerceptionConfig:
                   for name, kind in sections.items()}
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
+            top = sorted({f.name for f in dataclasses.fields(cls)} - set(sections))
             raise ValueError(f"unknown parameter(s) {unknown}; valid sections: {sorted(sections)}"
-                             ", plus enable_tracking, enable_smoothing, backwards_tolerance_s")
+                             f", plus {top}")
         return cls(**kwargs, **values)
+
+
+def build_keypoint_stage(config: PerceptionConfig):
+    """The keypoint stage the config selects: the built-in pipeline or a custom model."""
+    if not config.keypoint_model:
+        return KeypointPipeline(config.keypoints)
+    from .custom.model import CustomKeypointStage, load_estimator
+    return CustomKeypointStage(load_estimator(config.keypoint_model))
 
 
 class Perception:
@@ -74,7 +87,7 @@ class Perception:
     def __init__(self, config: Optional[PerceptionConfig] = None,
                  keypoints: Optional[KeypointPipeline] = None) -> None:
         self.config = config or PerceptionConfig()
-        self.keypoints = keypoints or KeypointPipeline(self.config.keypoints)
+        self.keypoints = keypoints or build_keypoint_stage(self.config)
         self.lifter = Lifter(self.config.lifting)
         self.tracker = Tracker(self.config.tracking)
         self.smoother = PersonSmoother(self.config.smoothing)
