@@ -88,20 +88,8 @@ want="$MODE $(cd "$REPO" && find package.xml CMakeLists.txt msg scripts pose_per
 INSTALL="$REPO/install"
 if [[ "$(cat "$STATE/colcon" 2>/dev/null)" != "$want" || ! -d "$INSTALL/pose_perception" ]]; then
   log "colcon build"
-  (
-    cd "$REPO"
-    if [[ "$MODE" == wheels ]]; then
-      export CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV"
-      CMAKE_EXTRA="-DPython3_NumPy_INCLUDE_DIR=$LINKS/numpy-include"
-      export PATH="$VENV/bin:$PATH"
-    else
-      export PATH="$VENV/bin:$PATH"
-    fi
-    colcon --log-base log build --base-paths "$REPO" --build-base build --install-base install \
-      --cmake-args -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF ${CMAKE_EXTRA:-} \
-      --event-handlers console_cohesion- summary+ status- >"$STATE/colcon.log" 2>&1 \
-      || { tail -n 40 "$STATE/colcon.log" >&2; echo "[setup] colcon build failed (log: $STATE/colcon.log)" >&2; exit 1; }
-  )
+  bash "$REPO/scripts/colcon_build.sh" "$REPO" "$REPO" >"$STATE/colcon.log" 2>&1 \
+    || { tail -n 40 "$STATE/colcon.log" >&2; echo "[setup] colcon build failed (log: $STATE/colcon.log)" >&2; exit 1; }
   echo "$want" > "$STATE/colcon"
 else
   log "colcon build up to date"
