@@ -41,9 +41,11 @@ if [[ "$MODE" == wheels ]]; then
   REQS=(requirements/ros-wheels.txt requirements/runtime.txt requirements/test.txt)
   CONSTRAINTS=(-c requirements/constraints-wheels.txt)
 else
-  # apt provides ROS, numpy, opencv, scipy, yaml, matplotlib; add what apt lacks.
+  # apt provides ROS, numpy, opencv, scipy, yaml, matplotlib; add what apt lacks, keeping the
+  # system numpy (cv_bridge and the ROS message packages are compiled against it).
   REQS=(requirements/test.txt)
-  CONSTRAINTS=()
+  echo "numpy==$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)')" > "$STATE/apt-constraints.txt"
+  CONSTRAINTS=(-c "$STATE/apt-constraints.txt")
 fi
 want="$MODE $(cd "$REPO" && hash_of "${REQS[@]}" requirements/constraints-wheels.txt)"
 if [[ "$(cat "$STATE/pip" 2>/dev/null)" != "$want" ]]; then
@@ -52,7 +54,7 @@ if [[ "$(cat "$STATE/pip" 2>/dev/null)" != "$want" ]]; then
       $(printf -- '-r %s ' "${REQS[@]}") 2>&1 | { grep -v 'is ignored: it is neither' || true; }) \
     || { echo "[setup] pip install failed" >&2; exit 1; }
   if [[ "$MODE" != wheels ]]; then
-    "$PY" -m pip install -q onnxruntime transforms3d rosbags
+    "$PY" -m pip install -q "${CONSTRAINTS[@]}" onnxruntime transforms3d rosbags
   fi
   "$PY" -c 'import numpy, cv2, onnxruntime, scipy, yaml, rclpy' \
     || { echo "[setup] Python packages incomplete (see pip output above)" >&2; exit 1; }
