@@ -56,6 +56,8 @@ CANONICAL_FACE_M = {
 }
 _IDS = np.array(sorted(CANONICAL_FACE_M), dtype=np.intp)
 _MODEL = np.array([CANONICAL_FACE_M[i] for i in _IDS], dtype=np.float64)
+_FLIP_Z = np.array([1.0, 1.0, -1.0])
+_EYE3 = np.eye(3)
 
 
 @dataclass
@@ -71,6 +73,9 @@ class HeadPoseConfig:
                              f"got '{self.method}'")
 
 
+_DEFAULT_CONFIG = HeadPoseConfig()
+
+
 def quaternion_xyzw(R: np.ndarray) -> np.ndarray:
     """Rotation matrix -> quaternion (x, y, z, w) (transforms3d returns w, x, y, z)."""
     w, x, y, z = mat2quat(np.asarray(R, dtype=np.float64))
@@ -84,19 +89,27 @@ def rotation_from_xyzw(q) -> np.ndarray:
     return quat2mat([w, x, y, z])
 
 
+def _kabsch(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:
+    """R, t minimising sum |R src + t - dst|^2 (rows matched), and the RMS residual."""
+    cs, cd = src.mean(axis=0), dst.mean(axis=0)
+    H = (src - cs).T @ (dst - cd)
+    U, _, Vt = np.linalg.svd(H)
+    R = Vt.T @ U.T
+    if np.linalg.det(R) < 0:   # reflection: flip the axis of the smallest singular value
+        R = (Vt.T * _FLIP_Z) @ U.T
+    t = cd - R @ cs
+    r = src @ R.T
+    r += t
+    r -= dst
+    rms = float(np.sqrt(np.einsum("ij,ij->", r, r) / len(src)))
+    return R, t, rms
+
+
 def fit_face_frame_3d(points: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:
     """Rigid fit of the canonical landmarks (rows of ``points`` in :data:`CANONICAL_FACE_M`
     order of ``_IDS``, NaN = missing) -> (R face->camera, sellion position, RMS residual)."""
     ok = np.all(np.isfinite(points), axis=1)
-    src, dst = _MODEL[ok], points[ok]
-    cs, cd = src.mean(axis=0), dst.mean(axis=0)
-    H = (src - cs).T @ (dst - cd)
-    U, _, Vt = np.linalg.svd(H)
-    d = 1.0 if np.linalg.det(Vt.T @ U.T) >= 0 else -1.0
-    R = Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
-    t = cd - R @ cs
-    rms = float(np.sqrt(np.mean(np.sum((src @ R.T + t - dst) ** 2, axis=1))))
-    return R, t, rms
+    return _kabsch(_MODEL[ok], points[ok])
 
 
 def solve_face_pnp(xy: np.ndarray, camera: CameraModel) -> Optional[Tuple[np.ndarray, np.ndarray]]:
@@ -108,7 +121,7 @@ def solve_face_pnp(xy: np.ndarray, camera: CameraModel) -> Optional[Tuple[np.nda
     obj = _MODEL[ok].reshape(-1, 1, 3)
     if camera.distortion_model == "equidistant":
         img = camera.undistort_points(xy[ok]).reshape(-1, 1, 2)
-        K, D = np.eye(3), None
+        K, D = _EYE3, None
     else:
         img = xy[ok].astype(np.float64).reshape(-1, 1, 2)
         K, D = camera.K, (camera.D if camera.is_distorted else None)
@@ -128,22 +141,24 @@ def estimate_head_pose(mesh: Keypoints, camera: CameraModel,
                        config: Optional[HeadPoseConfig] = None) -> Optional[HeadPose]:
     """Head pose of a ``face468`` mesh (2D pixels, and 3D when lifted); None when neither
     estimator has enough points. Never raises on data."""
-    cfg = config or HeadPoseConfig()
+    cfg = config or _DEFAULT_CONFIG
     if mesh.layout != "face468":
         raise ValueError(f"head pose needs a 'face468' mesh, got '{mesh.layout}'")
-    xy = mesh.xy[_IDS].astype(np.float64)
-    pts3 = np.full((len(_IDS), 3), np.nan)
+    ok3 = np.zeros(len(_IDS), bool)
+    pts3 = None
     if mesh.xyz is not None:
-        good = mesh.xyz_valid[_IDS] & (mesh.xyz_source[_IDS] == SOURCE_DEPTH)
-        pts3[good] = mesh.xyz[_IDS][good]
-    n3 = int(np.all(np.isfinite(pts3), axis=1).sum())
+        pts3 = mesh.xyz[_IDS].astype(np.float64)
+        ok3 = (mesh.xyz_valid[_IDS] & (mesh.xyz_source[_IDS] == SOURCE_DEPTH)
+               & np.isfinite(pts3).all(axis=1))
+    n3 = int(ok3.sum())
     if cfg.method in ("auto", "depth") and n3 >= max(cfg.min_depth_points, 4):
-        R, t, rms = fit_face_frame_3d(pts3)
+        R, t, rms = _kabsch(_MODEL[ok3], pts3[ok3])
         if rms <= cfg.max_fit_rms_m or cfg.method == "depth":
             return HeadPose(position=t, orientation=quaternion_xyzw(R), valid=True)
     if cfg.method == "depth":
         return None
-    if int(np.all(np.isfinite(xy), axis=1).sum()) < cfg.min_pnp_points:
+    xy = mesh.xy[_IDS].astype(np.float64)
+    if int(np.isfinite(xy).all(axis=1).sum()) < cfg.min_pnp_points:
         return None
     sol = solve_face_pnp(xy, camera)
     if sol is None:
@@ -152,9 +167,8 @@ def estimate_head_pose(mesh: Keypoints, camera: CameraModel,
     if n3 >= 3:
         # put the face at its measured depth: scale the PnP solution (the canonical face's size
         # is an average) so the depth-valid landmarks' median depth matches
-        ok = np.all(np.isfinite(pts3), axis=1)
-        pred_z = (_MODEL[ok] @ R.T + t)[:, 2]
-        scale = float(np.median(pts3[ok, 2]) / np.median(pred_z))
+        pred_z = _MODEL[ok3] @ R[2] + t[2]
+        scale = float(np.median(pts3[ok3, 2]) / np.median(pred_z))
         if np.isfinite(scale) and 0.5 < scale < 2.0:
             t = t * scale
     return HeadPose(position=t, orientation=quaternion_xyzw(R), valid=True)
