@@ -87,7 +87,11 @@ def decode_image(encoding: str, height: int, width: int, step: int, is_bigendian
     try:
         buf = memoryview(data).cast("B")
     except TypeError:
-        buf = memoryview(np.asarray(data, dtype=np.uint8).tobytes())
+        try:
+            buf = memoryview(np.asarray(data, dtype=np.uint8).tobytes())
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ImageDecodeError(f"{encoding} image data is not a byte buffer or a sequence "
+                                   f"of 0..255 values ({type(exc).__name__}: {exc})") from None
     need = step * (height - 1) + row
     if buf.nbytes < need:
         raise ImageDecodeError(f"{encoding} image data too short: {buf.nbytes} bytes for "

@@ -88,6 +88,20 @@ def _trt_cache_dir() -> Path:
         return Path.home() / ".cache" / "pose_perception" / "trt_engines"
 
 
+def _provision_hint(path: Path) -> str:
+    """'; run `pose-perception provision` ...' when ``path`` is named like a provisioned model
+    (so a missing or corrupt file says how to re-create it), else ''."""
+    try:
+        from .model_store import MODELS, PROVISION_HINT
+    except ImportError:  # pragma: no cover
+        return ""
+    if path.stem not in MODELS:
+        return ""
+    if path.is_file():      # present but unusable: convert again
+        return f"; the file is damaged or incomplete: {PROVISION_HINT} to re-create it"
+    return f"; {PROVISION_HINT} to create it"
+
+
 def resolve_model_path(name_or_path: Union[str, Path]) -> Path:
     """An existing file path as is; otherwise a provisioned model name (``pose_detection.onnx``)
     looked up through ``model_store`` (``$POSE_PERCEPTION_MODEL_DIR`` or
@@ -96,7 +110,7 @@ def resolve_model_path(name_or_path: Union[str, Path]) -> Path:
     if p.is_file():
         return p
     if p.is_absolute() or len(p.parts) > 1:
-        raise FileNotFoundError(f"model file {p} does not exist")
+        raise FileNotFoundError(f"model file {p} does not exist{_provision_hint(p)}")
     try:
         from .model_store import model_path  # provided by the provisioning module
     except ImportError:  # pragma: no cover - only before model_store exists
@@ -223,7 +237,9 @@ class OnnxModel:
             self.session = ort.InferenceSession(pruned if pruned else str(self.path),
                                                 sess_options=so, providers=provider_args)
         except Exception as exc:  # onnxruntime raises several exception types
-            raise ModelLoadError(f"could not load ONNX model {self.path}: {exc}") from exc
+            raise ModelLoadError(f"could not load ONNX model {self.path}: "
+                                 f"{type(exc).__name__}: {str(exc)[:300]}"
+                                 f"{_provision_hint(self.path)}") from exc
 
         self.providers: List[str] = list(self.session.get_providers())
         self.provider: str = self.providers[0] if self.providers else "CPUExecutionProvider"

@@ -26,7 +26,7 @@ from typing import Dict, Hashable, List, Optional, Sequence
 import numpy as np
 
 from .tracking import person_centroid
-from .types import Keypoints, Person
+from .types import SOURCE_NONE, Keypoints, Person
 
 _TIME_EPS = 1e-9
 
@@ -178,7 +178,14 @@ class KeypointSmoother:
         if kp.xyz is not None:
             valid = kp.xyz_valid if kp.xyz_valid is not None else np.isfinite(kp.xyz).all(axis=1)
             xyz = state.xyz(kp.xyz, stamp_s, valid).astype(np.float32)
-            out.xyz = np.where(valid[:, None], xyz, np.float32(np.nan)).astype(np.float32)
+            # valid only where the filter has a finite estimate (on a duplicated stamp it returns
+            # its previous output, which has none for a point that just became valid)
+            ok = valid & np.isfinite(xyz).all(axis=1)
+            out.xyz = np.where(ok[:, None], xyz, np.float32(np.nan)).astype(np.float32)
+            if out.xyz_valid is not None:
+                out.xyz_valid = ok
+                out.xyz_sigma = np.where(ok, out.xyz_sigma, np.float32(np.nan)).astype(np.float32)
+                out.xyz_source = np.where(ok, out.xyz_source, SOURCE_NONE).astype(np.uint8)
         return out
 
 

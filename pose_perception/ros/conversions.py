@@ -152,7 +152,7 @@ def _bbox(msg, box) -> None:
 
 def person_to_skeleton(p: Person, header, T: Optional[np.ndarray] = None,
                        hands: bool = True) -> Skeleton:
-    s = Skeleton(track_id=int(p.track_id), layout=p.body.layout,
+    s = Skeleton(track_id=max(0, int(p.track_id)), layout=p.body.layout,
                  confidence=float(np.clip(np.nan_to_num(p.score), 0.0, 1.0)))
     s.header = header
     s.keypoints = keypoints_to_msgs(p.body, T)
@@ -183,7 +183,7 @@ def face_to_msg(face: Face, header, T: Optional[np.ndarray] = None,
     if layout not in FACE_LAYOUTS:
         raise ValueError(f"face layout must be one of {FACE_LAYOUTS}, got '{layout}'")
     f = FaceLandmarks(face_id=max(0, int(face.track_id)), associated=bool(face.associated),
-                      skeleton_id=int(face.track_id) if face.associated else 0,
+                      skeleton_id=max(0, int(face.track_id)) if face.associated else 0,
                       confidence=float(np.clip(np.nan_to_num(face.score), 0.0, 1.0)),
                       layout=layout)
     f.header = header
@@ -191,9 +191,14 @@ def face_to_msg(face: Face, header, T: Optional[np.ndarray] = None,
     f.landmarks = keypoints_to_msgs(mesh, T)
     _bbox(f, face.box)
     hp = face.head_pose
+    H = None
     if hp is not None and hp.valid and np.all(np.isfinite(hp.position)) and \
             np.all(np.isfinite(hp.orientation)):
-        H = tfm.make_transform(hp.position, hp.orientation)
+        try:
+            H = tfm.make_transform(hp.position, hp.orientation)
+        except ValueError:      # not a rotation (e.g. a zero quaternion): no head pose
+            H = None
+    if H is not None:
         if T is not None:
             H = T @ H
         q = tfm.matrix_to_quat(H[:3, :3])

@@ -23,6 +23,7 @@ topic and parameter.
 """
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -46,7 +47,7 @@ from ..msg import FaceLandmarksArray, SkeletonArray
 from . import compat
 from .conversions import (array_to_image_msg, camera_info_to_model, frame_result_to_msgs,
                           image_msg_to_array, same_camera_info, stamp_to_sec)
-from .diagnostics import ERROR, WARN, NodeDiagnostics, RateLimitedLog
+from .diagnostics import ERROR, OK, WARN, NodeDiagnostics, RateLimitedLog
 from .markers import MarkerBuilder
 from .params import (ParameterError, ParamSpec, at_least, dataclass_specs, declare, nest,
                      changed_from_defaults, non_negative, positive, resolve_topic, suggest,
@@ -57,6 +58,13 @@ OUTPUT_TOPICS = {"skeletons": "people/skeletons", "faces": "people/faces",
                  "markers": "people/markers", "debug_image": "people/debug_image"}
 # an image stamped this much before the last processed one means time restarted (bag loop)
 BACKWARDS_JUMP_S = 1.0
+# a gap between processed stamps longer than this (or than perception.tracking.max_age_s, when
+# larger) is reported as a time jump: people's tracks restart
+FORWARD_JUMP_S = 1.0
+# registered depth without a matching depth CameraInfo is scaled to the colour image only when
+# the aspect ratios agree to this relative tolerance
+ASPECT_TOLERANCE = 0.01
+_DIGITS = re.compile(r"[0-9][0-9.e+-]*")
 # keypoint settings that have their own top-level parameter
 _KEYPOINT_TOP_LEVEL = ("enable_face", "enable_hands", "providers", "require_gpu")
 
@@ -156,6 +164,7 @@ class PoseNode(Node):
         self.perception = factory(self.perception_config)
         provider = str(getattr(self.perception, "provider", "unknown"))
         self.diag.fact("execution provider", provider)
+        self._warn_if_gpu_missing(provider)
         mf = "real" if compat.HAVE_MESSAGE_FILTERS else "fallback"
         tf = "real" if compat.HAVE_TF2 else "fallback (static transforms only)"
         self.diag.fact("compat", f"message_filters={mf}, tf2_ros={tf}")
@@ -164,12 +173,14 @@ class PoseNode(Node):
         self._diag_lock = threading.Lock()
         self._slot: Optional[Tuple[Image, Optional[Image]]] = None
         self._last_pair_wall: Optional[float] = None
+        self._first_colour_wall: Optional[float] = None
         self._last_depth_stamp: Optional[float] = None
         self._last_processed_stamp: Optional[float] = None
         self._color_info: Optional[CameraInfo] = None
         self._depth_info: Optional[CameraInfo] = None
         self._color_model = self._depth_model = None
         self._color_model_src: Optional[CameraInfo] = None
+        self._color_model_error = ""
         self._depth_model_src: Optional[CameraInfo] = None
         self._registration: Optional[Tuple[tuple, DepthRegistration]] = None
         self._depth_buf: Optional[np.ndarray] = None
@@ -196,6 +207,24 @@ class PoseNode(Node):
                                f"provider {provider}; output frame {out}")
 
     # ------------------------------------------------------------------ configuration
+    def _warn_if_gpu_missing(self, provider: str) -> None:
+        """use_gpu asked for a GPU provider but the pipeline runs on CPU: one warning at start
+        (require_gpu makes the pipeline fail instead)."""
+        from ..core.inference import GPU_PROVIDERS, provider_name
+        if not self.p["use_gpu"] or provider in GPU_PROVIDERS or provider == "unknown":
+            return
+        try:
+            wanted = [n for n in (provider_name(x) for x in self.p["providers"])
+                      if n in GPU_PROVIDERS]
+        except ValueError:
+            wanted = []
+        if wanted:
+            self.get_logger().warning(
+                f"no GPU execution provider works here (asked for {', '.join(wanted)}): running "
+                f"on {provider}, which is slower. Install onnxruntime-gpu with matching "
+                "CUDA/TensorRT libraries, set use_gpu:=false to silence this, or "
+                "require_gpu:=true to refuse to start without a GPU")
+
     def _read_parameters(self) -> Dict[str, Any]:
         specs = node_param_specs()
         self._perception_specs = perception_param_specs()
@@ -316,8 +345,13 @@ class PoseNode(Node):
         now = self._now()
         with self._diag_lock:
             self.diag.count("input", now)
+        if self._first_colour_wall is None:
+            self._first_colour_wall = now
+        # the synchroniser gets depth_wait_s from the first colour image (not from the node's
+        # start, which may be long before the camera's): else the first frames would go out in
+        # 2D and their depth, arriving a moment later, be dropped as duplicates
         since = now - (self._last_pair_wall if self._last_pair_wall is not None
-                       else self._start_wall)
+                       else self._first_colour_wall)
         if since <= self.p["depth_wait_s"]:
             return
         stamp = stamp_to_sec(msg.header.stamp)
@@ -349,7 +383,7 @@ class PoseNode(Node):
             with self._diag_lock:
                 self.diag.count("frame errors", self._now())
             self._issue("frame", ERROR, f"frame failed: {type(exc).__name__}: {exc}", log=False)
-            self._log("frame_exception", "error",
+            self._log("frame_exception:" + type(exc).__name__, "error",
                       f"frame skipped after an exception: {type(exc).__name__}: {exc}\n"
                       + "".join(traceback.format_exception(exc)[-4:]))
         except Exception:  # pragma: no cover - reporting must never stop the worker
@@ -358,8 +392,9 @@ class PoseNode(Node):
     def _issue(self, key: str, level: int, text: str, log: bool = True) -> None:
         with self._diag_lock:
             self.diag.report(key, level, text, self._now())
-        if log:
-            self._log(key + text[:40], "error" if level >= ERROR else "warn", text)
+        if log:   # rate-limited per kind of message: numbers (stamps, sizes) do not count
+            self._log(key + ":" + _DIGITS.sub("#", text)[:200],
+                      "error" if level >= ERROR else "warn", text)
 
     def _log_fn(self, level: str, text: str) -> None:
         # one call site per severity: rclpy refuses a call site that changes severity
@@ -376,14 +411,8 @@ class PoseNode(Node):
         when the frame was skipped. Called by the worker thread (tests may call it directly)."""
         t0 = time.perf_counter()
         stamp = stamp_to_sec(color.header.stamp)
-        last = self._last_processed_stamp
-        if last is not None and stamp <= last:
-            if last - stamp <= BACKWARDS_JUMP_S:
-                with self._diag_lock:
-                    self.diag.count("dropped", self._now())    # older than what was published
-                return None
-            self._issue("time", WARN, f"image stamps jumped back by {last - stamp:.1f} s (bag "
-                        "loop or restarted camera?): starting over")
+        if not self._stamp_acceptable(stamp):
+            return None
         try:
             rgb = to_rgb(image_msg_to_array(color), color.encoding)
         except ImageDecodeError as exc:
@@ -436,6 +465,39 @@ class PoseNode(Node):
             self.diag.fact("people in last frame", len(result.persons))
         return result
 
+    def _stamp_acceptable(self, stamp: float) -> bool:
+        """Checks an image stamp against the last processed one. Duplicated or slightly older
+        stamps (out of order) are skipped; a jump back of more than BACKWARDS_JUMP_S (bag loop,
+        restarted camera) is processed after a warning (the pipeline resets its tracking);
+        a jump forward beyond the trackers' memory is processed after a warning."""
+        last = self._last_processed_stamp
+        if last is None:
+            return True
+        if stamp <= last:
+            if last - stamp <= BACKWARDS_JUMP_S:
+                with self._diag_lock:
+                    self.diag.count("dropped", self._now())    # older than what was published
+                self._issue("time_order", WARN,
+                            f"image with a duplicated or out-of-order stamp skipped: stamp "
+                            f"{stamp:.6f} is not newer than the last processed {last:.6f}")
+                return False
+            with self._diag_lock:
+                self.diag.count("time jumps", self._now())
+            self._issue("time", WARN, f"image stamps went backwards (bag loop or restarted "
+                        f"camera?) by {last - stamp:.1f} s: tracking starts over")
+            return True
+        max_age = self.p.get("perception.tracking.max_age_s", FORWARD_JUMP_S)
+        jump = max(FORWARD_JUMP_S, float(max_age))
+        if stamp - last > jump:
+            # a note (level OK) in the diagnostics, a warning in the log: a stalled camera is
+            # worth knowing about, but the frame itself is fine
+            with self._diag_lock:
+                self.diag.count("time jumps", self._now())
+            self._issue("time_jump", OK, f"image stamps jumped forward (camera stalled, frames "
+                        f"lost or bag skipped?) by {stamp - last:.1f} s (> {jump:g} s): people's "
+                        "tracks start over")
+        return True
+
     def _bad_input(self, text: str) -> None:
         with self._diag_lock:
             self.diag.count("decode errors", self._now())
@@ -458,14 +520,14 @@ class PoseNode(Node):
                                                                       self._color_model_src):
             try:
                 self._color_model = camera_info_to_model(info)
+                self._color_model_error = ""
             except ValueError as exc:
                 self._color_model = None
-                self._issue("camera_info", WARN, f"{exc}: publishing 2D only")
+                self._color_model_error = f"{exc}: publishing 2D only"
             self._color_model_src = info
         model = self._color_model
-        if model is None:
-            self._issue("camera_info", WARN, "colour CameraInfo unusable: publishing 2D only",
-                        log=False)
+        if model is None:   # the reason stays in the diagnostics; the log is rate-limited
+            self._issue("camera_info", WARN, self._color_model_error)
             return None
         if (model.width, model.height) != (w, h):
             if abs(model.width / model.height - w / h) > 0.01:
@@ -509,6 +571,12 @@ class PoseNode(Node):
             self._depth_buf = np.empty(raw.shape, np.float32)
         depth_m = depth_to_metres(raw, msg.encoding, p["depth_unit_scale"] or None,
                                   p["depth_min_m"], p["depth_max_m"], out=self._depth_buf)
+        if not _any_finite(depth_m):
+            self._issue("depth_invalid", WARN,
+                        f"depth image on '{self.topics['depth_image']}' has no valid reading "
+                        f"(every pixel 0, NaN, inf, negative or outside depth_min_m..depth_max_m "
+                        f"= {p['depth_min_m']:g}..{p['depth_max_m']:g} m): frame processed in 2D")
+            return None, None
         dh, dw = depth_m.shape
         if p["depth_registered"]:
             dcam = self._depth_camera()
@@ -517,6 +585,14 @@ class PoseNode(Node):
                 return depth_m, None
             if dcam is not None and (dcam.width, dcam.height) != (dw, dh):
                 dcam = None
+            if dcam is None and abs(dw / dh - camera.width / camera.height) > \
+                    ASPECT_TOLERANCE * camera.width / camera.height:
+                self._issue("depth_size", WARN,
+                            f"registered depth image {dw}x{dh} has another aspect ratio than the "
+                            f"colour image {camera.width}x{camera.height} and no matching depth "
+                            f"CameraInfo on '{self.topics['depth_info']}': cannot map it; frame "
+                            "processed in 2D")
+                return None, None
             how = "with the depth CameraInfo" if dcam else "by scaling (no depth CameraInfo)"
             self._fact("depth path", f"registered, {dw}x{dh} mapped to colour "
                        f"{camera.width}x{camera.height} {how}")
@@ -576,15 +652,23 @@ class PoseNode(Node):
         self.pub_diag.publish(msg)
 
     def destroy_node(self) -> None:
+        worker = getattr(self, "_worker", None)   # None when __init__ failed (e.g. no models)
+        if worker is None:
+            return super().destroy_node()
         self._stop.set()
         with self._lock:
             self._lock.notify_all()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
+        if worker.is_alive() and threading.current_thread() is not worker:
             try:   # let a frame in progress finish (it publishes on this node's publishers)
-                self._worker.join(timeout=3.0)
+                worker.join(timeout=3.0)
             except KeyboardInterrupt:  # a second Ctrl-C: do not wait
                 pass
         super().destroy_node()
+
+
+def _any_finite(a: np.ndarray) -> bool:
+    """True when ``a`` has at least one finite value (a coarse subsample is tried first)."""
+    return bool(np.isfinite(a[::8, ::8]).any() or np.isfinite(a).any())
 
 
 def main(argv: Optional[List[str]] = None) -> int:

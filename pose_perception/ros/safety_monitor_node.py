@@ -150,10 +150,14 @@ class SafetyMonitorNode(Node):
         target = self.robot_frame or src
         self._frame = target
         now = self.get_clock().now().nanoseconds * 1e-9
-        if self.p["require_depth"] and not msg.depth_used and msg.skeletons:
+        if self.p["require_depth"] and not msg.depth_used:
+            # also when nobody was seen: a frame without usable depth (no CameraInfo, depth
+            # invalid everywhere, e.g. something right in front of the camera) cannot say
+            # that nobody is near
             self.monitor.update([], stamp, trusted=False,
-                                reason="skeletons were published without depth (RGB-only mode "
-                                       "or no usable depth image)")
+                                reason="perception ran without depth (RGB-only mode, no "
+                                       "CameraInfo, or no usable depth image): distances "
+                                       "unknown")
             self.diag.report("input", WARN, "skeletons without depth", now)
             return
         T = None
