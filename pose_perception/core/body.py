@@ -141,6 +141,12 @@ class PoseLandmarks:
     def __len__(self) -> int:
         return len(self.flag)
 
+    def replace(self, i: int, other: "PoseLandmarks", j: int) -> None:
+        """Take entry ``j`` of ``other`` as entry ``i``."""
+        for name in ("xy", "z", "visibility", "presence", "flag", "world"):
+            getattr(self, name)[i] = getattr(other, name)[j]
+        self.rois[i] = other.rois[j]
+
 
 class PoseDetector:
     """The BlazePose person detector (224x224, letterboxed, [-1, 1])."""

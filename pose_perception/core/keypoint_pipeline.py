@@ -1,28 +1,49 @@
 """The keypoint stage: RGB image in, 2D body (+ face, + hands) keypoints of every person out.
 
-``KeypointPipeline.process(rgb)`` runs, per frame:
+``KeypointPipeline.process(rgb, stamp_s=None)`` runs, per frame:
 
 1. **detect** - the BlazePose person detector (whole image letterboxed, plus short-side tiles so
-   that small people are seen closer), every ``detector_interval`` frames or whenever nobody is
-   tracked. Detections overlapping a tracked person are ignored.
-2. **body** - ``pose_landmark_full`` on one rotated crop per person, all crops in one batch. A
-   tracked person's crop comes from their previous landmarks (so people who turn their face away
-   stay tracked); a person is dropped when the pose flag falls below ``min_pose_presence``.
-   Crops that are new this frame are run a second time on the crop derived from their own
-   landmarks (``refine_new_crops``), which is what tracking converges to. On detector frames,
-   faces found by the face detector that no person accounts for seed a body crop below them
-   (``seed_bodies_from_faces``): the person detector misses some people.
+   that small people are seen closer) and the BlazeFace detector. It runs when nobody is tracked
+   (all regions), and then every ``detector_interval`` frames or ``detector_period_s`` seconds of
+   stream time, whichever comes first (the whole image plus one tile in turn while people are
+   tracked, ``detector_tile_rotation``).
+2. **body** - ``pose_landmark_full`` on one rotated crop per tracked person, all crops in one
+   batch. A tracked person's crop comes from their previous landmarks (so people who turn their
+   face away stay tracked). A person whose pose flag falls below ``min_pose_presence`` is
+   retried once on a wider crop (``lost_retry_scale``: frames far apart in time, e.g. dropped
+   by a slow consumer); still lost, the full detector runs in the same frame
+   (``redetect_on_loss``), so a person is found again at once, not at the next detector frame.
+   Detections are then matched with this frame's people: a detection whose face lies in a
+   person's head region (or whose crop overlaps a person's) is that person; when the sizes of
+   their crops disagree by more than ``reanchor_ratio``, the person is run again from the
+   detection (crops derived from landmarks follow a person walking towards or away from the
+   camera only slowly). Only the other detections get a landmark run; new crops are run a
+   second time on the crop derived from their own landmarks (``refine_new_crops``), which is
+   what tracking converges to. Two crops on one person are merged (``same_person``: the median
+   distance of the points both see). Faces found by the face detector that no person accounts
+   for seed a body crop below them (``seed_bodies_from_faces``): the person detector misses
+   some people.
 3. **face** - the 468-point mesh on a head crop derived from the body's face keypoints (then
    from the previous mesh; a lost tracked mesh is retried from the head in the same frame),
    plus faces without a body from a BlazeFace detector (tracked by their mesh afterwards).
 4. **hands** (``enable_hands``) - 21 points per hand from crops at the body's wrists.
 
-Timings per stage (ms) go into ``FrameResult.timings_ms``. ROS-free.
+With ``parallel`` (and 2+ usable cores) a worker thread runs the detectors and the meshes on the
+crops tracked from the previous frame's meshes while the body model runs; ``_faces`` takes those
+meshes whose crop still agrees with the body's head and runs the others. The models' threads do
+not spin (``inference``), so two models share two cores well.
+
+Timings per stage (ms) go into ``FrameResult.timings_ms``: the time each stage itself took,
+wherever it ran (stages run in parallel may add up to more than the frame took; a same-frame
+re-detection counts as ``detect``). ROS-free.
 """
 from __future__ import annotations
 
 import logging
+import math
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -32,7 +53,7 @@ from . import body as body_mod
 from . import face as face_mod
 from . import hands as hands_mod
 from .crops import CropSampler, rect_corners
-from .inference import DEFAULT_PROVIDERS, OnnxModel, resolve_model_path
+from .inference import DEFAULT_PROVIDERS, OnnxModel, resolve_model_path, usable_cores
 from .ssd import Detection, box_iou, tile_rects
 from .types import FrameResult, Keypoints, Person, RotatedRect
 
@@ -50,11 +71,23 @@ class KeypointConfig:
     require_gpu: bool = False
     models_dir: Optional[str] = None       # None: $POSE_PERCEPTION_MODEL_DIR or the user cache
     max_persons: int = 4
+    # a worker thread runs the tracked faces' meshes and the detectors while the body model runs
+    # (used with 2+ usable cores; the models' own threads do not spin, so they share the cores)
+    parallel: bool = True
     # run the person detector every N frames (always when nobody is tracked); 1 = every frame
     detector_interval: int = 10
+    # ... and at least every this many seconds of stream time (needs stamps; 0 = frames only)
+    detector_period_s: float = 1.0
     detector_min_score: float = 0.5
     detector_tiles: bool = True            # second, closer detector pass on short-side squares
-    min_pose_presence: float = 0.5         # pose flag below this: person dropped
+    # while people are tracked, periodic runs scan the whole image plus one tile in turn
+    detector_tile_rotation: bool = True
+    min_pose_presence: float = 0.5         # pose flag below this: person lost
+    lost_retry_scale: float = 1.5          # a lost tracked crop is retried this much wider (1: no)
+    redetect_on_loss: bool = True          # a person lost: full detector run in the same frame
+    # detector frames: a tracked person whose crop differs in size from their detection's crop
+    # by more than this factor is run again from the detection (0: never)
+    reanchor_ratio: float = 1.25
     min_face_presence: float = 0.5
     min_hand_presence: float = 0.5
     face_detector: str = "full"            # faces without a body: 'full', 'short' or 'none'
@@ -64,8 +97,9 @@ class KeypointConfig:
     refine_new_crops: bool = True          # re-run new crops on their landmark-derived crop
     seed_bodies_from_faces: bool = True    # look for a body below faces no person accounts for
     heatmap_refinement: bool = True
-    duplicate_distance: float = 0.1        # same person if median point distance < this x size
-    track_overlap_iou: float = 0.5         # detection ignored if its crop overlaps a track's
+    # same person if the median distance of the points both see is < this x body size
+    duplicate_distance: float = 0.1
+    track_overlap_iou: float = 0.5         # detection ignored if its crop overlaps a person's
     min_crop_px: float = 8.0               # smaller body crops are ignored
 
     def __post_init__(self) -> None:
@@ -73,6 +107,10 @@ class KeypointConfig:
             raise ValueError("face_detector must be 'full', 'short' or 'none'")
         if self.max_persons < 1 or self.detector_interval < 1:
             raise ValueError("max_persons and detector_interval must be >= 1")
+        if not (self.detector_period_s >= 0 and self.reanchor_ratio >= 0):
+            raise ValueError("detector_period_s and reanchor_ratio must be >= 0")
+        if not self.lost_retry_scale >= 1.0:
+            raise ValueError("lost_retry_scale must be >= 1 (1 = no retry)")
         self.providers = tuple(self.providers)
 
 
@@ -90,9 +128,54 @@ class _FaceTrack:
     roi: RotatedRect
 
 
+# what became of a body candidate crop (``KeypointPipeline._add_bodies``)
+FOUND, DUPLICATE, ABSENT = "found", "duplicate", "absent"
+
+
 def _rect_bounds(r: RotatedRect) -> np.ndarray:
     c = rect_corners(r)
     return np.array([c[:, 0].min(), c[:, 1].min(), c[:, 0].max(), c[:, 1].max()], np.float32)
+
+
+def _scaled(r: RotatedRect, scale: float) -> RotatedRect:
+    return RotatedRect(r.cx, r.cy, r.width * scale, r.height * scale, r.rotation)
+
+
+def _size_ratio(a: RotatedRect, b: RotatedRect) -> float:
+    """How many times larger the larger of two crops is (inf for an empty one)."""
+    small, large = sorted((abs(a.width), abs(b.width)))
+    return large / small if small > 0 else math.inf
+
+
+def same_person(a: Keypoints, b: Keypoints, width: int, height: int,
+                max_distance: float = 0.1, min_score: float = 0.5, min_common: int = 4) -> bool:
+    """Whether two body keypoint sets are one person found twice (e.g. by a tracked crop and by
+    the detector).
+
+    Compares the points that *both* sets see (score >= ``min_score``, inside the image): their
+    median distance must be below ``max_distance`` x the body size (the larger extent of either
+    body's seen points). Points a model only guesses (legs below the image, occluded arms)
+    differ a lot between two crops of one person, so comparing all points would keep such
+    duplicates. With fewer than ``min_common`` points seen by both, all points are compared."""
+    n = min(len(a), len(b))
+    pa, pb = a.xy[:n], b.xy[:n]
+
+    def seen(kp: Keypoints, p: np.ndarray) -> np.ndarray:
+        return ((kp.score[:n] >= min_score) & (p[:, 0] >= 0) & (p[:, 0] < width)
+                & (p[:, 1] >= 0) & (p[:, 1] < height))
+
+    sa, sb = seen(a, pa), seen(b, pb)
+    both = sa & sb
+    if int(both.sum()) < min_common:
+        both = np.ones(n, bool)
+        sa = sb = both
+
+    def extent(p: np.ndarray) -> float:
+        return float(max(np.ptp(p[:, 0]), np.ptp(p[:, 1]))) if len(p) else 0.0
+
+    size = max(extent(pa[sa]), extent(pb[sb]), 1.0)
+    dist = float(np.median(np.linalg.norm(pa[both] - pb[both], axis=1)))
+    return dist < max_distance * size
 
 
 class KeypointPipeline:
@@ -120,6 +203,9 @@ class KeypointPipeline:
             self._hand_lm = hands_mod.HandLandmarker(load("hand_landmark_full"),
                                                      2 * cfg.max_persons)
         self.provider: str = self._pose_lm.model.provider
+        self._pool: Optional[ThreadPoolExecutor] = None
+        if cfg.parallel and usable_cores() >= 2:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keypoints")
         self.reset()
 
     @staticmethod
@@ -137,50 +223,99 @@ class KeypointPipeline:
         self._tracks: List[_Track] = []
         self._face_tracks: List[_FaceTrack] = []
         self._frame = 0
+        self._since_detector = 0                   # processed frames since the detector ran
+        self._last_stamp: Optional[float] = None
+        self._detector_stamp: Optional[float] = None
+        self._tile_turn = 0
 
     # ------------------------------------------------------------------ main entry
-    def process(self, rgb: np.ndarray) -> FrameResult:
-        """Keypoints of every person in an HxWx3 uint8 RGB image (2D only)."""
+    def process(self, rgb: np.ndarray, stamp_s: Optional[float] = None) -> FrameResult:
+        """Keypoints of every person in an HxWx3 uint8 RGB image (2D only).
+
+        ``stamp_s``: the image's time in seconds (any clock); optional. With it the detector
+        also runs when ``detector_period_s`` of stream time have passed since its last run
+        (frames dropped by a slow consumer); without it, only processed frames count."""
         rgb = self._check_image(rgb)
+        self._advance_clock(stamp_s)
         h, w = rgb.shape[:2]
         res = FrameResult()
         sampler = CropSampler(rgb)
+        ms = res.timings_ms
+        for stage in ("detect", "body", "face", "hands"):
+            ms[stage] = 0.0
 
-        # 1. detectors (people; faces, which also seed people the person detector missed)
-        t0 = time.perf_counter()
-        run_detector = (not self._tracks) or (self._frame % self.config.detector_interval == 0)
-        new_rois: List[Tuple[RotatedRect, float]] = []
-        face_dets: List[Detection] = []
-        if run_detector:
-            new_rois = self._detect_people(sampler, w, h)
-            if self._face_det is not None:
-                face_dets = self._face_det.detect(sampler)
-        res.detector_ran = run_detector
-        t1 = time.perf_counter()
-        res.timings_ms["detect"] = (t1 - t0) * 1e3
+        # 1. on the worker thread (``parallel``), while the body model runs here: the detectors
+        # when due, else the meshes of the tracked faces (their crops come from the previous
+        # meshes; on detector frames they run here after the body model, which balances the
+        # two threads)
+        scan = self._scan_due()
+        speculate = self._face_lm is not None
+        det_job = self._start(self._detect, sampler, scan == "full") if scan else None
+        face_job = self._start(self._speculate_faces, sampler) if speculate and not scan else None
+        res.detector_ran = bool(scan)
+        try:
+            # 2. body landmarks: tracked crops, then detections that are nobody found so far
+            t = time.perf_counter()
+            persons, tracks, lost = self._track_bodies(sampler, w, h)
+            ms["body"] += _ms_since(t)
+            if speculate and scan:
+                face_job = _Job(self._speculate_faces, (sampler,), None)
+            dets: List[Detection] = []
+            face_dets: List[Detection] = []
+            if det_job is not None:
+                (dets, face_dets), ms["detect"] = det_job.result()
+            t = time.perf_counter()
+            self._new_bodies(sampler, dets, persons, tracks, w, h)
+            ms["body"] += _ms_since(t)
+            # someone tracked is lost and not found again by this frame's detections
+            if (lost and len(persons) < len(self._tracks) and self.config.redetect_on_loss
+                    and scan != "full"):
+                t = time.perf_counter()
+                more, more_faces = self._detect(sampler, True, faces=not res.detector_ran)
+                face_dets = face_dets or more_faces
+                res.detector_ran = True
+                ms["detect"] += _ms_since(t)
+                t = time.perf_counter()
+                self._new_bodies(sampler, more, persons, tracks, w, h)
+                ms["body"] += _ms_since(t)
+            t = time.perf_counter()
+            if face_dets:
+                face_dets = self._seed_from_faces(sampler, face_dets, persons, tracks, w, h)
+            ms["body"] += _ms_since(t)
 
-        # 2. body landmarks
-        persons, tracks = self._bodies(sampler, new_rois, w, h)
-        if face_dets:
-            face_dets = self._seed_from_faces(sampler, face_dets, persons, tracks, w, h)
-        t2 = time.perf_counter()
-        res.timings_ms["body"] = (t2 - t1) * 1e3
+            # 3. faces
+            if face_job is not None:
+                speculated, ms["face"] = face_job.result()
+                face_job = None
+                t = time.perf_counter()
+                self._faces(sampler, persons, tracks, res, face_dets, w, h, speculated)
+                ms["face"] += _ms_since(t)
 
-        # 3. faces
-        if self._face_lm is not None:
-            self._faces(sampler, persons, tracks, res, face_dets, w, h)
-        t3 = time.perf_counter()
-        res.timings_ms["face"] = (t3 - t2) * 1e3
-
-        # 4. hands
-        if self._hand_lm is not None and persons:
-            self._hands(sampler, persons, tracks)
-        res.timings_ms["hands"] = (time.perf_counter() - t3) * 1e3
+            # 4. hands
+            t = time.perf_counter()
+            if self._hand_lm is not None and persons:
+                self._hands(sampler, persons, tracks)
+            ms["hands"] += _ms_since(t)
+        finally:
+            for job in (face_job, det_job):       # never leave a job running into the next frame
+                if job is not None:
+                    job.wait()
 
         res.persons = persons
         self._tracks = tracks
         self._frame += 1
+        self._since_detector += 1
         return res
+
+    def close(self) -> None:
+        """Stop the worker thread (``parallel``); ``process`` then runs everything inline."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _start(self, fn, *args) -> "_Job":
+        """Run ``fn(*args)`` on the worker thread, or here and now without one."""
+        return _Job(fn, args, self._pool)
 
     @staticmethod
     def _check_image(rgb: np.ndarray) -> np.ndarray:
@@ -193,52 +328,138 @@ class KeypointPipeline:
             raise ValueError(f"expected uint8 pixels, got {rgb.dtype}")
         return rgb
 
-    # ------------------------------------------------------------------ bodies
-    def _detect_people(self, sampler: CropSampler, w: int, h: int
-                       ) -> List[Tuple[RotatedRect, float]]:
+    # ------------------------------------------------------------------ schedule
+    def _advance_clock(self, stamp_s: Optional[float]) -> None:
+        """Remember the frame's stamp; when time went backwards (a bag loop), the detector's
+        period restarts."""
+        if stamp_s is None:
+            return
+        stamp = float(stamp_s)
+        if not math.isfinite(stamp):
+            raise ValueError(f"stamp_s must be a finite number of seconds, got {stamp_s!r}")
+        if self._last_stamp is not None and stamp < self._last_stamp:
+            self._detector_stamp = None
+        self._last_stamp = stamp
+
+    def _scan_due(self) -> str:
+        """'full' (nobody tracked), 'periodic' (interval or period reached) or ''."""
         cfg = self.config
-        if len(self._tracks) >= cfg.max_persons:
-            return []
+        if not self._tracks:
+            return "full"
+        if self._since_detector >= cfg.detector_interval:
+            return "periodic"
+        if (cfg.detector_period_s > 0 and self._last_stamp is not None
+                and self._detector_stamp is not None
+                and self._last_stamp - self._detector_stamp >= cfg.detector_period_s):
+            return "periodic"
+        return ""
+
+    def _detect(self, sampler: CropSampler, full: bool, faces: bool = True
+                ) -> Tuple[List[Detection], List[Detection]]:
+        """Person detections and, with ``faces``, face detections. ``full``: every region;
+        else the whole image plus one tile in turn (``detector_tile_rotation``)."""
+        cfg = self.config
+        self._since_detector = 0
+        self._detector_stamp = self._last_stamp
         regions: List[Optional[RotatedRect]] = [None]
         if cfg.detector_tiles:
-            regions += tile_rects(w, h)
-        dets = self._pose_det.ssd.detect(sampler, rois=regions, min_score=cfg.detector_min_score)
-        tracked = [_rect_bounds(t.roi) for t in self._tracks]
-        out = []
+            tiles = tile_rects(sampler.width, sampler.height)
+            if tiles and not full and cfg.detector_tile_rotation:
+                tiles = [tiles[self._tile_turn % len(tiles)]]
+                self._tile_turn += 1
+            regions += tiles
+        people = self._pose_det.ssd.detect(sampler, rois=regions,
+                                           min_score=cfg.detector_min_score)
+        face_dets = (self._face_det.detect(sampler) if faces and self._face_det is not None
+                     else [])
+        return people, face_dets
+
+    # ------------------------------------------------------------------ bodies
+    def _track_bodies(self, sampler: CropSampler, w: int, h: int
+                      ) -> Tuple[List[Person], List[_Track], int]:
+        """Landmarks on the tracked crops (one batch; lost ones retried on a wider crop).
+        Returns the people found, their tracks and how many tracked people were lost."""
+        cfg = self.config
+        persons: List[Person] = []
+        tracks: List[_Track] = []
+        if not self._tracks:
+            return persons, tracks, 0
+        cands = list(self._tracks)
+        nan = [float("nan")] * len(cands)
+        status = self._add_bodies(sampler, cands, nan, len(cands), persons, tracks, w, h)
+        lost = [c for c, s in zip(cands, status) if s == ABSENT]
+        if lost and cfg.lost_retry_scale > 1.0:
+            retry = [_Track(_scaled(c.roi, cfg.lost_retry_scale), c.face_roi, c.hand_rois)
+                     for c in lost]
+            status = self._add_bodies(sampler, retry, nan[:len(retry)], len(retry), persons,
+                                      tracks, w, h)
+            lost = [c for c, s in zip(retry, status) if s == ABSENT]
+        return persons, tracks, len(lost)
+
+    def _new_bodies(self, sampler: CropSampler, dets: Sequence[Detection],
+                    persons: List[Person], tracks: List[_Track], w: int, h: int) -> None:
+        """Landmarks for the detections that are none of ``persons``.
+
+        A detection is a person already found when its box centre (the detector finds faces)
+        lies in that person's head region, or when its crop overlaps the person's next crop by
+        IoU > ``track_overlap_iou``. A person found through their head whose crop this frame
+        differs in size from the detection's by more than ``reanchor_ratio`` is run again from
+        the detection (``_reanchor``): crops derived from landmarks follow a change of size
+        slowly (a person walking towards or away from the camera)."""
+        cfg = self.config
+        if not dets:
+            return
+        heads = [face_mod.roi_from_pose(p.body.xy) for p in persons]
+        taken = [_rect_bounds(p.next_roi) for p in persons if p.next_roi is not None]
+        cands: List[_Track] = []
+        scores: List[float] = []
+        redo: Dict[int, Tuple[RotatedRect, float]] = {}
         for d in dets:
             roi = body_mod.roi_from_detection(d)
             if not roi.width >= cfg.min_crop_px:
                 continue
-            b = _rect_bounds(roi)
-            if tracked and box_iou(b, np.stack(tracked)).max() > cfg.track_overlap_iou:
+            owner = next((k for k, head in enumerate(heads)
+                          if face_mod.overlaps_any(d.box, [head])), None)
+            if owner is not None:
+                used = persons[owner].roi
+                if (cfg.reanchor_ratio > 0 and used is not None and owner not in redo
+                        and _size_ratio(roi, used) > cfg.reanchor_ratio):
+                    redo[owner] = (roi, d.score)
                 continue
-            out.append((roi, d.score))
-            tracked.append(b)
-            if len(out) + len(self._tracks) >= cfg.max_persons:
-                break
-        return out
+            b = _rect_bounds(roi)
+            if taken and box_iou(b, np.stack(taken)).max() > cfg.track_overlap_iou:
+                continue
+            if len(cands) + len(persons) >= cfg.max_persons:
+                continue
+            cands.append(_Track(roi))
+            scores.append(d.score)
+            taken.append(b)
+        if redo:
+            self._reanchor(sampler, redo, persons, tracks, w, h)
+        self._add_bodies(sampler, cands, scores, 0, persons, tracks, w, h)
 
-    def _bodies(self, sampler: CropSampler, new: Sequence[Tuple[RotatedRect, float]],
-                w: int, h: int) -> Tuple[List[Person], List[_Track]]:
-        """Landmarks for tracked crops and new detections; duplicates and lost people removed."""
-        old = list(self._tracks) + [_Track(r) for r, _ in new]
-        det_scores = [float("nan")] * len(self._tracks) + [s for _, s in new]
-        persons: List[Person] = []
-        tracks: List[_Track] = []
-        self._add_bodies(sampler, old, det_scores, len(self._tracks), persons, tracks, w, h)
-        return persons, tracks
-
-    def _add_bodies(self, sampler: CropSampler, cands: List[_Track], det_scores: List[float],
-                    first_new: int, persons: List[Person], tracks: List[_Track],
-                    w: int, h: int) -> List[bool]:
-        """Run the landmark model on candidate crops and append the people found to
-        ``persons``/``tracks`` (skipping duplicates of people already there). Candidates from
-        index ``first_new`` on are new crops (refined once when ``refine_new_crops``).
-        Returns, per candidate, whether it became a person."""
+    def _reanchor(self, sampler: CropSampler, redo: Dict[int, Tuple[RotatedRect, float]],
+                  persons: List[Person], tracks: List[_Track], w: int, h: int) -> None:
+        """Replace people ``k`` of ``redo`` by their landmarks from the detection's crop (refined
+        once like any new crop); kept as they are where the model finds nobody there."""
         cfg = self.config
-        if not cands:
-            return []
-        rois = [c.roi for c in cands]
+        ks = list(redo)
+        lm = self._run_refined(sampler, [redo[k][0] for k in ks], 0)
+        for j, k in enumerate(ks):
+            if lm.flag[j] < cfg.min_pose_presence:
+                continue
+            made = self._make_person(lm, j, redo[k][1], w, h)
+            if made is None:
+                continue
+            old = tracks[k]
+            persons[k] = made
+            tracks[k] = _Track(made.next_roi, old.face_roi, old.hand_rois)
+
+    def _run_refined(self, sampler: CropSampler, rois: Sequence[RotatedRect],
+                     first_new: int) -> "body_mod.PoseLandmarks":
+        """Landmarks on ``rois``; those from index ``first_new`` on are new crops, run a second
+        time on their landmark-derived crop when ``refine_new_crops``."""
+        cfg = self.config
         lm = self._pose_lm.run(sampler, rois)
         if cfg.refine_new_crops and first_new < len(rois):
             idx = [i for i in range(first_new, len(rois)) if lm.flag[i] >= cfg.min_pose_presence]
@@ -247,40 +468,56 @@ class KeypointPipeline:
                                                     for i in idx])
                 for j, i in enumerate(idx):
                     if again.flag[j] >= cfg.min_pose_presence:
-                        for name in ("xy", "z", "visibility", "presence", "flag", "world"):
-                            getattr(lm, name)[i] = getattr(again, name)[j]
-                        lm.rois[i] = again.rois[j]
+                        lm.replace(i, again, j)
+        return lm
+
+    def _make_person(self, lm: "body_mod.PoseLandmarks", i: int, det_score: float,
+                     w: int, h: int) -> Optional[Person]:
+        """Entry ``i`` of a landmark batch as a Person (None when its next crop is unusable)."""
+        xy = lm.xy[i]
+        nxt = body_mod.roi_from_landmarks(xy)
+        if not (math.isfinite(nxt.cx) and math.isfinite(nxt.cy) and math.isfinite(nxt.width)
+                and nxt.width >= self.config.min_crop_px):
+            return None
+        kp = Keypoints("blazepose33", xy[:body_mod.NUM_BODY],
+                       lm.visibility[i, :body_mod.NUM_BODY])
+        return Person(body=kp, box=body_mod.box_from_landmarks(xy, lm.presence[i], w, h),
+                      score=float(lm.flag[i]), world=lm.world[i], roi=lm.rois[i],
+                      next_roi=nxt, detector_score=det_score)
+
+    def _add_bodies(self, sampler: CropSampler, cands: List[_Track], det_scores: List[float],
+                    first_new: int, persons: List[Person], tracks: List[_Track],
+                    w: int, h: int) -> List[str]:
+        """Run the landmark model on candidate crops and append the people found to
+        ``persons``/``tracks`` (skipping duplicates of people already there, ``same_person``).
+        Candidates from index ``first_new`` on are new crops (refined once when
+        ``refine_new_crops``). Returns, per candidate, FOUND, DUPLICATE or ABSENT (pose flag
+        too low, or an unusable crop)."""
+        cfg = self.config
+        if not cands:
+            return []
+        lm = self._run_refined(sampler, [c.roi for c in cands], first_new)
+        status = [ABSENT] * len(cands)
         accepted: Dict[int, Tuple[Person, _Track]] = {}
         room = cfg.max_persons - len(persons)
         # strongest first, so that duplicates (two crops on one person) keep the better one
         for i in sorted(range(len(cands)), key=lambda i: -float(lm.flag[i])):
             if lm.flag[i] < cfg.min_pose_presence or len(accepted) >= room:
                 continue
-            xy = lm.xy[i]
-            if any(self._same_person(xy, p.body.xy)
+            person = self._make_person(lm, i, det_scores[i], w, h)
+            if person is None:
+                continue
+            if any(same_person(person.body, p.body, w, h, cfg.duplicate_distance)
                    for p in persons + [a[0] for a in accepted.values()]):
+                status[i] = DUPLICATE
                 continue
-            nxt = body_mod.roi_from_landmarks(xy)
-            if not (np.isfinite([nxt.cx, nxt.cy, nxt.width]).all()
-                    and nxt.width >= cfg.min_crop_px):
-                continue
-            kp = Keypoints("blazepose33", xy[:body_mod.NUM_BODY],
-                           lm.visibility[i, :body_mod.NUM_BODY])
-            person = Person(
-                body=kp, box=body_mod.box_from_landmarks(xy, lm.presence[i], w, h),
-                score=float(lm.flag[i]), world=lm.world[i], roi=lm.rois[i], next_roi=nxt,
-                detector_score=det_scores[i])
-            accepted[i] = (person, _Track(nxt, cands[i].face_roi, dict(cands[i].hand_rois)))
+            accepted[i] = (person, _Track(person.next_roi, cands[i].face_roi,
+                                          dict(cands[i].hand_rois)))
+            status[i] = FOUND
         for i in sorted(accepted):            # keep the candidates' (tracks') order
             persons.append(accepted[i][0])
             tracks.append(accepted[i][1])
-        return [i in accepted for i in range(len(cands))]
-
-    def _same_person(self, a: np.ndarray, b: np.ndarray) -> bool:
-        pa, pb = a[:body_mod.NUM_BODY], b[:body_mod.NUM_BODY]
-        size = max(float(np.ptp(pa[:, 0])), float(np.ptp(pa[:, 1])), 1.0)
-        dist = float(np.median(np.linalg.norm(pa - pb, axis=1)))
-        return dist < self.config.duplicate_distance * size
+        return status
 
     def _seed_from_faces(self, sampler: CropSampler, faces: List[Detection],
                          persons: List[Person], tracks: List[_Track], w: int, h: int
@@ -301,10 +538,22 @@ class KeypointPipeline:
         return [d for d in lone if not face_mod.overlaps_any(d.box, heads)]
 
     # ------------------------------------------------------------------ faces
+    def _speculate_faces(self, sampler: CropSampler
+                         ) -> Tuple[List[RotatedRect], Optional[face_mod.FaceMeshes]]:
+        """Meshes on the crops tracked from the previous frame's meshes (bodies' faces and faces
+        without a body), before this frame's bodies are known: ``_faces`` uses those whose
+        crop still agrees with the body's head."""
+        rois = [t.face_roi for t in self._tracks if t.face_roi is not None]
+        rois += [ft.roi for ft in self._face_tracks]
+        return rois, (self._face_lm.run(sampler, rois) if rois else None)
+
     def _faces(self, sampler: CropSampler, persons: List[Person], tracks: List[_Track],
-               res: FrameResult, face_dets: Sequence[Detection], w: int, h: int) -> None:
+               res: FrameResult, face_dets: Sequence[Detection], w: int, h: int,
+               speculated: Tuple[List[RotatedRect], Optional[face_mod.FaceMeshes]] = ([], None)
+               ) -> None:
         """Meshes for each body's face (tracked crop, else a new crop from the head) and for
-        faces without a body (tracked, or new from the face detector)."""
+        faces without a body (tracked, or new from the face detector). ``speculated``: meshes
+        already run on some of these crops (``_speculate_faces``; matched by identity)."""
         cfg = self.config
         rois, fresh, owner = [], [], []
         for i, p in enumerate(persons):
@@ -321,7 +570,7 @@ class KeypointPipeline:
         if not rois:
             self._face_tracks = []
             return
-        meshes = self._face_lm.run(sampler, rois)
+        meshes = self._meshes(sampler, rois, speculated)
         thr = cfg.min_face_presence
         # a body's tracked crop lost the face: start again from the head this frame
         retry = [k for k in range(len(rois)) if owner[k] >= 0 and not fresh[k]
@@ -362,6 +611,27 @@ class KeypointPipeline:
                 face_tracks.append(_FaceTrack(nxt))
         self._face_tracks = face_tracks
 
+    def _meshes(self, sampler: CropSampler, rois: List[RotatedRect],
+                speculated: Tuple[List[RotatedRect], Optional[face_mod.FaceMeshes]]
+                ) -> face_mod.FaceMeshes:
+        """Meshes on ``rois``: taken from ``speculated`` where it ran on the same crop object,
+        run now for the others."""
+        done_rois, done = speculated
+        where = {id(r): j for j, r in enumerate(done_rois)} if done is not None else {}
+        todo = [k for k, r in enumerate(rois) if id(r) not in where]
+        if len(todo) == len(rois):
+            return self._face_lm.run(sampler, rois)
+        meshes = face_mod.FaceMeshes(np.empty((len(rois), face_mod.NUM_POINTS, 3), np.float32),
+                                     np.zeros(len(rois), np.float32), list(rois))
+        for k, r in enumerate(rois):
+            if id(r) in where:
+                meshes.replace(k, done, where[id(r)])
+        if todo:
+            now = self._face_lm.run(sampler, [rois[k] for k in todo])
+            for j, k in enumerate(todo):
+                meshes.replace(k, now, j)
+        return meshes
+
     def _hands(self, sampler: CropSampler, persons: List[Person], tracks: List[_Track]) -> None:
         cfg = self.config
         jobs = []
@@ -378,3 +648,37 @@ class KeypointPipeline:
                 continue
             persons[i].hands.append(hands_mod.make_hand(out, k, side))
             tracks[i].hand_rois[side] = hands_mod.roi_from_landmarks(out.xyz[k, :, :2])
+
+
+def _ms_since(t: float) -> float:
+    return (time.perf_counter() - t) * 1e3
+
+
+class _Job:
+    """``fn(*args)`` run on ``pool``'s thread (or at once without a pool); ``result()`` gives
+    ``(value, milliseconds the call took)`` and re-raises its exception."""
+
+    def __init__(self, fn, args, pool: Optional[ThreadPoolExecutor]) -> None:
+        def timed():
+            t = time.perf_counter()
+            return fn(*args), _ms_since(t)
+        if pool is None:
+            self._future = None
+            try:
+                self._value, self._error = timed(), None
+            except Exception as exc:  # re-raised by result(), as a future would
+                self._value, self._error = None, exc
+        else:
+            self._future = pool.submit(timed)
+
+    def result(self):
+        if self._future is not None:
+            return self._future.result()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def wait(self) -> None:
+        """Wait for the call to end (its outcome is not needed any more)."""
+        if self._future is not None:
+            futures_wait([self._future])

@@ -98,6 +98,12 @@ class Perception:
     def provider(self) -> str:
         return self.keypoints.provider
 
+    def close(self) -> None:
+        """Stop the keypoint stage's worker thread (if any)."""
+        close = getattr(self.keypoints, "close", None)
+        if close is not None:
+            close()
+
     def reset(self) -> None:
         """Forget everything that depends on time (tracked crops, tracks, filter states)."""
         self.keypoints.reset()
@@ -122,7 +128,7 @@ class Perception:
             self.reset()
         self._last_stamp = stamp_s
 
-        result = self.keypoints.process(rgb)
+        result = self.keypoints.process(rgb, stamp_s)
         result.warnings[:0] = warnings
         if depth_m is not None and camera is not None:
             t = time.perf_counter()

@@ -663,6 +663,9 @@ class PoseNode(Node):
                 worker.join(timeout=3.0)
             except KeyboardInterrupt:  # a second Ctrl-C: do not wait
                 pass
+        close = getattr(self.perception, "close", None)   # the keypoint stage's worker thread
+        if close is not None:
+            close()
         super().destroy_node()
 
 

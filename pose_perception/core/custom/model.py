@@ -298,7 +298,7 @@ class CustomKeypointStage:
     def reset(self) -> None:
         """Custom models keep no state between frames."""
 
-    def process(self, rgb: np.ndarray) -> FrameResult:
+    def process(self, rgb: np.ndarray, stamp_s: Optional[float] = None) -> FrameResult:
         t = time.perf_counter()
         persons = self.estimator.estimate(rgb)
         return FrameResult(persons=persons, detector_ran=True,
