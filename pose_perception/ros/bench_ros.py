@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-face", action="store_true", help="enable_face false")
     ap.add_argument("--startup-timeout", type=float, default=60.0,
                     help="seconds to wait for the node's first result")
+    ap.add_argument("--dds-transport", choices=("large_data", "default"), default="large_data",
+                    help="Fast DDS transports of camera and node: 'large_data' (the default here; "
+                    "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA, recommended for images on one "
+                    "machine) or 'default' (whatever the environment says)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as last line")
     ap.add_argument("node_args", nargs="*", help="extra ROS arguments for pose_node after '--', "
                     "e.g. -- -p sync_slop_s:=0.05")
@@ -89,6 +93,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     frames, desc = load_frames(source)
     node_params = {"use_gpu": not args.cpu, "enable_face": not args.no_face,
                    "qos_reliability": "reliable"}
+    if args.dds_transport == "large_data":   # before rclpy.init; the node subprocess inherits it
+        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
     rclpy.init()
     proc = None
     nodes = []
@@ -166,6 +172,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         report = summarise(lat, lags, last_index - first_index, processed, seconds)
         provider = node_diag.get("execution provider", provider)
         report.update({"source": desc, "camera_rate_hz": args.rate,
+                       "fastdds_builtin_transports":
+                           os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "(default)"),
                        "mode": "in-process" if args.in_process else "subprocess",
                        "provider": provider, "measured_s": round(seconds, 2),
                        "node_latency_p50_p95_max_ms": node_diag.get(
@@ -193,7 +201,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"bench-ros: {exc}", file=sys.stderr)
         return 1
     lat = report["latency_ms"]
-    print(f"source: {report['source']} ({report['mode']}, provider: {report['provider']})")
+    print(f"source: {report['source']} ({report['mode']}, provider: {report['provider']}, "
+          f"FASTDDS_BUILTIN_TRANSPORTS={report['fastdds_builtin_transports']})")
     print(f"camera {report['camera_rate_hz']:g} Hz for {report['measured_s']} s: published "
           f"{report['published']}, processed {report['processed']} "
           f"({report['processed_rate_hz']} Hz), dropped {report['dropped']} "
