@@ -32,7 +32,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -52,6 +51,7 @@ from .markers import MarkerBuilder
 from .params import (ParameterError, ParamSpec, at_least, dataclass_specs, declare, nest,
                      changed_from_defaults, non_negative, positive, resolve_topic, suggest,
                      unknown_parameters)
+from .run import run_node
 
 NODE_NAME = "pose_node"
 OUTPUT_TOPICS = {"skeletons": "people/skeletons", "faces": "people/faces",
@@ -676,33 +676,10 @@ def _any_finite(a: np.ndarray) -> bool:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """``pose-perception node [--ros-args ...]`` / ``ros2 run pose_perception pose_node``."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in args):
-        print("usage: pose-perception node [--ros-args -p name:=value --params-file FILE ...]\n"
-              "Parameters and topics: docs/ros_interface.md")
-        return 0
-    rclpy.init(args=["pose_node"] + args)
-    node = None
-    try:
-        node = PoseNode()
-        rclpy.spin(node)
-    except (ParameterError, ValueError, RuntimeError, FileNotFoundError) as exc:
-        print(f"pose_node: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    except Exception as exc:  # ExternalShutdownException etc.
-        if type(exc).__name__ != "ExternalShutdownException":
-            raise
-    finally:
-        try:
-            if node is not None:
-                node.destroy_node()
-            if rclpy.ok():
-                rclpy.shutdown()
-        except KeyboardInterrupt:
-            pass
-    return 0
+    return run_node("pose_node",
+                    "usage: pose-perception node [--ros-args -p name:=value --params-file FILE]\n"
+                    "Parameters and topics: README.md (ROS interface)",
+                    PoseNode, argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from typing import List, Optional
 
 import numpy as np
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -36,6 +35,7 @@ from .conversions import observation_point_name, sec_to_stamp, skeletons_to_obse
 from .diagnostics import ERROR, WARN, NodeDiagnostics
 from .params import (ParameterError, ParamSpec, dataclass_specs, declare, non_negative,
                      positive, suggest, unknown_parameters)
+from .run import run_node
 
 S = ParamSpec
 
@@ -259,33 +259,10 @@ class SafetyMonitorNode(Node):
 def main(argv: Optional[List[str]] = None) -> int:
     """``pose-perception safety [--ros-args ...]`` / ``ros2 run pose_perception
     safety_monitor_node``."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in args):
-        print("usage: pose-perception safety [--ros-args -p name:=value --params-file FILE]\n"
-              "Parameters: docs/ros_interface.md and docs/safety_monitor.md")
-        return 0
-    rclpy.init(args=["safety_monitor"] + args)
-    node = None
-    try:
-        node = SafetyMonitorNode()
-        rclpy.spin(node)
-    except (ParameterError, ValueError) as exc:
-        print(f"safety_monitor: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    except Exception as exc:
-        if type(exc).__name__ != "ExternalShutdownException":
-            raise
-    finally:
-        try:
-            if node is not None:
-                node.destroy_node()
-            if rclpy.ok():
-                rclpy.shutdown()
-        except KeyboardInterrupt:
-            pass
-    return 0
+    return run_node("safety_monitor",
+                    "usage: pose-perception safety [--ros-args -p name:=value --params-file FILE]\n"
+                    "Parameters: README.md (Safety monitor)",
+                    SafetyMonitorNode, argv)
 
 
 if __name__ == "__main__":

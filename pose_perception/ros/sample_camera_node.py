@@ -33,6 +33,7 @@ from ..core.depth import depth_to_metres, metres_to_16uc1
 from .conversions import array_to_image_msg, camera_model_to_info, sec_to_stamp
 from .params import (ParameterError, ParamSpec, declare, non_negative, positive, resolve_topic,
                      suggest, unknown_parameters)
+from .run import run_node
 
 DEFAULT_FRAME_ID = "camera_color_optical_frame"
 
@@ -181,37 +182,19 @@ class SampleCameraNode(Node):
             self.done = True
 
 
+def _spin_until_done(node: "SampleCameraNode") -> None:
+    """Spin until the last frame was published (``loop`` false) or shutdown."""
+    while rclpy.ok() and not node.done:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    time.sleep(0.2)   # let the last messages leave
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """``pose-perception camera [--ros-args -p source:=DIR ...]``."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in args):
-        print("usage: pose-perception camera [--ros-args -p source:=DIR -p rate_hz:=30 ...]\n"
-              "Parameters: docs/ros_interface.md")
-        return 0
-    rclpy.init(args=["sample_camera"] + args)
-    node = None
-    try:
-        node = SampleCameraNode()
-        while rclpy.ok() and not node.done:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        time.sleep(0.2)
-    except (ParameterError, ValueError, FileNotFoundError) as exc:
-        print(f"sample_camera: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    except Exception as exc:
-        if type(exc).__name__ != "ExternalShutdownException":
-            raise
-    finally:
-        try:
-            if node is not None:
-                node.destroy_node()
-            if rclpy.ok():
-                rclpy.shutdown()
-        except KeyboardInterrupt:
-            pass
-    return 0
+    return run_node("sample_camera",
+                    "usage: pose-perception camera [--ros-args -p source:=DIR -p rate_hz:=30 ...]\n"
+                    "Parameters: README.md (ROS interface)",
+                    SampleCameraNode, argv, spin=_spin_until_done)
 
 
 if __name__ == "__main__":
