@@ -17,10 +17,7 @@ from pose_perception.core.keypoint_pipeline import KeypointConfig, KeypointPipel
 from pose_perception.core import body as body_mod
 from pose_perception.core import face as face_mod
 from pose_perception.core.types import RotatedRect
-
-MODELS = ("pose_detection", "pose_landmark_full", "face_landmark", "face_detection_short_range",
-          "face_detection_full_range", "hand_landmark_full")
-
+from model_env import require_models
 
 # ---------------------------------------------------------------- geometry (no models needed)
 def test_heatmap_refinement_moves_to_weighted_peak():
@@ -64,12 +61,7 @@ def test_face_and_hand_rois_from_pose():
 
 @pytest.fixture(scope="module")
 def pipeline():
-    from pose_perception.core import model_store
-    try:
-        for name in MODELS:
-            model_store.model_path(name)
-    except FileNotFoundError as e:
-        pytest.skip(f"models not provisioned: {e}")
+    require_models()
     return KeypointPipeline(KeypointConfig(providers=("cpu",), enable_hands=True))
 
 
@@ -164,12 +156,7 @@ def test_grace_hopper_portrait():
         path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     except Exception as e:  # noqa: BLE001 - sample data not installed
         pytest.skip(f"matplotlib sample data missing: {e}")
-    from pose_perception.core import model_store
-    try:
-        for name in MODELS[:5]:
-            model_store.model_path(name)
-    except FileNotFoundError as e:
-        pytest.skip(f"models not provisioned: {e}")
+    require_models()
     pl = KeypointPipeline(KeypointConfig(providers=("cpu",), face_detector="none"))
     img = ev.read_rgb(path)
     r = pl.process(img)

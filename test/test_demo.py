@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pose_perception import demo
+from model_env import require_models
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -140,13 +141,7 @@ def test_sample_camera_mount_transform_points_the_optical_axis_forward():
 def _run_demo(args, timeout=240):
     from ros_env import isolated_domain_id, require_ros
     require_ros()
-    from pose_perception.core import model_store
-    try:
-        for name in ("pose_detection", "pose_landmark_full", "face_landmark",
-                     "face_detection_full_range"):
-            model_store.model_path(name)
-    except FileNotFoundError as e:
-        pytest.skip(f"models not provisioned: {e}")
+    require_models()
     env = dict(os.environ, ROS_DOMAIN_ID=isolated_domain_id())
     return subprocess.run([sys.executable, "-m", "pose_perception.cli", "demo"] + args,
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)

@@ -8,6 +8,7 @@ import pytest
 from pose_perception.core import evaluation as ev
 from pose_perception.core.layouts import BLAZEPOSE33_TO_COCO17, FACE468_TO_IBUG68
 from pose_perception.core.types import Face, FrameResult, Keypoints, Person
+from model_env import require_models
 
 
 def test_oks_perfect_and_known_value():
@@ -57,7 +58,7 @@ class _FakePipeline:
     def reset(self):
         pass
 
-    def process(self, rgb):
+    def process(self, rgb, stamp_s=None):
         return self.by_width[rgb.shape[1]]
 
 
@@ -135,13 +136,7 @@ def test_not_coco_file_is_rejected(tmp_path):
 
 
 def _models_or_skip():
-    from pose_perception.core import model_store
-    try:
-        for name in ("pose_detection", "pose_landmark_full", "face_landmark",
-                     "face_detection_short_range", "face_detection_full_range"):
-            model_store.model_path(name)
-    except FileNotFoundError as e:
-        pytest.skip(f"models not provisioned: {e}")
+    require_models()
 
 
 @pytest.mark.models

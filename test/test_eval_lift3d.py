@@ -9,6 +9,7 @@ import pytest
 
 from pose_perception.core.camera import CameraModel
 from pose_perception.core.eval_lift3d import evaluate, main, render_depth
+from model_env import require_models
 
 
 def test_render_depth_is_the_capsule_surface():
@@ -38,13 +39,7 @@ def test_ground_truth_2d_targets(shared_data, capsys):
 
 @pytest.mark.models
 def test_detected_2d(shared_data):
-    from pose_perception.core import model_store
-    try:
-        for name in ("pose_detection", "pose_landmark_full", "face_landmark",
-                     "face_detection_short_range", "face_detection_full_range"):
-            model_store.model_path(name)
-    except FileNotFoundError as e:
-        pytest.skip(f"models not provisioned: {e}")
+    require_models()
     res = evaluate(shared_data / "h36m_dev" / "h36m_3d.json", detected=True)
     det = res["detected2d"]
     assert all(f["detected"] for f in res["frames"])

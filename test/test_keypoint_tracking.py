@@ -11,9 +11,8 @@ import pytest
 from pose_perception import sample
 from pose_perception.core.keypoint_pipeline import KeypointConfig, KeypointPipeline, same_person
 from pose_perception.core.types import Keypoints
+from model_env import require_models
 
-MODELS = ("pose_detection", "pose_landmark_full", "face_landmark", "face_detection_short_range",
-          "face_detection_full_range")
 
 
 # ------------------------------------------------------------------ same_person (no models)
@@ -60,12 +59,7 @@ def test_config_is_validated():
 # ------------------------------------------------------------------ real models
 @pytest.fixture(scope="module")
 def models():
-    from pose_perception.core import model_store
-    try:
-        for name in MODELS:
-            model_store.model_path(name)
-    except FileNotFoundError as e:
-        pytest.skip(f"models not provisioned: {e}")
+    require_models()
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from pose_perception.core import model_store
 from pose_perception.core.crops import CropSampler
 from pose_perception.core.inference import OnnxModel
 from pose_perception.core.keypoint_pipeline import KeypointConfig, KeypointPipeline
+from model_env import require_models
 
 pytestmark = pytest.mark.models
 
@@ -50,12 +51,7 @@ def _registry_photos():
 
 @pytest.fixture(scope="module")
 def models():
-    try:
-        for name in model_store.MODEL_NAMES:
-            model_store.model_path(name)
-    except model_store.ModelNotFoundError as e:
-        pytest.skip(str(e))
-    return model_store.model_dir()
+    return require_models()
 
 
 @pytest.fixture(scope="module")

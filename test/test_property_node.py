@@ -13,11 +13,9 @@ from hypothesis import strategies as st
 
 from test_property_codec import camera_infos, image_fields
 from test_property_core import random_person
-import test_robustness_node
 from test_ros_pose_node import info_msg
 
 pytestmark = pytest.mark.ros
-ros = test_robustness_node.ros             # the module's rclpy fixture
 _ids = itertools.count()
 
 
@@ -33,7 +31,7 @@ class RandomKeypoints:
     def reset(self):
         pass
 
-    def process(self, rgb):
+    def process(self, rgb, stamp_s=None):
         from pose_perception.core.types import FrameResult
         h, w = rgb.shape[:2]
         bad = float(self.rng.choice([0.0, 0.1, 0.5]))

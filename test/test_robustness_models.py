@@ -11,20 +11,13 @@ import numpy as np
 import pytest
 
 from ros_env import isolated_domain_id, require_ros
-import test_robustness_node
+from model_env import require_models
 
 pytestmark = pytest.mark.ros
-ros = test_robustness_node.ros             # the module's rclpy fixture
 
 
 def _models_dir_or_skip():
-    from pose_perception.core import model_store
-    try:
-        for name in model_store.MODEL_NAMES:
-            model_store.model_path(name)
-    except FileNotFoundError as exc:
-        pytest.skip(f"models not provisioned: {exc}")
-    return model_store.model_dir()
+    return require_models()
 
 
 def _gpu_available() -> bool:

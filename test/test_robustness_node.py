@@ -8,35 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from ros_env import isolated_domain_id, require_ros
+from ros_env import require_ros
 from test_ros_pose_node import FX, H, W, FakePerception, colour_msg, depth_msg, info_msg
 
 pytestmark = pytest.mark.ros
-
-
-@pytest.fixture(scope="module")
-def ros():
-    require_ros()
-    isolated_domain_id()
-    import rclpy
-    rclpy.init()
-    yield rclpy
-    rclpy.shutdown()
-
-
-@pytest.fixture
-def harness(ros):
-    """make(params=None, **fake_kwargs) -> test_ros_pose_node.Harness (closed at the end)."""
-    from test_ros_pose_node import Harness
-    made = []
-
-    def make(params=None, **kw):
-        h = Harness(ros, params, **kw)
-        made.append(h)
-        return h
-    yield make
-    for h in made:
-        h.close()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -189,7 +164,7 @@ class ScriptedKeypoints:
     def reset(self):
         self.resets += 1
 
-    def process(self, rgb):
+    def process(self, rgb, stamp_s=None):
         from pose_perception.core.types import FrameResult, Keypoints, Person
         xy = np.stack([np.linspace(40, 120, 33), np.linspace(30, 90, 33)], 1)
         p = Person(Keypoints("blazepose33", xy, np.full(33, 0.9)),

@@ -14,11 +14,9 @@ import numpy as np
 import pytest
 
 from test_ros_pose_node import H, W, colour_msg, depth_msg, info_msg
-import test_robustness_node
 from test_robustness_node import depth_image
 
 pytestmark = pytest.mark.ros
-ros, harness = test_robustness_node.ros, test_robustness_node.harness     # fixtures
 
 STALE_S = 0.5
 # a fault must show in the status within the stale timeout plus processing and publishing

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from ros_env import isolated_domain_id, require_ros
+from ros_env import require_ros  # noqa: F401
 
 pytestmark = pytest.mark.ros
 
@@ -50,16 +50,6 @@ class FakePerception:
                                           track_id=1)])
         res.timings_ms["total"] = 1.0
         return res
-
-
-@pytest.fixture(scope="module")
-def ros():
-    require_ros()
-    isolated_domain_id()
-    import rclpy
-    rclpy.init()
-    yield rclpy
-    rclpy.shutdown()
 
 
 def _stamp(t):
@@ -175,19 +165,6 @@ class Harness:
     def close(self):
         self.node.destroy_node()
         self.io.destroy_node()
-
-
-@pytest.fixture
-def harness(ros):
-    made = []
-
-    def make(params=None, **kw):
-        h = Harness(ros, params, **kw)
-        made.append(h)
-        return h
-    yield make
-    for h in made:
-        h.close()
 
 
 def test_rgbd_pairs_give_3d_skeletons_markers_debug_image_and_diagnostics(harness):

@@ -7,21 +7,10 @@ import time
 
 import pytest
 
-from ros_env import isolated_domain_id, require_ros
 
 pytestmark = pytest.mark.ros
 _ns = itertools.count()
 CAM_TO_BASE = "base_link cam 0 0 1.2 -0.5 0.5 -0.5 0.5"   # optical frame 1.2 m above base
-
-
-@pytest.fixture(scope="module")
-def ros():
-    require_ros()
-    isolated_domain_id()
-    import rclpy
-    rclpy.init()
-    yield rclpy
-    rclpy.shutdown()
 
 
 class SafetyHarness:

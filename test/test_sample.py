@@ -4,18 +4,13 @@ import numpy as np
 import pytest
 
 from pose_perception import sample
+from model_env import require_models
 
-MODELS = ("pose_detection", "pose_landmark_full", "face_landmark", "face_detection_full_range")
 
 
 @pytest.fixture(scope="module")
 def models():
-    from pose_perception.core import model_store
-    try:
-        for name in MODELS:
-            model_store.model_path(name)
-    except FileNotFoundError as e:
-        pytest.skip(f"models not provisioned: {e}")
+    require_models()
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,15 @@ from pose_perception.core.camera import CameraModel
 from pose_perception.core.head_pose import rotation_from_xyzw
 from pose_perception.core.lifting import Lifter
 from pose_perception.core.types import SOURCE_DEPTH
+from model_env import require_models
 
 FRAMES = ("41-38", "42-18", "42-25")
 
 
 @pytest.fixture(scope="module")
 def pipeline():
-    from pose_perception.core import model_store
     from pose_perception.core.keypoint_pipeline import KeypointConfig, KeypointPipeline
-    try:
-        for name in ("pose_detection", "pose_landmark_full", "face_landmark",
-                     "face_detection_short_range", "face_detection_full_range"):
-            model_store.model_path(name)
-    except FileNotFoundError as e:
-        pytest.skip(f"models not provisioned: {e}")
+    require_models()
     return KeypointPipeline(KeypointConfig())
 
 
