@@ -5,7 +5,13 @@ sample, or recorded RGB-D frames with ``--data``), looping the source with incre
 Warm-up frames are excluded. It prints per-stage and end-to-end latency (p50, p95, mean), frames
 per second, the execution provider and peak RSS as a table; ``--json`` adds one JSON object as
 the last line (``fps``, ``latency_ms`` {p50, p95, mean, max}, ``provider``, ``peak_rss_mb``,
-``stages`` {stage: p50 ms}, ``stages_mean``, ``people_per_frame``, ``hardware``, ``command``...).
+``stages`` {stage: p50 ms}, ``stages_mean``, ``people_per_frame``, ``cpu_ms_per_frame``,
+``hardware``, ``command``...). ``--no-lift`` measures body + face alone (no depth lifting, no
+tracking). ``--mediapipe`` also measures body + face alone (``body_face``) and then the same
+frames - same count, order and warm-up - through MediaPipe 0.10.14 itself (pose + head-crop face
+mesh, video mode; ``tools/mediapipe_bench.py`` in the oracle environment, another process), and
+adds ``mediapipe``, ``speed_ratio`` (our body + face fps / MediaPipe's) and
+``speed_ratio_per_person`` (the same times people found per frame) to the JSON.
 
 ``soak`` runs the whole pipeline over thousands of frames (the sample looped, with a bag-loop
 reset - stamps jumping back - every few loops) and reports the resident memory after warm-up
@@ -35,6 +41,7 @@ import numpy as np
 STAGES = ("detect", "body", "face", "hands", "lift", "track", "total")
 RSS_GROWTH_TARGET_MB = 20.0
 P95_DRIFT_TARGET_PCT = 10.0
+EXIT_NO_MEDIAPIPE = 4          # bench --mediapipe: MediaPipe could not be run
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -119,8 +126,9 @@ def parse_providers(text: Optional[str]) -> Optional[List[str]]:
 
 
 def make_perception(providers: Optional[List[str]], threads: Optional[int], face: bool,
-                    hands: bool):
-    """The core pipeline with the benchmark's settings."""
+                    hands: bool, tracking: bool = True):
+    """The core pipeline with the benchmark's settings (``tracking`` False: no id tracking nor
+    smoothing, i.e. the keypoint stage alone plus face-body association)."""
     from .core.perception import Perception, PerceptionConfig
 
     kp: Dict[str, Any] = {"enable_face": face, "enable_hands": hands}
@@ -128,7 +136,8 @@ def make_perception(providers: Optional[List[str]], threads: Optional[int], face
         kp["providers"] = providers
     if threads:
         kp["threads"] = threads
-    return Perception(PerceptionConfig.from_dict({"keypoints": kp}))
+    return Perception(PerceptionConfig.from_dict({"keypoints": kp,
+                                                  "enable_tracking": bool(tracking)}))
 
 
 @dataclass
@@ -174,26 +183,22 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------------------------------ bench
-def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
+def measure(per, src: _Prepared, n: int, warm: int, lift: bool = True) -> Dict[str, Any]:
+    """Run ``warm + n`` frames of ``src`` (looped) through ``per``; the last ``n`` measured.
+    ``lift`` False: no depth is passed, so nothing is lifted to 3D."""
     from .sample import looped
 
-    providers = parse_providers(args.providers)
-    src = prepare_source(args.data, None, args.people)
-    gc.collect()
-    rss_source = current_rss_mb()          # frames in memory, no pipeline yet
-    per = make_perception(providers, args.threads, not args.no_face, args.hands)
-    n = int(args.frames)
-    warm = args.warmup if args.warmup is not None else min(10, max(1, n // 2))
     stage_ms: Dict[str, List[float]] = {s: [] for s in STAGES}
     e2e: List[float] = []
     people: List[int] = []
     faces: List[int] = []
-    t_measure = None
+    t_measure = cpu_measure = None
     for i, (k, stamp) in enumerate(looped(src.seq, warm + n)):
         if i == warm:
-            t_measure = time.perf_counter()
+            t_measure, cpu_measure = time.perf_counter(), time.process_time()  # all threads
         t0 = time.perf_counter()
-        res = per.process(src.rgb[k], stamp, src.depth[k], src.cameras[k])
+        res = per.process(src.rgb[k], stamp, src.depth[k] if lift else None,
+                          src.cameras[k] if lift else None)
         dt = (time.perf_counter() - t0) * 1e3
         if i < warm:
             continue
@@ -202,12 +207,9 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         faces.append(len(res.faces))
         for s in STAGES:
             stage_ms[s].append(float(res.timings_ms.get(s, 0.0)))
-    wall = time.perf_counter() - (t_measure or time.perf_counter())
+    wall = time.perf_counter() - t_measure
+    cpu = time.process_time() - cpu_measure
     return {
-        "source": src.label,
-        "synthetic_depth": bool(src.seq.synthetic_depth),
-        "frames": n,
-        "warmup_frames": warm,
         "fps": _round(n / wall if wall > 0 else float("nan")),
         "latency_ms": {"p50": _round(percentile(e2e, 50)), "p95": _round(percentile(e2e, 95)),
                        "mean": _round(float(np.mean(e2e))), "max": _round(float(np.max(e2e)))},
@@ -216,9 +218,37 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         "stages_mean": {s: _round(float(np.mean(v))) for s, v in stage_ms.items()},
         "people_per_frame": _round(float(np.mean(people)), 3),
         "faces_per_frame": _round(float(np.mean(faces)), 3),
+        "cpu_ms_per_frame": _round(cpu / n * 1e3),
+        "cpu_utilisation": _round(cpu / wall if wall > 0 else float("nan")),
+    }
+
+
+def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
+    """Our pipeline on the source; with ``args.mediapipe`` also body + face alone
+    (``body_face``) and MediaPipe itself (``mediapipe``, ``speed_ratio``; ``mediapipe_error``
+    when it cannot be run)."""
+    from .core.inference import default_threads
+
+    providers = parse_providers(args.providers)
+    src = prepare_source(args.data, None, args.people)
+    gc.collect()
+    rss_source = current_rss_mb()          # frames in memory, no pipeline yet
+    lift = not args.no_lift
+    per = make_perception(providers, args.threads, not args.no_face, args.hands, tracking=lift)
+    n = int(args.frames)
+    warm = args.warmup if args.warmup is not None else min(10, max(1, n // 2))
+    ours = measure(per, src, n, warm, lift)
+    result: Dict[str, Any] = {
+        "source": src.label,
+        "synthetic_depth": bool(src.seq.synthetic_depth),
+        "frames": n,
+        "warmup_frames": warm,
+        **ours,
+        "lift_and_track": lift,
         "provider": per.provider,
         "providers_requested": providers,
         "threads": args.threads,
+        "threads_effective": args.threads or default_threads(),
         "face": not args.no_face,
         "hands": bool(args.hands),
         "people_requested": args.people if args.data is None else None,
@@ -228,6 +258,65 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         "hardware": hardware_info(),
         "command": _command("bench", argv),
     }
+    if getattr(args, "mediapipe", False):
+        per.close()
+        if lift:    # the comparison needs body + face alone as well
+            per = make_perception(providers, args.threads, not args.no_face, args.hands,
+                                  tracking=False)
+            result["body_face"] = measure(per, src, n, warm, lift=False)
+            per.close()
+        else:
+            result["body_face"] = ours
+        result["speed_ratio"] = result["speed_ratio_per_person"] = result["mediapipe"] = None
+        try:
+            mp = run_mediapipe(src, n, warm, face=not args.no_face)
+        except MediapipeUnavailable as exc:
+            result["mediapipe_error"] = str(exc)
+        else:
+            result["mediapipe"] = mp
+            bf = result["body_face"]
+            result["speed_ratio"] = _round(bf["fps"] / mp["fps"], 3) if mp.get("fps") else None
+            # people found per second: MediaPipe's pose finds at most one person per frame
+            per_s = mp["fps"] * mp["people_per_frame"] if mp.get("fps") else 0.0
+            result["speed_ratio_per_person"] = _round(
+                bf["fps"] * bf["people_per_frame"] / per_s, 3) if per_s > 0 else None
+    return result
+
+
+class MediapipeUnavailable(RuntimeError):
+    """The MediaPipe oracle environment could not be had, or its benchmark failed."""
+
+
+def run_mediapipe(src: _Prepared, n: int, warm: int, face: bool = True) -> Dict[str, Any]:
+    """The same frames, count, order and warm-up through MediaPipe 0.10.14 itself (pose +
+    head-crop face mesh, video mode; ``tools/mediapipe_bench.py`` in the oracle environment,
+    created on first use). Its JSON result."""
+    import tempfile
+
+    from . import provision
+
+    try:
+        py = provision.ensure_oracle_env()
+    except (provision.ProvisionError, OSError) as exc:
+        raise MediapipeUnavailable(f"the MediaPipe oracle environment is unavailable: {exc}") \
+            from exc
+    script = provision.TOOLS_DIR / "mediapipe_bench.py"
+    with tempfile.TemporaryDirectory(prefix="pose_perception_mpbench_") as tmp:
+        stack = os.path.join(tmp, "frames.npy")
+        np.save(stack, np.stack(src.rgb))
+        cmd = [str(py), str(script), stack, "--frames", str(n), "--warmup", str(warm)]
+        if not face:
+            cmd.append("--no-face")
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                 timeout=120 + 2 * (n + warm))
+        except subprocess.TimeoutExpired as exc:
+            raise MediapipeUnavailable(f"MediaPipe benchmark timed out: {exc}") from exc
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        raise MediapipeUnavailable(f"MediaPipe benchmark failed (exit {out.returncode}): "
+                                   f"{' '.join(cmd)}\n{out.stderr[-2000:]}")
+    return json.loads(lines[-1])
 
 
 def format_bench(r: Dict[str, Any]) -> str:
@@ -235,7 +324,8 @@ def format_bench(r: Dict[str, Any]) -> str:
     lines = [f"pose-perception bench: {r['source']}",
              f"  {r['frames']} frames measured after {r['warmup_frames']} warm-up frames; "
              f"provider {r['provider']}; face {'on' if r['face'] else 'off'}, hands "
-             f"{'on' if r['hands'] else 'off'}; {r['people_per_frame']} people/frame",
+             f"{'on' if r['hands'] else 'off'}, 3D lifting + tracking "
+             f"{'on' if r['lift_and_track'] else 'off'}; {r['people_per_frame']} people/frame",
              f"  hardware: {hw['cpu']} ({hw['cores_usable']}/{hw['cores']} cores usable)"
              + (f", GPU {', '.join(hw['gpus'])}" if hw["gpus"] else ", no GPU"),
              "",
@@ -253,7 +343,48 @@ def format_bench(r: Dict[str, Any]) -> str:
               "Perception.process call)"]
     if r["synthetic_depth"]:
         lines.append("  note: the built-in sample's depth is SYNTHETIC (generated)")
+    if "body_face" in r:
+        lines += ["", format_comparison(r)]
     return "\n".join(lines)
+
+
+def format_comparison(r: Dict[str, Any]) -> str:
+    """The ``--mediapipe`` table: ours (body + face alone; with lifting + tracking) vs MediaPipe."""
+    mp = r.get("mediapipe")
+    what = "body + face" if r["face"] else "body"
+    rows = [(f"ours, {what} (no lifting/tracking)", r["body_face"])]
+    if r["lift_and_track"]:
+        rows.append((f"ours, {what} + 3D lifting + tracking", r))
+    if mp:
+        mesh = " + head-crop face mesh" if r["face"] else ""
+        rows.append((f"MediaPipe {mp['mediapipe']} pose{mesh}", mp))
+    lines = [f"  vs MediaPipe: the same {r['frames']} frames in the same order after "
+             f"{r['warmup_frames']} warm-up frames, one run after the other",
+             f"  {'':<44} {'fps':>7} {'p50 ms':>7} {'p95 ms':>7} {'mean ms':>7} "
+             f"{'CPU ms/f':>8} {'cores':>5} {'people':>6} {'faces':>6}"]
+    for name, m in rows:
+        lat = m["latency_ms"]
+        lines.append(f"  {name:<44} {_num(m['fps'], 7)} {_num(lat['p50'], 7)} "
+                     f"{_num(lat['p95'], 7)} {_num(lat['mean'], 7)} "
+                     f"{_num(m['cpu_ms_per_frame'], 8)} {_num(m['cpu_utilisation'], 5)} "
+                     f"{_num(m['people_per_frame'], 6)} {_num(m['faces_per_frame'], 6)}")
+    if not mp:
+        lines.append(f"  MediaPipe: not measured ({r.get('mediapipe_error')})")
+        return "\n".join(lines)
+    hw = r["hardware"]
+    lines += [f"  speed ratio (ours {what} fps / MediaPipe fps): {r['speed_ratio']}; per "
+              f"person found (fps x people/frame): {r['speed_ratio_per_person']}",
+              f"  CPU budget: both processes may use all {hw['cores_usable']} usable cores; "
+              f"ours: {r['threads_effective']} intra-op threads per model (+ a worker thread "
+              "when parallel); MediaPipe: its default, one XNNPACK thread per model (graph "
+              "nodes may overlap). 'cores' = CPU time / wall time; load average at the start "
+              f"{', '.join(f'{x:.2f}' for x in hw['load_average'] or [])}",
+              "  MediaPipe's pose finds at most one person per frame."]
+    return "\n".join(lines)
+
+
+def _num(x: Any, width: int) -> str:
+    return f"{x:>{width}.2f}" if isinstance(x, (int, float)) else f"{'-':>{width}}"
 
 
 def _fmt(x: Optional[float]) -> str:
@@ -266,10 +397,19 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 description="Latency, throughput and memory of the ROS-free "
                                             "pipeline on the built-in sample or RGB-D frames.")
     p.add_argument("--frames", type=int, default=200, help="frames to measure (after warm-up)")
+    p.add_argument("--no-lift", action="store_true",
+                   help="body + face alone: no 3D lifting, no tracking")
+    p.add_argument("--mediapipe", action="store_true",
+                   help="also run body + face alone and MediaPipe 0.10.14 itself (pose + "
+                        "head-crop face mesh, video mode) on the same frames, and compare "
+                        "(creates the oracle environment on first use; exit code "
+                        f"{EXIT_NO_MEDIAPIPE} when MediaPipe cannot be run)")
     _add_common(p)
     args = p.parse_args(argv)
     if args.frames < 1:
         p.error("--frames must be >= 1")
+    if args.mediapipe and args.hands:
+        p.error("--mediapipe compares body + face: leave out --hands")
     if args.data is not None and args.people != 1:
         p.error("--people applies to the built-in sample only")
     try:
@@ -280,6 +420,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(format_bench(result), flush=True)
     if args.json:
         print(json.dumps(result, sort_keys=True), flush=True)
+    if result.get("mediapipe_error"):
+        print(f"pose-perception bench: {result['mediapipe_error']}", file=sys.stderr)
+        return EXIT_NO_MEDIAPIPE
     return 0
 
 

@@ -9,22 +9,16 @@ import json
 
 import pytest
 
+from model_env import require_models
 from pose_perception import bench, provision
 
-MODELS = ("pose_detection", "pose_landmark_full", "face_landmark", "face_detection_full_range",
-          "face_detection_short_range")
 MEASURED = ("fps", "latency_ms", "people_per_frame", "faces_per_frame", "cpu_ms_per_frame",
             "cpu_utilisation")
 
 
 @pytest.fixture(scope="module")
 def oracle_and_models():
-    from pose_perception.core import model_store
-    try:
-        for name in MODELS:
-            model_store.model_path(name)
-    except FileNotFoundError as e:
-        pytest.skip(f"models not provisioned: {e}")
+    require_models()
     try:
         provision.ensure_oracle_env()
     except (provision.ProvisionError, OSError) as e:
@@ -56,6 +50,8 @@ def test_bench_mediapipe_compares_on_the_same_frames(oracle_and_models, capsys):
     assert r["lift_and_track"] and r["stages_mean"]["lift"] > 0
     assert body_face["stages_mean"]["lift"] == 0
     assert r["speed_ratio"] == pytest.approx(body_face["fps"] / mp["fps"], rel=0.01)
+    assert r["speed_ratio_per_person"] == pytest.approx(
+        r["speed_ratio"] * body_face["people_per_frame"] / mp["people_per_frame"], rel=0.01)
 
 
 def test_bench_mediapipe_reports_an_unavailable_oracle(monkeypatch, capsys):
@@ -71,6 +67,7 @@ def test_bench_mediapipe_reports_an_unavailable_oracle(monkeypatch, capsys):
     cap = capsys.readouterr()
     r = json.loads(cap.out.strip().splitlines()[-1])
     assert r["mediapipe"] is None and r["speed_ratio"] is None
+    assert r["speed_ratio_per_person"] is None
     assert "oracle environment is unavailable" in cap.err
     assert "MediaPipe: not measured" in cap.out
 
