@@ -6,7 +6,8 @@
     ros2 launch pose_perception pose_perception.launch.py sample_camera:=true   # no camera needed
 
 Arguments left empty keep the value of ``params_file`` (default: the installed
-config/pose_perception.yaml). Topic names and remaps for common cameras: docs/ros_interface.md.
+config/pose_perception.yaml). Topic names and remaps for common cameras: README.md,
+"ROS 2 interface".
 """
 import os
 

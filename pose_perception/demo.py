@@ -1,6 +1,8 @@
 """``pose-perception demo`` (``make demo``): the real ROS 2 graph on a sample, with pictures.
 
-In one process, on one ``MultiThreadedExecutor``:
+In one process, on one ``SingleThreadedExecutor`` (pose_node processes frames in its own worker
+thread; with rclpy's MultiThreadedExecutor the callbacks fought over the GIL and the node
+stalled for up to 2 s at a time):
 
     sample_camera  ->  pose_node  ->  safety_monitor
          (colour + depth + CameraInfo)   (SkeletonArray)   (SafetyStatus)
@@ -571,7 +573,7 @@ class GraphSetup:
 def run_graph(setup: GraphSetup, drain_s: float = 8.0, verbose: bool = True) -> DemoLog:
     """Runs camera (unless live) -> pose node -> safety monitor -> recorder; returns the log."""
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     from .ros.pose_node import PoseNode
     from .ros.safety_monitor_node import SafetyMonitorNode
@@ -582,7 +584,7 @@ def run_graph(setup: GraphSetup, drain_s: float = 8.0, verbose: bool = True) -> 
     context = rclpy.Context()
     rclpy.init(context=context, args=[])
     nodes = []
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    executor = SingleThreadedExecutor(context=context)
     t_start = time.monotonic()
     try:
         say = print if verbose else (lambda *a, **k: None)

@@ -1,4 +1,4 @@
-"""Safety monitor: every state and transition of docs/safety_monitor.md."""
+"""Safety monitor: every state and transition of README.md (section "Safety monitor")."""
 import math
 
 import numpy as np

@@ -1,1 +1,1 @@
-"""ROS-free core: image in, keypoints out; depth math; tracking; safety logic. Never imports rclpy."""
+"""ROS-free core: image in, keypoints out; depth math; tracking; safety. Never imports rclpy."""

@@ -3,7 +3,7 @@
 ROS-free. Feed :class:`SafetyMonitor` with every perception result (people's keypoints in the
 robot frame) through :meth:`SafetyMonitor.update`, and ask :meth:`SafetyMonitor.evaluate` for the
 current :class:`SafetyStatus` as often as needed (e.g. from a timer). The behaviour (state table,
-every transition, parameters) is specified in ``docs/safety_monitor.md``; in short:
+every transition, parameters) is specified in README.md (section "Safety monitor"); in short:
 
 - UNKNOWN: no perception yet, the last result is older than ``stale_timeout_s``, the last input
   was untrusted, time went backwards, or (default policy) someone is seen without any usable 3D
@@ -121,7 +121,7 @@ class Zone:
 @dataclass
 class SafetyConfig:
     """Parameters of :class:`SafetyMonitor`; defaults and units are listed in
-    docs/safety_monitor.md."""
+    README.md (section "Safety monitor")."""
 
     warning_distance_m: float = 2.0
     protective_distance_m: float = 1.0
@@ -247,7 +247,7 @@ def _as_observation(item) -> PersonObservation:
 
 class SafetyMonitor:
     """Safety state machine over people's 3D keypoints; see the module docstring and
-    docs/safety_monitor.md."""
+    README.md (section "Safety monitor")."""
 
     def __init__(self, config: Optional[SafetyConfig] = None) -> None:
         self.config = config or SafetyConfig()

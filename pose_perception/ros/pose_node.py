@@ -18,8 +18,8 @@ Design (one process, bounded latency):
   the diagnostics and skipped; the node keeps running.
 
 The class is composition friendly: ``PoseNode(perception_factory=..., **node_kwargs)`` can be
-added to any executor beside other nodes of the same process. See docs/ros_interface.md for every
-topic and parameter.
+added to any executor beside other nodes of the same process. README.md ("ROS 2 interface")
+documents every topic and parameter.
 """
 from __future__ import annotations
 

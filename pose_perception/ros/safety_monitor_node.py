@@ -1,6 +1,7 @@
 """``safety_monitor_node``: people's skeletons in, a human-distance ``SafetyStatus`` out at a fixed
 rate. A thin layer over :class:`pose_perception.core.safety.SafetyMonitor` (the behaviour is
-specified in docs/safety_monitor.md; this is a monitoring aid, not a certified safety function).
+specified in README.md, "Safety monitor"; this is a monitoring aid, not a certified safety
+function).
 
 - Every ``SkeletonArray`` is transformed into ``robot_frame`` with TF at its stamp (empty
   ``robot_frame``: the skeletons' own frame, with 3D distances) and fed to the monitor. A
