@@ -17,8 +17,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .crops import (CropSampler, rect_from_alignment, to_tensor,
-                    transform_points, transform_rect)
+from .crops import (CropBatcher, CropSampler, rect_from_alignment, transform_points,
+                    transform_rect)
 from .inference import OnnxModel
 from .ssd import POSE_DETECTOR, Detection, DetectorSpec, SsdDetector
 from .types import RotatedRect
@@ -165,16 +165,13 @@ class PoseLandmarker:
     """``pose_landmark_full`` on rotated 256x256 crops, batched when the model allows it."""
 
     def __init__(self, model: OnnxModel, max_batch: int = 4, refine: bool = True) -> None:
-        model.check_input_shape((None, INPUT, INPUT, 3))
+        self.crops = CropBatcher(model, INPUT, max_batch)
         self.model = model
         self.refine = refine
         self.i_lm = model.find_output(where=lambda s: len(s) == 2 and s[-1] == NUM_ALL * 5)
         self.i_world = model.find_output(where=lambda s: len(s) == 2 and s[-1] == NUM_ALL * 3)
         self.i_flag = model.find_output(where=lambda s: len(s) == 2 and s[-1] == 1)
         self.i_heat = model.find_output(where=lambda s: len(s) == 4 and s[-1] == NUM_ALL)
-        self.batch = max(1, max_batch) if model.dynamic_batch else 1
-        self._u8 = np.empty((INPUT, INPUT, 3), np.uint8)
-        self._in = np.empty((self.batch, INPUT, INPUT, 3), np.float32)
 
     def run(self, sampler: CropSampler, rois: Sequence[RotatedRect]) -> PoseLandmarks:
         """Landmarks for each crop (one model call per ``max_batch`` crops)."""
@@ -184,16 +181,12 @@ class PoseLandmarker:
         flag = np.empty(n, np.float32)
         heat = None
         mats = []
-        for start in range(0, n, self.batch):
-            chunk = rois[start:start + self.batch]
-            for j, roi in enumerate(chunk):
-                mats.append(sampler.crop(roi, self._u8, border="replicate"))
-                to_tensor(self._u8, self._in[j])
-            outs = self.model.run(self._in[:len(chunk)])
-            sl = slice(start, start + len(chunk))
-            lm[sl] = outs[self.i_lm].reshape(len(chunk), NUM_ALL, 5)
-            world[sl] = outs[self.i_world].reshape(len(chunk), NUM_ALL, 3)
-            flag[sl] = outs[self.i_flag].reshape(len(chunk))
+        for sl, chunk_mats, outs in self.crops.run(sampler, rois):
+            k = len(chunk_mats)
+            mats += chunk_mats
+            lm[sl] = outs[self.i_lm].reshape(k, NUM_ALL, 5)
+            world[sl] = outs[self.i_world].reshape(k, NUM_ALL, 3)
+            flag[sl] = outs[self.i_flag].reshape(k)
             h = outs[self.i_heat]
             if heat is None:
                 heat = np.empty((n,) + h.shape[1:], np.float32)

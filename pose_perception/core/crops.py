@@ -189,3 +189,33 @@ def to_tensor(u8: np.ndarray, out: np.ndarray, lo: float = 0.0, hi: float = 1.0)
     if lo:
         out += np.float32(lo)
     return out
+
+
+class CropBatcher:
+    """Runs a landmark model on rotated square crops (replicate border, [0, 1] input), in
+    batches of up to ``max_batch`` when the model's batch dimension is dynamic, reusing its input
+    buffers. Shared by the body, face and hand landmark models."""
+
+    def __init__(self, model, size: int, max_batch: int = 4) -> None:
+        model.check_input_shape((None, size, size, 3))
+        self.model = model
+        self.size = size
+        self.batch = max(1, max_batch) if model.dynamic_batch else 1
+        self._u8 = np.empty((size, size, 3), np.uint8)
+        self._in = np.empty((self.batch, size, size, 3), np.float32)
+
+    def run(self, sampler: CropSampler, rois: Sequence[RotatedRect]):
+        """Yields ``(slice of rois, crop->image matrices, model outputs)`` per model call."""
+        for start in range(0, len(rois), self.batch):
+            chunk = rois[start:start + self.batch]
+            mats = []
+            for j, roi in enumerate(chunk):
+                mats.append(sampler.crop(roi, self._u8, border="replicate"))
+                to_tensor(self._u8, self._in[j])
+            yield slice(start, start + len(chunk)), mats, self.model.run(self._in[:len(chunk)])
+
+    def to_image(self, matrix: np.ndarray, roi: RotatedRect, points: np.ndarray,
+                 out: np.ndarray) -> None:
+        """Crop-pixel landmarks (x, y, z) -> image pixels in ``out``; z scaled like x."""
+        out[:, :2] = transform_points(matrix, points[:, :2])
+        out[:, 2] = points[:, 2] / self.size * roi.width

@@ -14,8 +14,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .crops import (CropSampler, points_box, rect_contains, rect_from_box, rotation_from_points,
-                    to_tensor, transform_points, transform_rect)
+from .crops import (CropBatcher, CropSampler, points_box, rect_contains, rect_from_box,
+                    rotation_from_points, transform_rect)
 from .inference import OnnxModel
 from .ssd import FACE_FULL_DETECTOR, FACE_SHORT_DETECTOR, Detection, SsdDetector
 from .types import Face, Keypoints, RotatedRect
@@ -111,30 +111,20 @@ class FaceLandmarker:
     """``face_landmark`` (468 points) on rotated 192x192 crops, batched when allowed."""
 
     def __init__(self, model: OnnxModel, max_batch: int = 4) -> None:
-        model.check_input_shape((None, INPUT, INPUT, 3))
+        self.crops = CropBatcher(model, INPUT, max_batch)
         self.model = model
         self.i_mesh = model.find_output(where=lambda s: s[-1] == NUM_POINTS * 3)
         self.i_score = model.find_output(where=lambda s: s[-1] == 1)
-        self.batch = max(1, max_batch) if model.dynamic_batch else 1
-        self._u8 = np.empty((INPUT, INPUT, 3), np.uint8)
-        self._in = np.empty((self.batch, INPUT, INPUT, 3), np.float32)
 
     def run(self, sampler: CropSampler, rois: Sequence[RotatedRect]) -> FaceMeshes:
         n = len(rois)
         xyz = np.empty((n, NUM_POINTS, 3), np.float32)
         logit = np.empty(n, np.float32)
-        for start in range(0, n, self.batch):
-            chunk = rois[start:start + self.batch]
-            mats = []
-            for j, roi in enumerate(chunk):
-                mats.append(sampler.crop(roi, self._u8, border="replicate"))
-                to_tensor(self._u8, self._in[j])
-            outs = self.model.run(self._in[:len(chunk)])
-            mesh = outs[self.i_mesh].reshape(len(chunk), NUM_POINTS, 3)
-            logit[start:start + len(chunk)] = outs[self.i_score].reshape(len(chunk))
-            for j, (roi, m) in enumerate(zip(chunk, mats)):
-                xyz[start + j, :, :2] = transform_points(m, mesh[j, :, :2])
-                xyz[start + j, :, 2] = mesh[j, :, 2] / INPUT * roi.width
+        for sl, mats, outs in self.crops.run(sampler, rois):
+            mesh = outs[self.i_mesh].reshape(len(mats), NUM_POINTS, 3)
+            logit[sl] = outs[self.i_score].reshape(len(mats))
+            for j, m in enumerate(mats):
+                self.crops.to_image(m, rois[sl.start + j], mesh[j], xyz[sl.start + j])
         presence = 1.0 / (1.0 + np.exp(-np.clip(logit, -80, 80)))
         return FaceMeshes(xyz, presence.astype(np.float32), list(rois))
 

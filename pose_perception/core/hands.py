@@ -17,8 +17,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .crops import (CropSampler, rotated_bounds_rect, rotation_from_points, to_tensor,
-                    transform_points, transform_rect)
+from .crops import (CropBatcher, CropSampler, rotated_bounds_rect, rotation_from_points,
+                    transform_rect)
 from .inference import OnnxModel
 from .types import Hand, Keypoints, RotatedRect
 
@@ -74,7 +74,7 @@ class HandLandmarker:
     """``hand_landmark_full`` on rotated 224x224 crops, batched when the model allows it."""
 
     def __init__(self, model: OnnxModel, max_batch: int = 4) -> None:
-        model.check_input_shape((None, INPUT, INPUT, 3))
+        self.crops = CropBatcher(model, INPUT, max_batch)
         self.model = model
         pts = [i for i, s in enumerate(model.output_shapes) if s[-1] == NUM_POINTS * 3]
         ones = [i for i, s in enumerate(model.output_shapes) if s[-1] == 1]
@@ -85,28 +85,18 @@ class HandLandmarker:
         # handedness, world landmarks
         self.i_lm, self.i_world = pts
         self.i_flag, self.i_handed = ones
-        self.batch = max(1, max_batch) if model.dynamic_batch else 1
-        self._u8 = np.empty((INPUT, INPUT, 3), np.uint8)
-        self._in = np.empty((self.batch, INPUT, INPUT, 3), np.float32)
 
     def run(self, sampler: CropSampler, rois: Sequence[RotatedRect]) -> HandResults:
         n = len(rois)
         xyz = np.empty((n, NUM_POINTS, 3), np.float32)
         flag = np.empty(n, np.float32)
         handed = np.empty(n, np.float32)
-        for start in range(0, n, self.batch):
-            chunk = rois[start:start + self.batch]
-            mats = []
-            for j, roi in enumerate(chunk):
-                mats.append(sampler.crop(roi, self._u8, border="replicate"))
-                to_tensor(self._u8, self._in[j])
-            outs = self.model.run(self._in[:len(chunk)])
-            lm = outs[self.i_lm].reshape(len(chunk), NUM_POINTS, 3)
-            flag[start:start + len(chunk)] = outs[self.i_flag].reshape(-1)
-            handed[start:start + len(chunk)] = outs[self.i_handed].reshape(-1)
-            for j, (roi, m) in enumerate(zip(chunk, mats)):
-                xyz[start + j, :, :2] = transform_points(m, lm[j, :, :2])
-                xyz[start + j, :, 2] = lm[j, :, 2] / INPUT * roi.width
+        for sl, mats, outs in self.crops.run(sampler, rois):
+            lm = outs[self.i_lm].reshape(len(mats), NUM_POINTS, 3)
+            flag[sl] = outs[self.i_flag].reshape(-1)
+            handed[sl] = outs[self.i_handed].reshape(-1)
+            for j, m in enumerate(mats):
+                self.crops.to_image(m, rois[sl.start + j], lm[j], xyz[sl.start + j])
         # the model's score is P('Left') for a mirrored image = P(person's right) unmirrored
         return HandResults(xyz, flag, (1.0 - handed).astype(np.float32), list(rois))
 
