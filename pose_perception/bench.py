@@ -15,8 +15,11 @@ adds ``mediapipe``, ``speed_ratio`` (our body + face fps / MediaPipe's) and
 
 ``soak`` runs the whole pipeline over thousands of frames (the sample looped, with a bag-loop
 reset - stamps jumping back - every few loops) and reports the resident memory after warm-up
-versus at the end (``rss_growth_mb``, target < 20 MB) and the p95 latency of the first versus the
-last window (``p95_drift_pct``, target < 10 %).
+versus at the end (``rss_growth_mb``, target < 20 MB) and the drift of the p95 latency
+(``p95_drift_pct``, target < 10 %): the p95 of every window of frames, a least-squares line through
+them, and its change from the first to the last window relative to its start. One window's p95
+rests on a few dozen slow frames (person-detector frames), so first-vs-last alone (also reported,
+``p95_first_ms``/``p95_last_ms``) mostly measures noise on a shared machine.
 
 Latencies are wall-clock per ``Perception.process`` call, in this process, with nothing else
 running in it; on a machine whose cores are shared the numbers vary from run to run.
@@ -459,8 +462,10 @@ def run_soak(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
     wall = time.perf_counter() - t_start
     gc.collect()
     rss_end = current_rss_mb()
-    first, last = percentile(lat[:window], 95), percentile(lat[-window:], 95)
-    drift = (last - first) / first * 100.0 if first > 0 else float("nan")
+    p95s = np.array([percentile(w, 95) for w in np.array_split(lat, len(lat) // window)])
+    first, last = p95s[0], p95s[-1]
+    slope, start = np.polyfit(np.arange(len(p95s)), p95s, 1)
+    drift = slope * (len(p95s) - 1) / start * 100.0 if start > 0 else float("nan")
     growth = rss_end - (rss_after_warmup if rss_after_warmup is not None else rss_end)
     return {
         "source": src.label,
@@ -481,6 +486,7 @@ def run_soak(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         "p95_first_ms": _round(first),
         "p95_last_ms": _round(last),
         "p95_drift_pct": _round(drift, 1),
+        "p95_windows_ms": [_round(v) for v in p95s],
         "p50_ms": _round(percentile(lat, 50)),
         "fps": _round(n / wall if wall > 0 else float("nan")),
         "targets": {"rss_growth_mb": RSS_GROWTH_TARGET_MB, "p95_drift_pct": P95_DRIFT_TARGET_PCT},
@@ -502,8 +508,9 @@ def format_soak(r: Dict[str, Any]) -> str:
         f"growth {r['rss_growth_mb']} MB (target < {RSS_GROWTH_TARGET_MB:g} MB: "
         f"{ok(r['rss_growth_mb'] is not None and r['rss_growth_mb'] < RSS_GROWTH_TARGET_MB)}); "
         f"second half alone {r['rss_growth_second_half_mb']} MB",
-        f"  p95 latency first {r['window_frames']} frames {r['p95_first_ms']} ms, last "
-        f"{r['window_frames']} frames {r['p95_last_ms']} ms: drift {r['p95_drift_pct']} % "
+        f"  p95 latency per window of {r['window_frames']} frames: {r['p95_windows_ms']} ms; "
+        f"trend drift {r['p95_drift_pct']} % (first window {r['p95_first_ms']} ms, last "
+        f"{r['p95_last_ms']} ms) "
         f"(target < {P95_DRIFT_TARGET_PCT:g} %: "
         f"{ok(r['p95_drift_pct'] is not None and r['p95_drift_pct'] < P95_DRIFT_TARGET_PCT)})",
         f"  peak RSS {r['peak_rss_mb']} MB; p50 latency {r['p50_ms']} ms",
