@@ -15,6 +15,8 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
                   "download, convert, validate and cache the ONNX models (+ manifest)"),
     "node": ("pose_perception.ros.pose_node", "main",
              "run the pose perception node (ROS args after --ros-args)"),
+    "lift": ("pose_perception.ros.lifting_node", "main",
+             "run the 3D-lifting node alone: 2D skeletons + depth in, 3D skeletons out"),
     "safety": ("pose_perception.ros.safety_monitor_node", "main", "run the safety monitor node"),
     "camera": ("pose_perception.ros.sample_camera_node", "main",
                "publish RGB-D frames (built-in sample, a folder or a bag) as a camera would"),

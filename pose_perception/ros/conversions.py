@@ -21,7 +21,7 @@ from ..core.camera import CameraModel
 from ..core.image_codec import decode_image, encode_image
 from ..core.layouts import FACE468_TO_IBUG68
 from ..core.safety import PersonObservation
-from ..core.types import Face, FrameResult, Keypoints, Person
+from ..core.types import Face, FrameResult, Hand, Keypoints, Person
 from ..msg import FaceLandmarks, FaceLandmarksArray, Keypoint, Skeleton, SkeletonArray
 from . import transforms as tfm
 
@@ -245,6 +245,44 @@ def keypoint_msgs_to_arrays(kps: Sequence[Keypoint]):
             valid[i] = True
     valid &= np.all(np.isfinite(xyz), axis=1)
     return xy, conf, xyz, valid
+
+
+def _keypoints_from_msgs(layout: str, kps: Sequence[Keypoint]) -> Keypoints:
+    xy, conf, xyz, valid = keypoint_msgs_to_arrays(kps)
+    out = Keypoints(layout, xy, np.clip(np.nan_to_num(conf, nan=0.0), 0.0, 1.0))
+    if valid.any():
+        out.init_3d()
+        out.xyz[valid] = xyz[valid]
+        out.xyz_valid[:] = valid
+        sigma = np.array([k.position_sigma for k in kps], np.float32)
+        out.xyz_sigma[valid] = sigma[valid]
+        out.xyz_source[valid] = [int(kps[i].position_source) for i in np.flatnonzero(valid)]
+    return out
+
+
+def skeleton_msg_to_person(s: Skeleton) -> Person:
+    """A Skeleton message back as a core :class:`Person`: body keypoints (2D, and 3D where
+    ``position_valid``), box, confidence, track id, centroid, hands (21 points each); the message
+    frame is kept as is. Not carried by the message, so None/empty: ``world`` (the model's
+    metric 3D: no model fill when such a person is lifted), ``face``, ``roi``, ``velocity``.
+    Raises ``ValueError`` for an unknown layout or a keypoint count that does not match it."""
+    from ..core.layouts import get_layout
+    n = get_layout(s.layout).size     # ValueError naming the known layouts
+    if len(s.keypoints) != n:
+        raise ValueError(f"skeleton of layout '{s.layout}' has {len(s.keypoints)} keypoints, "
+                         f"the layout has {n}")
+    box = np.array([s.bbox_x_min, s.bbox_y_min, s.bbox_x_max, s.bbox_y_max], np.float64)
+    p = Person(body=_keypoints_from_msgs(s.layout, s.keypoints), box=box,
+               score=float(s.confidence), track_id=int(s.track_id))
+    if s.centroid_valid and is_finite_point(s.centroid):
+        p.centroid = np.array([s.centroid.x, s.centroid.y, s.centroid.z])
+    for side, kps, conf in (("left", s.left_hand, s.left_hand_confidence),
+                            ("right", s.right_hand, s.right_hand_confidence)):
+        if len(kps) == 21:
+            p.hands.append(Hand(_keypoints_from_msgs("hand21", kps), side, float(conf)))
+        elif len(kps):
+            raise ValueError(f"skeleton's {side} hand has {len(kps)} keypoints, not 21")
+    return p
 
 
 def skeletons_to_observations(msg: SkeletonArray, T_robot_frame: Optional[np.ndarray] = None

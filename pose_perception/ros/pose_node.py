@@ -39,13 +39,13 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from ..core.depth import DEPTH_ENCODINGS, DepthRegistration, depth_to_metres
 from ..core.image_codec import ImageDecodeError, to_rgb
 from ..core.types import FrameResult
 from ..msg import FaceLandmarksArray, SkeletonArray
 from . import compat
 from .conversions import (array_to_image_msg, camera_info_to_model, frame_result_to_msgs,
                           image_msg_to_array, same_camera_info, stamp_to_sec)
+from .depth_input import DepthInput
 from .diagnostics import ERROR, OK, WARN, NodeDiagnostics, RateLimitedLog
 from .markers import MarkerBuilder
 from .params import (ParameterError, ParamSpec, at_least, dataclass_specs, declare, nest,
@@ -61,9 +61,6 @@ BACKWARDS_JUMP_S = 1.0
 # a gap between processed stamps longer than this (or than perception.tracking.max_age_s, when
 # larger) is reported as a time jump: people's tracks restart
 FORWARD_JUMP_S = 1.0
-# registered depth without a matching depth CameraInfo is scaled to the colour image only when
-# the aspect ratios agree to this relative tolerance
-ASPECT_TOLERANCE = 0.01
 _DIGITS = re.compile(r"[0-9][0-9.e+-]*")
 # keypoint settings that have their own top-level parameter
 _KEYPOINT_TOP_LEVEL = ("enable_face", "enable_hands", "providers", "require_gpu")
@@ -178,12 +175,9 @@ class PoseNode(Node):
         self._last_processed_stamp: Optional[float] = None
         self._color_info: Optional[CameraInfo] = None
         self._depth_info: Optional[CameraInfo] = None
-        self._color_model = self._depth_model = None
+        self._color_model = None
         self._color_model_src: Optional[CameraInfo] = None
         self._color_model_error = ""
-        self._depth_model_src: Optional[CameraInfo] = None
-        self._registration: Optional[Tuple[tuple, DepthRegistration]] = None
-        self._depth_buf: Optional[np.ndarray] = None
         self._start_wall = time.monotonic()
         self._markers = MarkerBuilder(lifetime_s=self.p["marker_lifetime_s"])
 
@@ -191,6 +185,10 @@ class PoseNode(Node):
             self, self.p["static_transforms"])
         self._make_publishers()
         self._make_subscriptions()
+        self._depth_in = DepthInput(
+            self.p, self.topics, self.tf_buffer, bad_input=self._bad_input,
+            issue=lambda key, text: self._issue(key, WARN, text),
+            path=lambda text: self._fact("depth path", text))
         self._diag_timer = self.create_timer(self.p["diagnostics_period_s"],
                                              self._publish_diagnostics)
         self._stop = threading.Event()
@@ -540,86 +538,10 @@ class PoseNode(Node):
             return model.scaled(w, h)
         return model
 
-    def _depth_camera(self):
-        info = self._depth_info
-        if info is None:
-            return None
-        if info is not self._depth_model_src and not same_camera_info(info,
-                                                                      self._depth_model_src):
-            try:
-                self._depth_model = camera_info_to_model(info)
-            except ValueError as exc:
-                self._depth_model = None
-                self._issue("depth_info", WARN, str(exc))
-            self._depth_model_src = info
-        return self._depth_model
-
     def _depth_for(self, msg: Image, camera, cam_frame: str, stamp):
-        """(depth in metres on a grid the lifter understands, its camera model or None)."""
-        p = self.p
-        if msg.encoding not in DEPTH_ENCODINGS:
-            self._bad_input(f"depth image encoding '{msg.encoding}' on "
-                            f"'{self.topics['depth_image']}' is not a depth encoding "
-                            f"({'/'.join(DEPTH_ENCODINGS)}): frame processed in 2D")
-            return None, None
-        try:
-            raw = image_msg_to_array(msg)
-        except ImageDecodeError as exc:
-            self._bad_input(f"depth image skipped: {exc}: frame processed in 2D")
-            return None, None
-        if self._depth_buf is None or self._depth_buf.shape != raw.shape:
-            self._depth_buf = np.empty(raw.shape, np.float32)
-        depth_m = depth_to_metres(raw, msg.encoding, p["depth_unit_scale"] or None,
-                                  p["depth_min_m"], p["depth_max_m"], out=self._depth_buf)
-        if not _any_finite(depth_m):
-            self._issue("depth_invalid", WARN,
-                        f"depth image on '{self.topics['depth_image']}' has no valid reading "
-                        f"(every pixel 0, NaN, inf, negative or outside depth_min_m..depth_max_m "
-                        f"= {p['depth_min_m']:g}..{p['depth_max_m']:g} m): frame processed in 2D")
-            return None, None
-        dh, dw = depth_m.shape
-        if p["depth_registered"]:
-            dcam = self._depth_camera()
-            if (dw, dh) == (camera.width, camera.height):
-                self._fact("depth path", "registered, same grid as colour")
-                return depth_m, None
-            if dcam is not None and (dcam.width, dcam.height) != (dw, dh):
-                dcam = None
-            if dcam is None and abs(dw / dh - camera.width / camera.height) > \
-                    ASPECT_TOLERANCE * camera.width / camera.height:
-                self._issue("depth_size", WARN,
-                            f"registered depth image {dw}x{dh} has another aspect ratio than the "
-                            f"colour image {camera.width}x{camera.height} and no matching depth "
-                            f"CameraInfo on '{self.topics['depth_info']}': cannot map it; frame "
-                            "processed in 2D")
-                return None, None
-            how = "with the depth CameraInfo" if dcam else "by scaling (no depth CameraInfo)"
-            self._fact("depth path", f"registered, {dw}x{dh} mapped to colour "
-                       f"{camera.width}x{camera.height} {how}")
-            return depth_m, dcam
-        # unregistered: reproject with the extrinsics
-        dcam = self._depth_camera()
-        if dcam is None:
-            self._issue("depth_align", WARN,
-                        f"depth_registered is false but no depth CameraInfo on "
-                        f"'{self.topics['depth_info']}': frame processed in 2D")
-            return None, None
-        depth_frame = msg.header.frame_id or self._depth_info.header.frame_id
-        try:
-            T = compat.lookup_matrix(self.tf_buffer, cam_frame, depth_frame, stamp,
-                                     p["tf_timeout_s"])
-        except compat.TF_EXCEPTIONS as exc:
-            self._issue("depth_align", WARN,
-                        f"depth not aligned and no extrinsics: no transform '{depth_frame}' -> "
-                        f"'{cam_frame}' ({exc}); set depth_registered, publish TF or give "
-                        "static_transforms: frame processed in 2D")
-            return None, None
-        key = (id(dcam), id(camera), camera.width, camera.height, T.tobytes())
-        if self._registration is None or self._registration[0] != key:
-            self._registration = (key, DepthRegistration(dcam, camera, T[:3, :3], T[:3, 3]))
-        self._fact("depth path", f"unregistered, reprojected into colour with TF "
-                                 f"'{depth_frame}' -> '{cam_frame}'")
-        return self._registration[1](depth_m), None
+        """(depth in metres on a grid the lifter understands, its camera model or None); see
+        :class:`pose_perception.ros.depth_input.DepthInput`."""
+        return self._depth_in.prepare(msg, self._depth_info, camera, cam_frame, stamp)
 
     def _output_transform(self, cam_frame: str, stamp) -> Tuple[str, Optional[np.ndarray]]:
         target = self.p["target_frame"]
@@ -667,11 +589,6 @@ class PoseNode(Node):
         if close is not None:
             close()
         super().destroy_node()
-
-
-def _any_finite(a: np.ndarray) -> bool:
-    """True when ``a`` has at least one finite value (a coarse subsample is tried first)."""
-    return bool(np.isfinite(a[::8, ::8]).any() or np.isfinite(a).any())
 
 
 def main(argv: Optional[List[str]] = None) -> int:
