@@ -374,6 +374,8 @@ class PoseNode(Node):
             try:
                 self.process_pair(*item)
             except Exception as exc:  # one bad frame never kills the node
+                if self._stop.is_set() or not self.context.ok():
+                    return            # shutting down (Ctrl-C): publishers are already gone
                 self._frame_failed(exc)
 
     def _frame_failed(self, exc: Exception) -> None:
