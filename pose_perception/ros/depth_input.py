@@ -135,3 +135,16 @@ class DepthInput:
 def any_finite(a: np.ndarray) -> bool:
     """True when ``a`` has at least one finite value (a coarse subsample is tried first)."""
     return bool(np.isfinite(a[::8, ::8]).any() or np.isfinite(a).any())
+
+
+def check_depth_parameters(values) -> list:
+    """Errors in the depth parameters shared by pose_node and lifting_node."""
+    errors = []
+    if values["depth_min_m"] >= values["depth_max_m"]:
+        errors.append("depth_min_m must be smaller than depth_max_m")
+    try:
+        for s in values["static_transforms"]:
+            compat.parse_static_transform(s)
+    except ValueError as exc:
+        errors.append(f"parameter 'static_transforms': {exc}")
+    return errors

@@ -49,11 +49,10 @@ from ..msg import SkeletonArray
 from . import compat
 from .conversions import (camera_info_to_model, person_to_skeleton, same_camera_info,
                           skeleton_msg_to_person, stamp_to_sec)
-from .depth_input import DepthInput
+from .depth_input import DepthInput, check_depth_parameters
 from .diagnostics import RateLimitedLog
 from .params import (ParameterError, ParamSpec, at_least, changed_from_defaults, dataclass_specs,
-                     declare, nest, non_negative, positive, resolve_topic, suggest,
-                     unknown_parameters)
+                     declare_checked, nest, non_negative, positive, resolve_topic)
 from .run import run_node
 
 NODE_NAME = "lifting_node"
@@ -135,18 +134,8 @@ class LiftingNode(Node):
     # ------------------------------------------------------------------ configuration
     def _read_parameters(self) -> Tuple[Dict, LiftingConfig]:
         specs, lspecs = node_param_specs(), lifting_param_specs()
-        values, errors = declare(self, specs + lspecs)
-        known = [s.name for s in specs + lspecs]
-        for name in unknown_parameters(self, known):
-            errors.append(f"unknown parameter '{name}'{suggest(name, known)}")
-        if not errors and values["depth_min_m"] >= values["depth_max_m"]:
-            errors.append("depth_min_m must be smaller than depth_max_m")
-        if not errors:
-            try:
-                for s in values["static_transforms"]:
-                    compat.parse_static_transform(s)
-            except ValueError as exc:
-                errors.append(f"parameter 'static_transforms': {exc}")
+        values, errors = declare_checked(self, specs + lspecs)
+        errors = errors or check_depth_parameters(values)
         lifting = None
         if not errors:
             from ..core.perception import dataclass_from_dict

@@ -138,6 +138,18 @@ def parameter_overrides(node) -> Dict[str, Any]:
     return {name: p.value for name, p in overrides.items()}
 
 
+def declare_checked(node, specs: Sequence[ParamSpec]) -> Tuple[Dict[str, Any], List[str]]:
+    """:func:`declare`, plus an error for every override that names no declared parameter."""
+    values, errors = declare(node, specs)
+    return values, errors + unknown_errors(node, specs)
+
+
+def unknown_errors(node, specs: Sequence[ParamSpec]) -> List[str]:
+    """One error text (with a "did you mean") per override that names none of ``specs``."""
+    known = [s.name for s in specs]
+    return [f"unknown parameter '{n}'{suggest(n, known)}" for n in unknown_parameters(node, known)]
+
+
 def unknown_parameters(node, known: Iterable[str]) -> List[str]:
     """Overrides that name no declared parameter (usually a typo)."""
     known = set(known) | set(ROS_BUILTIN_PARAMETERS)

@@ -45,12 +45,11 @@ from ..msg import FaceLandmarksArray, SkeletonArray
 from . import compat
 from .conversions import (array_to_image_msg, camera_info_to_model, frame_result_to_msgs,
                           image_msg_to_array, same_camera_info, stamp_to_sec)
-from .depth_input import DepthInput
+from .depth_input import DepthInput, check_depth_parameters
 from .diagnostics import ERROR, OK, WARN, NodeDiagnostics, RateLimitedLog
 from .markers import MarkerBuilder
-from .params import (ParameterError, ParamSpec, at_least, dataclass_specs, declare, nest,
-                     changed_from_defaults, non_negative, positive, resolve_topic, suggest,
-                     unknown_parameters)
+from .params import (ParameterError, ParamSpec, at_least, changed_from_defaults, dataclass_specs,
+                     declare_checked, nest, non_negative, positive, resolve_topic)
 from .run import run_node
 
 NODE_NAME = "pose_node"
@@ -226,18 +225,8 @@ class PoseNode(Node):
     def _read_parameters(self) -> Dict[str, Any]:
         specs = node_param_specs()
         self._perception_specs = perception_param_specs()
-        values, errors = declare(self, specs + self._perception_specs)
-        known = [s.name for s in specs + self._perception_specs]
-        for name in unknown_parameters(self, known):
-            errors.append(f"unknown parameter '{name}'{suggest(name, known)}")
-        if not errors and values["depth_min_m"] >= values["depth_max_m"]:
-            errors.append("depth_min_m must be smaller than depth_max_m")
-        if not errors:
-            try:
-                for s in values["static_transforms"]:
-                    compat.parse_static_transform(s)
-            except ValueError as exc:
-                errors.append(f"parameter 'static_transforms': {exc}")
+        values, errors = declare_checked(self, specs + self._perception_specs)
+        errors = errors or check_depth_parameters(values)
         if not errors and values["use_gpu"] and not values["providers"]:
             errors.append("parameter 'providers' is empty: give at least 'cpu'")
         if errors:

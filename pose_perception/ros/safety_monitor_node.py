@@ -35,7 +35,7 @@ from .conversions import observation_point_name, sec_to_stamp, skeletons_to_obse
     stamp_to_sec
 from .diagnostics import ERROR, WARN, NodeDiagnostics
 from .params import (ParameterError, ParamSpec, dataclass_specs, declare, non_negative,
-                     positive, suggest, unknown_parameters)
+                     positive, unknown_errors)
 from .run import run_node
 
 S = ParamSpec
@@ -120,9 +120,7 @@ class SafetyMonitorNode(Node):
         zvalues, zerrors = declare(self, zone_specs)
         values.update(zvalues)
         errors += zerrors
-        known = [s.name for s in specs + cfg_specs + zone_specs]
-        errors += [f"unknown parameter '{n}'{suggest(n, known)}"
-                   for n in unknown_parameters(self, known)]
+        errors += unknown_errors(self, specs + cfg_specs + zone_specs)
         config = None
         if not errors:
             try:

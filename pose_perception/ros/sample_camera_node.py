@@ -31,8 +31,8 @@ from std_msgs.msg import Header
 from ..core.camera import CameraModel
 from ..core.depth import depth_to_metres, metres_to_16uc1
 from .conversions import array_to_image_msg, camera_model_to_info, sec_to_stamp
-from .params import (ParameterError, ParamSpec, declare, non_negative, positive, resolve_topic,
-                     suggest, unknown_parameters)
+from .params import (ParameterError, ParamSpec, declare_checked, non_negative, positive,
+                     resolve_topic)
 from .run import run_node
 
 DEFAULT_FRAME_ID = "camera_color_optical_frame"
@@ -112,10 +112,7 @@ class SampleCameraNode(Node):
                  description: str = "", **node_kwargs) -> None:
         super().__init__(node_name, **node_kwargs)
         specs = camera_specs()
-        self.p, errors = declare(self, specs)
-        known = [s.name for s in specs]
-        errors += [f"unknown parameter '{n}'{suggest(n, known)}"
-                   for n in unknown_parameters(self, known)]
+        self.p, errors = declare_checked(self, specs)
         if errors:
             raise ParameterError(f"invalid parameters of {self.get_name()}:\n  - "
                                  + "\n  - ".join(errors))
