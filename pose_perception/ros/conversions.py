@@ -96,6 +96,38 @@ def same_camera_info(a: Optional[CameraInfo], b: Optional[CameraInfo]) -> bool:
             and list(a.d) == list(b.d) and list(a.p) == list(b.p) and list(a.r) == list(b.r))
 
 
+class CameraModelCache:
+    """CameraInfo -> CameraModel, rebuilt only when the calibration changes (CameraInfo arrives
+    with every frame; the model, its undistortion maps and the lifter's caches should not).
+    ``get`` returns the model or None (``error`` says why); ``scaled`` the model for an image
+    of another size, cached too."""
+
+    def __init__(self) -> None:
+        self.model: Optional[CameraModel] = None
+        self.error = ""
+        self.changed = False          # True after the get() that rebuilt the model
+        self._src: Optional[CameraInfo] = None
+        self._scaled: Optional[CameraModel] = None
+
+    def get(self, info: Optional[CameraInfo]) -> Optional[CameraModel]:
+        self.changed = False
+        if info is None:
+            return None
+        if info is not self._src and not same_camera_info(info, self._src):
+            try:
+                self.model, self.error = camera_info_to_model(info), ""
+            except ValueError as exc:
+                self.model, self.error = None, str(exc)
+            self._src, self._scaled, self.changed = info, None, True
+        return self.model
+
+    def scaled(self, width: int, height: int) -> CameraModel:
+        """The cached model scaled to ``width`` x ``height`` (same field of view)."""
+        if self._scaled is None or (self._scaled.width, self._scaled.height) != (width, height):
+            self._scaled = self.model.scaled(width, height)
+        return self._scaled
+
+
 # ----------------------------------------------------------------------- results -> messages
 def _points_out(kps: Keypoints, T: Optional[np.ndarray]):
     if kps.xyz is None:

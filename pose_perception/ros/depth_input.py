@@ -20,7 +20,7 @@ from ..core.camera import CameraModel
 from ..core.depth import DEPTH_ENCODINGS, DepthRegistration, depth_to_metres
 from ..core.image_codec import ImageDecodeError
 from . import compat
-from .conversions import camera_info_to_model, image_msg_to_array, same_camera_info
+from .conversions import CameraModelCache, image_msg_to_array
 
 # registered depth without a matching depth CameraInfo is scaled to the colour image only when
 # the aspect ratios agree to this relative tolerance
@@ -41,23 +41,16 @@ class DepthInput:
         self.p, self.topics, self.tf_buffer = params, topics, tf_buffer
         self._bad_input, self._issue, self._path = bad_input, issue, path
         self._buf: Optional[np.ndarray] = None
-        self._model: Optional[CameraModel] = None
-        self._model_src: Optional[CameraInfo] = None
+        self._models = CameraModelCache()
         self._registration: Optional[Tuple[tuple, DepthRegistration]] = None
 
     def camera(self, info: Optional[CameraInfo]) -> Optional[CameraModel]:
         """The depth CameraInfo's model (cached while the calibration is unchanged); None
         without one or when it is unusable (reported as issue 'depth_info')."""
-        if info is None:
-            return None
-        if info is not self._model_src and not same_camera_info(info, self._model_src):
-            try:
-                self._model = camera_info_to_model(info)
-            except ValueError as exc:
-                self._model = None
-                self._issue("depth_info", str(exc))
-            self._model_src = info
-        return self._model
+        model = self._models.get(info)
+        if self._models.changed and model is None:
+            self._issue("depth_info", self._models.error)
+        return model
 
     def prepare(self, msg: Image, info: Optional[CameraInfo], camera: CameraModel,
                 cam_frame: str, stamp) -> Tuple[Optional[np.ndarray], Optional[CameraModel]]:

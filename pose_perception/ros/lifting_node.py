@@ -47,8 +47,8 @@ from ..core.lifting import Lifter, LiftingConfig
 from ..core.types import FrameResult, Person
 from ..msg import SkeletonArray
 from . import compat
-from .conversions import (camera_info_to_model, person_to_skeleton, same_camera_info,
-                          skeleton_msg_to_person, stamp_to_sec)
+from .conversions import (CameraModelCache, person_to_skeleton, skeleton_msg_to_person,
+                          stamp_to_sec)
 from .depth_input import DepthInput, check_depth_parameters
 from .diagnostics import RateLimitedLog
 from .params import (ParameterError, ParamSpec, at_least, changed_from_defaults, dataclass_specs,
@@ -99,8 +99,7 @@ class LiftingNode(Node):
         self._pending: Deque[Tuple[SkeletonArray, float]] = deque(maxlen=self.p["qos_depth"])
         self._color_info: Optional[CameraInfo] = None
         self._depth_info: Optional[CameraInfo] = None
-        self._color_model = None
-        self._color_model_src: Optional[CameraInfo] = None
+        self._color_models = CameraModelCache()
         self.tf_buffer, self._tf_listener = compat.create_tf_buffer(
             self, self.p["static_transforms"])
 
@@ -252,17 +251,11 @@ class LiftingNode(Node):
             self._warn("camera_info", f"no CameraInfo received on '{self.topics['color_info']}'"
                        ": published in 2D")
             return None
-        if info is not self._color_model_src and not same_camera_info(info,
-                                                                      self._color_model_src):
-            try:
-                self._color_model = camera_info_to_model(info)
-            except ValueError:
-                self._color_model = None
-            self._color_model_src = info
-        if self._color_model is None:
+        model = self._color_models.get(info)
+        if model is None:
             self._warn("camera_info", f"unusable CameraInfo on '{self.topics['color_info']}' "
                        "(uncalibrated?): published in 2D")
-        return self._color_model
+        return model
 
     # ------------------------------------------------------------------ logging
     def _warn(self, key: str, text: str) -> None:

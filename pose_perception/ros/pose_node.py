@@ -43,8 +43,8 @@ from ..core.image_codec import ImageDecodeError, to_rgb
 from ..core.types import FrameResult
 from ..msg import FaceLandmarksArray, SkeletonArray
 from . import compat
-from .conversions import (array_to_image_msg, camera_info_to_model, frame_result_to_msgs,
-                          image_msg_to_array, same_camera_info, stamp_to_sec)
+from .conversions import (CameraModelCache, array_to_image_msg, frame_result_to_msgs,
+                          image_msg_to_array, stamp_to_sec)
 from .depth_input import DepthInput, check_depth_parameters
 from .diagnostics import ERROR, OK, WARN, NodeDiagnostics, RateLimitedLog
 from .markers import MarkerBuilder
@@ -174,9 +174,7 @@ class PoseNode(Node):
         self._last_processed_stamp: Optional[float] = None
         self._color_info: Optional[CameraInfo] = None
         self._depth_info: Optional[CameraInfo] = None
-        self._color_model = None
-        self._color_model_src: Optional[CameraInfo] = None
-        self._color_model_error = ""
+        self._color_models = CameraModelCache()
         self._start_wall = time.monotonic()
         self._markers = MarkerBuilder(lifetime_s=self.p["marker_lifetime_s"])
 
@@ -505,18 +503,9 @@ class PoseNode(Node):
                         f"no CameraInfo received on '{self.topics['color_info']}': publishing 2D "
                         "only")
             return None
-        if info is not self._color_model_src and not same_camera_info(info,
-                                                                      self._color_model_src):
-            try:
-                self._color_model = camera_info_to_model(info)
-                self._color_model_error = ""
-            except ValueError as exc:
-                self._color_model = None
-                self._color_model_error = f"{exc}: publishing 2D only"
-            self._color_model_src = info
-        model = self._color_model
+        model = self._color_models.get(info)
         if model is None:   # the reason stays in the diagnostics; the log is rate-limited
-            self._issue("camera_info", WARN, self._color_model_error)
+            self._issue("camera_info", WARN, f"{self._color_models.error}: publishing 2D only")
             return None
         if (model.width, model.height) != (w, h):
             if abs(model.width / model.height - w / h) > 0.01:
@@ -526,7 +515,7 @@ class PoseNode(Node):
                 return None
             self._issue("camera_info", WARN, f"colour image {w}x{h} but CameraInfo "
                         f"{model.width}x{model.height}: intrinsics scaled", log=True)
-            return model.scaled(w, h)
+            return self._color_models.scaled(w, h)
         return model
 
     def _depth_for(self, msg: Image, camera, cam_frame: str, stamp):
