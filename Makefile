@@ -3,6 +3,9 @@
 VENV      ?= $(CURDIR)/.venv
 PY        := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# ORT=gpu: onnxruntime-gpu with CUDA/cuDNN from PyPI instead of the CPU onnxruntime
+ORT       ?= $(POSE_PERCEPTION_ORT)
+export POSE_PERCEPTION_ORT := $(ORT)
 
 .PHONY: setup demo test bench models clean help
 
@@ -10,6 +13,7 @@ help:
 	@echo "make demo   - set up, then run the ROS 2 graph on the built-in sample (pictures in demo_output/)"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make setup  - create .venv (ROS 2 wheels or a sourced apt ROS), colcon build, provision models"
+	@echo "              (ORT=gpu: onnxruntime-gpu with CUDA and cuDNN from PyPI)"
 	@echo "make bench  - core pipeline benchmark (prints latency, fps, memory)"
 	@echo "make clean  - remove build products (not the model cache)"
 

@@ -9,11 +9,11 @@ setup(
     packages=find_packages(include=["pose_perception", "pose_perception.*"]),
     python_requires=">=3.10",
     install_requires=[
-        "numpy>=1.23", "opencv-python-headless>=4.8", "onnxruntime>=1.17", "scipy>=1.10",
-        "transforms3d>=0.4", "PyYAML>=6",
+        "numpy>=1.23", "opencv-python-headless>=4.8", "onnxruntime>=1.17", "onnx>=1.15",
+        "scipy>=1.10", "transforms3d>=0.4", "PyYAML>=6",
     ],
     extras_require={
-        "test": ["pytest>=7.4", "hypothesis>=6.80", "onnx>=1.15", "pycocotools>=2.0.7"],
+        "test": ["pytest>=7.4", "hypothesis>=6.80", "pycocotools>=2.0.7"],
         "demo": ["matplotlib>=3.7", "rosbags>=0.11"],
     },
     entry_points={"console_scripts": ["pose-perception = pose_perception.cli:main"]},

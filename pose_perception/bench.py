@@ -41,6 +41,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .core.precision import PRECISIONS
+
 STAGES = ("detect", "body", "face", "hands", "lift", "track", "total")
 RSS_GROWTH_TARGET_MB = 20.0
 P95_DRIFT_TARGET_PCT = 10.0
@@ -129,12 +131,12 @@ def parse_providers(text: Optional[str]) -> Optional[List[str]]:
 
 
 def make_perception(providers: Optional[List[str]], threads: Optional[int], face: bool,
-                    hands: bool, tracking: bool = True):
+                    hands: bool, tracking: bool = True, precision: str = "fp32"):
     """The core pipeline with the benchmark's settings (``tracking`` False: no id tracking nor
     smoothing, i.e. the keypoint stage alone plus face-body association)."""
     from .core.perception import Perception, PerceptionConfig
 
-    kp: Dict[str, Any] = {"enable_face": face, "enable_hands": hands}
+    kp: Dict[str, Any] = {"enable_face": face, "enable_hands": hands, "precision": precision}
     if providers:
         kp["providers"] = providers
     if threads:
@@ -180,6 +182,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="comma-separated execution providers in order of preference, e.g. "
                         "'cuda,cpu' or 'tensorrt,cuda,cpu' (default: the pipeline's)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads per model")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="model precision: fp16 and auto apply on GPU providers (CPU stays fp32)")
     p.add_argument("--warmup", type=int, default=None,
                    help="frames run before measuring (default: 10, fewer for tiny runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -237,7 +241,8 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
     gc.collect()
     rss_source = current_rss_mb()          # frames in memory, no pipeline yet
     lift = not args.no_lift
-    per = make_perception(providers, args.threads, not args.no_face, args.hands, tracking=lift)
+    per = make_perception(providers, args.threads, not args.no_face, args.hands, tracking=lift,
+                          precision=args.precision)
     n = int(args.frames)
     warm = args.warmup if args.warmup is not None else min(10, max(1, n // 2))
     ours = measure(per, src, n, warm, lift)
@@ -249,6 +254,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         **ours,
         "lift_and_track": lift,
         "provider": per.provider,
+        "precision": per.precision,
         "providers_requested": providers,
         "threads": args.threads,
         "threads_effective": args.threads or default_threads(),
@@ -265,7 +271,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         per.close()
         if lift:    # the comparison needs body + face alone as well
             per = make_perception(providers, args.threads, not args.no_face, args.hands,
-                                  tracking=False)
+                                  tracking=False, precision=args.precision)
             result["body_face"] = measure(per, src, n, warm, lift=False)
             per.close()
         else:
@@ -326,7 +332,8 @@ def format_bench(r: Dict[str, Any]) -> str:
     hw = r["hardware"]
     lines = [f"pose-perception bench: {r['source']}",
              f"  {r['frames']} frames measured after {r['warmup_frames']} warm-up frames; "
-             f"provider {r['provider']}; face {'on' if r['face'] else 'off'}, hands "
+             f"provider {r['provider']} ({r['precision']}); face "
+             f"{'on' if r['face'] else 'off'}, hands "
              f"{'on' if r['hands'] else 'off'}, 3D lifting + tracking "
              f"{'on' if r['lift_and_track'] else 'off'}; {r['people_per_frame']} people/frame",
              f"  hardware: {hw['cpu']} ({hw['cores_usable']}/{hw['cores']} cores usable)"
@@ -440,7 +447,8 @@ def run_soak(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         raise ValueError(f"need at least warm-up + 2 windows of frames ({warm} + 2 x {window})")
     providers = parse_providers(args.providers)
     src = prepare_source(args.data, None, args.people)
-    per = make_perception(providers, args.threads, not args.no_face, args.hands)
+    per = make_perception(providers, args.threads, not args.no_face, args.hands,
+                          precision=args.precision)
     lat: List[float] = []
     warnings = 0
     rss_after_warmup = rss_mid = None
@@ -492,6 +500,7 @@ def run_soak(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         "targets": {"rss_growth_mb": RSS_GROWTH_TARGET_MB, "p95_drift_pct": P95_DRIFT_TARGET_PCT},
         "pass": bool(growth < RSS_GROWTH_TARGET_MB and drift < P95_DRIFT_TARGET_PCT),
         "provider": per.provider,
+        "precision": per.precision,
         "hardware": hardware_info(),
         "command": _command("soak", argv),
     }

@@ -677,6 +677,8 @@ def build_setup(args: argparse.Namespace) -> GraphSetup:
         pose["providers"] = [p.strip() for p in args.providers.split(",") if p.strip()]
     if args.cpu:
         pose["use_gpu"] = False
+    if args.precision:
+        pose["precision"] = args.precision
     safety: Dict[str, Any] = {"robot_frame": args.robot_frame or ""}
     if args.topics is not None:
         pose["camera_namespace"] = args.topics
@@ -730,6 +732,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hands", action="store_true", help="enable hand keypoints")
     p.add_argument("--providers", default=None, help="e.g. 'cuda,cpu'")
     p.add_argument("--cpu", action="store_true", help="CPU only")
+    p.add_argument("--precision", default=None, choices=("fp32", "fp16", "auto"),
+                   help="model precision on GPU providers (default: the node's, fp32)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (last line)")
     return p
 

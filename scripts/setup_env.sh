@@ -15,6 +15,13 @@ PY_BOOT="${PYTHON:-python3}"
 STATE="$VENV/.pose_perception"
 log() { printf '[setup] %s\n' "$*"; }
 
+# onnxruntime build: cpu (default) or gpu (onnxruntime-gpu with pip's CUDA and cuDNN libraries)
+ORT_KIND="${POSE_PERCEPTION_ORT:-cpu}"
+case "$ORT_KIND" in
+  cpu|gpu) ;;
+  *) echo "[setup] POSE_PERCEPTION_ORT (make ORT=...) must be cpu or gpu, not '$ORT_KIND'" >&2; exit 2 ;;
+esac
+
 if [[ -n "${ROS_DISTRO:-}" && -d "/opt/ros/${ROS_DISTRO}" ]]; then
   MODE="apt-${ROS_DISTRO}"
 else
@@ -47,7 +54,7 @@ else
   echo "numpy==$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)')" > "$STATE/apt-constraints.txt"
   CONSTRAINTS=(-c "$STATE/apt-constraints.txt")
 fi
-want="$MODE $(cd "$REPO" && hash_of "${REQS[@]}" requirements/constraints-wheels.txt)"
+want="$MODE $ORT_KIND $(cd "$REPO" && hash_of "${REQS[@]}" requirements/constraints-wheels.txt)"
 if [[ "$(cat "$STATE/pip" 2>/dev/null)" != "$want" ]]; then
   log "installing Python packages ($MODE)"
   (cd "$REPO" && "$PY" -m pip install -q --disable-pip-version-check "${CONSTRAINTS[@]}" \
@@ -55,6 +62,19 @@ if [[ "$(cat "$STATE/pip" 2>/dev/null)" != "$want" ]]; then
     || { echo "[setup] pip install failed" >&2; exit 1; }
   if [[ "$MODE" != wheels ]]; then
     "$PY" -m pip install -q "${CONSTRAINTS[@]}" onnxruntime transforms3d rosbags
+  fi
+  # onnxruntime and onnxruntime-gpu install the same module: exactly one of them, same version
+  ORT_VERSION="$(grep -E '^onnxruntime==' "$REPO/requirements/constraints-wheels.txt" | cut -d= -f3)"
+  if [[ "$ORT_KIND" == gpu ]]; then
+    log "installing onnxruntime-gpu $ORT_VERSION with CUDA and cuDNN from PyPI (about 1.5 GB)"
+    "$PY" -m pip uninstall -y -q onnxruntime >/dev/null 2>&1 || true
+    "$PY" -m pip install -q --disable-pip-version-check "onnxruntime-gpu[cuda,cudnn]==$ORT_VERSION" 2>&1 \
+      | { grep -v 'is ignored: it is neither' || true; }
+  elif "$PY" -m pip show -q onnxruntime-gpu >/dev/null 2>&1; then
+    log "replacing onnxruntime-gpu by onnxruntime $ORT_VERSION"
+    "$PY" -m pip uninstall -y -q onnxruntime-gpu onnxruntime >/dev/null 2>&1 || true
+    "$PY" -m pip install -q --disable-pip-version-check "onnxruntime==$ORT_VERSION" 2>&1 \
+      | { grep -v 'is ignored: it is neither' || true; }
   fi
   "$PY" -c 'import numpy, cv2, onnxruntime, scipy, yaml, rclpy' \
     || { echo "[setup] Python packages incomplete (see pip output above)" >&2; exit 1; }

@@ -30,3 +30,28 @@ def constant_model(path: Path, input_shape: Sequence, outputs: Dict[str, np.ndar
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return Path(path)
+
+
+def affine_model(path: Path, weight: float, bias: float, size: int = 8, opset: int = 17) -> Path:
+    """``output = sigmoid(input * weight + bias) * 1000`` on a (batch, size) float input: a model
+    whose arithmetic shows rounding (for precision tests)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.full((size,), weight, np.float32), "w"),
+             numpy_helper.from_array(np.full((size,), bias, np.float32), "b"),
+             numpy_helper.from_array(np.array(1000.0, np.float32), "k")]
+    nodes = [helper.make_node("Mul", ["input", "w"], ["xw"]),
+             helper.make_node("Add", ["xw", "b"], ["z"]),
+             helper.make_node("Sigmoid", ["z"], ["s"]),
+             helper.make_node("Mul", ["s", "k"], ["output"])]
+    graph = helper.make_graph(
+        nodes, "affine",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", size])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", size])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)

@@ -79,6 +79,7 @@ def test_bench_mediapipe_rejects_hands():
 
 class _FakePerception:
     provider = "CPUExecutionProvider"
+    precision = "fp32"
 
     def close(self):
         pass

@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .layouts import COCO17_SIGMAS
+from .precision import PRECISIONS
 
 PCK_ALPHA = 0.2
 
@@ -244,13 +245,16 @@ def _parser(what: str) -> argparse.ArgumentParser:
     p.add_argument("--providers", default="tensorrt,cuda,cpu",
                    help="onnxruntime providers, best first (default: tensorrt,cuda,cpu)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads per model")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="model precision (fp16: GPU providers only; fp16-emulated: fp16's "
+                        "rounding on any CPU)")
     return p
 
 
 def _config(args, **kw):
     from .keypoint_pipeline import KeypointConfig, KeypointPipeline
     cfg = KeypointConfig(providers=tuple(s for s in args.providers.split(",") if s),
-                         threads=args.threads, **kw)
+                         threads=args.threads, precision=args.precision, **kw)
     return KeypointPipeline(cfg)
 
 

@@ -15,6 +15,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import numpy as np
 
+from .precision import fp16_emulated, model_precision, to_fp16
+
 LOG = logging.getLogger(__name__)
 
 # short names accepted in configuration -> onnxruntime provider names
@@ -38,7 +40,13 @@ DEFAULT_PROVIDERS: Tuple[str, ...] = ("tensorrt", "cuda", "cpu")
 MAX_DEFAULT_THREADS = 4
 
 Shape = Tuple[Optional[int], ...]
-_FALLBACKS_WARNED: set = set()   # (requested, used) pairs already warned about (once per process)
+_FALLBACKS_WARNED: set = set()   # keys of the warnings already given (once per process)
+
+
+def _warn_once(key: tuple, msg: str, *args) -> None:
+    """A warning logged once per process for ``key`` (later: debug)."""
+    (LOG.debug if key in _FALLBACKS_WARNED else LOG.warning)(msg, *args)
+    _FALLBACKS_WARNED.add(key)
 
 
 class ModelLoadError(RuntimeError):
@@ -78,6 +86,30 @@ def usable_cores() -> int:
 def default_threads() -> int:
     """Intra-op threads: the number of usable cores, at most ``MAX_DEFAULT_THREADS``."""
     return max(1, min(usable_cores(), MAX_DEFAULT_THREADS))
+
+
+_CUDA_LIBS_PRELOADED = False
+
+
+def preload_cuda_libraries(ort) -> bool:
+    """Load the CUDA/cuDNN libraries that pip installed (``onnxruntime-gpu[cuda,cudnn]``, the
+    ``nvidia`` packages), once per process, so that the CUDA and TensorRT providers find them
+    without LD_LIBRARY_PATH. Nothing is done without those packages or on an onnxruntime without
+    ``preload_dlls`` (< 1.21). True when the libraries were loaded."""
+    global _CUDA_LIBS_PRELOADED
+    if _CUDA_LIBS_PRELOADED:
+        return True
+    import importlib.util
+    if not hasattr(ort, "preload_dlls") or importlib.util.find_spec("nvidia") is None:
+        return False
+    try:
+        ort.preload_dlls(msvc=False)
+    except Exception as exc:  # a broken or partial CUDA install: the providers say what fails
+        LOG.warning("could not load the pip-installed CUDA libraries: %s: %s",
+                    type(exc).__name__, str(exc)[:200])
+        return False
+    _CUDA_LIBS_PRELOADED = True
+    return True
 
 
 def _trt_cache_dir() -> Path:
@@ -147,7 +179,8 @@ def pruned_model_bytes(path: Path, drop: Callable[[str, Shape], bool]) -> Option
     try:
         import onnx
     except ImportError:
-        LOG.debug("onnx not installed: %s is loaded without pruning", path.name)
+        _warn_once(("no-onnx", "prune"), "the 'onnx' Python package is missing (pip install "
+                   "onnx): %s and other models run with outputs nobody uses (slower)", path.name)
         return None
     model = onnx.load(str(path))
     graph = model.graph
@@ -195,6 +228,8 @@ class OnnxModel:
             ``~/.cache/pose_perception/trt_engines``).
         drop_outputs: ``drop(name, shape)`` -> True for outputs the caller never uses; they and
             the part of the graph only they need are removed before the session is built.
+        precision: 'fp32', 'fp16', 'auto' or 'fp16-emulated' (see ``precision.py``). fp16 is
+            used on GPU providers only; ``self.precision`` says what runs.
     """
 
     def __init__(self, path: Union[str, Path], providers: Sequence[str] = DEFAULT_PROVIDERS,
@@ -202,7 +237,8 @@ class OnnxModel:
                  input_shape: Optional[Sequence[Optional[int]]] = None,
                  output_shapes: Optional[Sequence[Sequence[Optional[int]]]] = None,
                  cache_dir: Optional[Union[str, Path]] = None,
-                 drop_outputs: Optional[Callable[[str, Shape], bool]] = None) -> None:
+                 drop_outputs: Optional[Callable[[str, Shape], bool]] = None,
+                 precision: str = "fp32") -> None:
         import onnxruntime as ort
 
         self.path = resolve_model_path(path)
@@ -224,32 +260,56 @@ class OnnxModel:
         if usable_cores() <= 4:
             # several sessions run one after another on few cores: spinning threads steal the CPU
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(chosen):
+            preload_cuda_libraries(ort)
+        wanted = model_precision(precision, self.name)
+        trt_fp16 = wanted == "fp16" and chosen[0] == "TensorrtExecutionProvider"
         provider_args: List = []
         for p in chosen:
             if p == "TensorrtExecutionProvider":
                 cache = Path(cache_dir) if cache_dir else _trt_cache_dir()
                 provider_args.append((p, {"trt_engine_cache_enable": True,
-                                          "trt_engine_cache_path": str(cache)}))
+                                          "trt_engine_cache_path": str(cache),
+                                          "trt_fp16_enable": trt_fp16}))
             else:
                 provider_args.append(p)
         try:
             pruned = pruned_model_bytes(self.path, drop_outputs) if drop_outputs else None
-            self.session = ort.InferenceSession(pruned if pruned else str(self.path),
-                                                sess_options=so, providers=provider_args)
-        except Exception as exc:  # onnxruntime raises several exception types
-            raise ModelLoadError(f"could not load ONNX model {self.path}: "
-                                 f"{type(exc).__name__}: {str(exc)[:300]}"
-                                 f"{_provision_hint(self.path)}") from exc
+        except Exception as exc:
+            raise ModelLoadError(f"could not read ONNX model {self.path}: {type(exc).__name__}: "
+                                 f"{str(exc)[:300]}{_provision_hint(self.path)}") from exc
+        fp32_model: Union[str, bytes] = pruned if pruned else str(self.path)
+        model = fp32_model
+        self.precision = "fp32"
+        if wanted == "fp16-emulated":
+            model = self._transformed(model, fp16_emulated, wanted)
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        elif wanted == "fp16" and chosen[0] in GPU_PROVIDERS and not trt_fp16:
+            model = self._transformed(model, to_fp16, wanted)
+        elif wanted == "fp16" and not trt_fp16:
+            _warn_once(("fp16-cpu",), "fp16 is used on GPU providers only: the models run in fp32 "
+                       "on %s", chosen[0])
+        self.session = self._session(ort, model, so, provider_args, fp32_model)
+        started = self.session.get_providers()[0]
+        if trt_fp16 and started == "TensorrtExecutionProvider":
+            self.precision = "fp16"
+        elif trt_fp16 and started in GPU_PROVIDERS:
+            # TensorRT did not start but CUDA did: give CUDA the fp16 graph
+            model = self._transformed(fp32_model, to_fp16, wanted)
+            if self.precision == "fp16":
+                self.session = self._session(ort, model, so, provider_args[1:], fp32_model)
+        elif self.precision == "fp16" and started not in GPU_PROVIDERS:
+            # the GPU provider did not start: an fp16 graph on CPU is only slower
+            self.precision = "fp32"
+            self.session = self._session(ort, fp32_model, so, provider_args, fp32_model)
 
         self.providers: List[str] = list(self.session.get_providers())
         self.provider: str = self.providers[0] if self.providers else "CPUExecutionProvider"
         wanted_first = provider_name(providers[0]) if providers else "CPUExecutionProvider"
         if self.provider != wanted_first:
-            key = (tuple(providers), self.provider)
-            log = LOG.debug if key in _FALLBACKS_WARNED else LOG.warning
-            _FALLBACKS_WARNED.add(key)
-            log("%s: running on %s, not %s (onnxruntime offers %s)", self.name,
-                self.provider, wanted_first, available)
+            _warn_once((tuple(providers), self.provider),
+                       "%s: running on %s, not %s (onnxruntime offers %s)", self.name,
+                       self.provider, wanted_first, available)
         if require_gpu and self.provider not in GPU_PROVIDERS:
             raise RuntimeError(
                 f"{self.name}: a GPU execution provider is required but none works here "
@@ -268,6 +328,39 @@ class OnnxModel:
             self.check_output_shapes(output_shapes)
         if warmup:
             self.warmup()
+
+    def _transformed(self, model: Union[str, bytes], transform: Callable[[bytes], bytes],
+                     precision: str) -> Union[str, bytes]:
+        """``transform`` applied to the model's bytes, ``self.precision`` set; the model unchanged
+        (fp32, one warning) when the ``onnx`` package is missing or the transform fails."""
+        data = model if isinstance(model, bytes) else Path(model).read_bytes()
+        try:
+            out = transform(data)
+        except ImportError:
+            _warn_once(("no-onnx", precision), "%s needs the 'onnx' Python package (pip install "
+                       "onnx): the models run in fp32", precision)
+            return model
+        except Exception as exc:  # a graph the converter cannot handle: keep fp32
+            LOG.warning("%s: %s conversion failed (%s: %s): running fp32", self.name, precision,
+                        type(exc).__name__, str(exc)[:200])
+            return model
+        self.precision = precision
+        return out
+
+    def _session(self, ort, model: Union[str, bytes], so, provider_args: List,
+                 fp32_model: Union[str, bytes]):
+        """An InferenceSession; an fp16 graph that does not load falls back to ``fp32_model``."""
+        try:
+            return ort.InferenceSession(model, sess_options=so, providers=provider_args)
+        except Exception as exc:  # onnxruntime raises several exception types
+            if self.precision == "fp16":
+                LOG.warning("%s: the fp16 graph does not load (%s: %s): running fp32", self.name,
+                            type(exc).__name__, str(exc)[:200])
+                self.precision = "fp32"
+                return self._session(ort, fp32_model, so, provider_args, fp32_model)
+            raise ModelLoadError(f"could not load ONNX model {self.path}: "
+                                 f"{type(exc).__name__}: {str(exc)[:300]}"
+                                 f"{_provision_hint(self.path)}") from exc
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -339,4 +432,5 @@ class OnnxModel:
         self.session.run(None, feed)
 
     def __repr__(self) -> str:
-        return f"OnnxModel({self.path.name}, provider={self.provider}, threads={self.threads})"
+        return (f"OnnxModel({self.path.name}, provider={self.provider}, "
+                f"precision={self.precision}, threads={self.threads})")

@@ -54,6 +54,7 @@ from . import face as face_mod
 from . import hands as hands_mod
 from .crops import CropSampler, rect_corners
 from .inference import DEFAULT_PROVIDERS, OnnxModel, resolve_model_path, usable_cores
+from .precision import check_precision
 from .ssd import Detection, box_iou, tile_rects
 from .types import FrameResult, Keypoints, Person, RotatedRect
 
@@ -69,6 +70,10 @@ class KeypointConfig:
     providers: Tuple[str, ...] = DEFAULT_PROVIDERS
     threads: Optional[int] = None          # intra-op threads per model; None = cores, max 4
     require_gpu: bool = False
+    # 'fp32', 'fp16' (GPU providers only), 'auto' (fp16 where it keeps accuracy) or
+    # 'fp16-emulated' (accuracy checks on CPU); see core/precision.py
+    precision: str = "fp32"
+    precision_models: Tuple[str, ...] = ()  # models 'precision' applies to (empty: all)
     models_dir: Optional[str] = None       # None: $POSE_PERCEPTION_MODEL_DIR or the user cache
     max_persons: int = 4
     # a worker thread runs the tracked faces' meshes and the detectors while the body model runs
@@ -112,6 +117,8 @@ class KeypointConfig:
         if not self.lost_retry_scale >= 1.0:
             raise ValueError("lost_retry_scale must be >= 1 (1 = no retry)")
         self.providers = tuple(self.providers)
+        check_precision(self.precision)
+        self.precision_models = tuple(self.precision_models)
 
 
 @dataclass
@@ -183,7 +190,13 @@ class KeypointPipeline:
 
     def __init__(self, config: Optional[KeypointConfig] = None) -> None:
         self.config = cfg = config or KeypointConfig()
-        load = self._loader(cfg)
+        self.models: List[OnnxModel] = []
+        loader = self._loader(cfg)
+
+        def load(name: str, **kw) -> OnnxModel:
+            self.models.append(loader(name, **kw))
+            return self.models[-1]
+
         self._pose_det = body_mod.PoseDetector(load("pose_detection"))
         self._pose_lm = body_mod.PoseLandmarker(
             load("pose_landmark_full", drop_outputs=body_mod.is_segmentation_output),
@@ -203,6 +216,7 @@ class KeypointPipeline:
             self._hand_lm = hands_mod.HandLandmarker(load("hand_landmark_full"),
                                                      2 * cfg.max_persons)
         self.provider: str = self._pose_lm.model.provider
+        self.precision: str = self._precision_summary()
         self._pool: Optional[ThreadPoolExecutor] = None
         if cfg.parallel and usable_cores() >= 2:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keypoints")
@@ -213,9 +227,20 @@ class KeypointPipeline:
         def load(name: str, **kw) -> OnnxModel:
             path = (resolve_model_path(f"{cfg.models_dir}/{name}.onnx") if cfg.models_dir
                     else resolve_model_path(name))
+            precision = (cfg.precision if not cfg.precision_models
+                         or name in cfg.precision_models else "fp32")
             return OnnxModel(path, providers=cfg.providers, threads=cfg.threads,
-                             require_gpu=cfg.require_gpu, **kw)
+                             require_gpu=cfg.require_gpu, precision=precision, **kw)
         return load
+
+    def _precision_summary(self) -> str:
+        """'fp32' / 'fp16' when all models run so, else e.g. 'fp16: face_landmark; fp32: ...'."""
+        by_precision: Dict[str, List[str]] = {}
+        for m in self.models:
+            by_precision.setdefault(m.precision, []).append(m.name)
+        if len(by_precision) == 1:
+            return next(iter(by_precision))
+        return "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in sorted(by_precision.items()))
 
     def reset(self) -> None:
         """Forget all tracked crops (e.g. when time jumps backwards); the next frame runs the

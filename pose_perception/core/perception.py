@@ -98,6 +98,10 @@ class Perception:
     def provider(self) -> str:
         return self.keypoints.provider
 
+    @property
+    def precision(self) -> str:
+        return str(getattr(self.keypoints, "precision", "fp32"))
+
     def close(self) -> None:
         """Stop the keypoint stage's worker thread (if any)."""
         close = getattr(self.keypoints, "close", None)

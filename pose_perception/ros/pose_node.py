@@ -40,6 +40,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from ..core.image_codec import ImageDecodeError, to_rgb
+from ..core.precision import PRECISIONS
 from ..core.types import FrameResult
 from ..msg import FaceLandmarksArray, SkeletonArray
 from . import compat
@@ -62,7 +63,7 @@ BACKWARDS_JUMP_S = 1.0
 FORWARD_JUMP_S = 1.0
 _DIGITS = re.compile(r"[0-9][0-9.e+-]*")
 # keypoint settings that have their own top-level parameter
-_KEYPOINT_TOP_LEVEL = ("enable_face", "enable_hands", "providers", "require_gpu")
+_KEYPOINT_TOP_LEVEL = ("enable_face", "enable_hands", "providers", "require_gpu", "precision")
 
 
 def node_param_specs() -> List[ParamSpec]:
@@ -103,6 +104,9 @@ def node_param_specs() -> List[ParamSpec]:
         S("providers", ["tensorrt", "cuda", "cpu"], "str_list",
           "onnxruntime execution providers in order of preference (used when use_gpu)"),
         S("require_gpu", False, "bool", "fail at start when no GPU provider works"),
+        S("precision", "fp32", "str", "model precision: fp32; fp16 (GPU providers only, CPU "
+          "stays fp32); auto (fp16 for the models whose fp16 accuracy was checked); "
+          "fp16-emulated (accuracy checks on CPU, slow)", choices=PRECISIONS),
         S("enable_face", True, "bool", "face landmarks (468 points) and head pose"),
         S("enable_hands", False, "bool", "hand keypoints (21 per hand)"),
         S("face_landmarks_layout", "face468", "str", "layout of FaceLandmarks.landmarks",
@@ -160,6 +164,7 @@ class PoseNode(Node):
         self.perception = factory(self.perception_config)
         provider = str(getattr(self.perception, "provider", "unknown"))
         self.diag.fact("execution provider", provider)
+        self.diag.fact("precision", str(getattr(self.perception, "precision", "unknown")))
         self._warn_if_gpu_missing(provider)
         mf = "real" if compat.HAVE_MESSAGE_FILTERS else "fallback"
         tf = "real" if compat.HAVE_TF2 else "fallback (static transforms only)"
@@ -199,7 +204,9 @@ class PoseNode(Node):
         out = (f"'{self.p['target_frame']}'" if self.p["target_frame"]
                else "= colour optical frame")
         self.get_logger().info(f"pose_node ready: colour '{self.topics['color_image']}'{depth}; "
-                               f"provider {provider}; output frame {out}")
+                               f"provider {provider} "
+                               f"({getattr(self.perception, 'precision', 'fp32')}); "
+                               f"output frame {out}")
 
     # ------------------------------------------------------------------ configuration
     def _warn_if_gpu_missing(self, provider: str) -> None:
@@ -241,6 +248,7 @@ class PoseNode(Node):
         kp["enable_face"], kp["enable_hands"] = p["enable_face"], p["enable_hands"]
         kp["providers"] = tuple(p["providers"]) if p["use_gpu"] else ("cpu",)
         kp["require_gpu"] = p["require_gpu"]
+        kp["precision"] = p["precision"]
         # validate here too so that a bad value fails with the parameter's name before models load
         try:
             from ..core.perception import PerceptionConfig
