@@ -94,6 +94,7 @@ def test_fp16_graph_rebuilt_in_fp32_when_the_gpu_provider_does_not_start(affine,
     # an fp16 graph would only be slower, so the model runs its fp32 graph
     monkeypatch.setattr(inference, "select_providers",
                         lambda req, avail: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(inference, "_FAILED_PROVIDERS", set())
     converted = []
     real = inference.to_fp16
     monkeypatch.setattr(inference, "to_fp16", lambda b: converted.append(1) or real(b))
@@ -244,6 +245,7 @@ def test_fp16_graph_for_cuda_when_tensorrt_does_not_start(affine, monkeypatch):
                                         providers=["CPUExecutionProvider"])
         return _ProviderProxy(real, started)
     monkeypatch.setattr(OnnxModel, "_session", fake_session)
+    monkeypatch.setattr(inference, "_FAILED_PROVIDERS", set())
     m = OnnxModel(affine, providers=("tensorrt", "cuda", "cpu"), threads=1, precision="fp16")
     assert m.provider == "CUDAExecutionProvider" and m.precision == "fp16"
     first_model, first_args = calls[0]
@@ -252,6 +254,13 @@ def test_fp16_graph_for_cuda_when_tensorrt_does_not_start(affine, monkeypatch):
     assert [a for a in last_args if isinstance(a, tuple)] == []  # no TensorRT the second time
     half = onnx.load_from_string(last_model)
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in half.graph.initializer)
+    # TensorRT failed once: the next models do not try it again (no repeated error blocks)
+    assert inference._FAILED_PROVIDERS == {"TensorrtExecutionProvider"}
+    calls.clear()
+    m = OnnxModel(affine, providers=("tensorrt", "cuda", "cpu"), threads=1, precision="fp16")
+    assert m.precision == "fp16" and len(calls) == 1
+    assert calls[0][1] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    inference._FAILED_PROVIDERS.clear()
     calls.clear()
     m = OnnxModel(affine, providers=("tensorrt", "cuda", "cpu"), threads=1, precision="fp32")
     assert m.precision == "fp32" and len(calls) == 1
@@ -277,3 +286,12 @@ def test_pip_cuda_libraries_preloaded_once(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="pose_perception.core.inference"):
         assert not inference.preload_cuda_libraries(types.SimpleNamespace(preload_dlls=broken))
     assert "libcudnn.so.9" in caplog.text
+
+
+@pytest.mark.models
+@pytest.mark.skipif(HAS_GPU, reason="a GPU provider is available here")
+def test_eval_precision_refuses_to_compare_fp32_with_itself(capsys):
+    """fp16 on a CPU-only machine runs fp32: the check says so instead of passing vacuously."""
+    require_models()
+    assert ep.main(["--precision", "fp16", "--providers", "cuda,cpu", "--no-per-model"]) == 3
+    assert "fp16 is not in use here" in capsys.readouterr().err

@@ -224,6 +224,11 @@ def check_precision(images: Sequence[Tuple[str, np.ndarray]], precision: str = "
     result = {"precision": precision, "images": len(images), "provider": fp32.provider,
               "yardstick_1px_shift": yardstick, "models": {}}
     test = KeypointPipeline(replace(base, precision=precision, precision_models=()))
+    lower = "fp16-emulated" if precision == "fp16-emulated" else "fp16"
+    if lower not in test.precision:
+        raise RuntimeError(f"{precision} is not in use here (provider {test.provider}, precision "
+                           f"{test.precision}): nothing to compare. fp16 needs a GPU provider; "
+                           f"on a CPU check fp16-emulated")
     result["precision_in_use"] = test.precision
     result["all_models"] = _against(ref, _run(test, images))
     result["all_models"]["keeps_accuracy"] = keeps_accuracy(result["all_models"], yardstick)
@@ -275,7 +280,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     cfg = KeypointConfig(enable_face=True, enable_hands=True,
                          providers=tuple(s for s in args.providers.split(",") if s))
-    res = check_precision(images, args.precision, cfg, per_model=not args.no_per_model)
+    try:
+        res = check_precision(images, args.precision, cfg, per_model=not args.no_per_model)
+    except RuntimeError as exc:
+        print(f"pose-perception eval precision: {exc}", file=sys.stderr)
+        return 3
     if args.json:
         print(json.dumps(res))
         return 0

@@ -41,6 +41,7 @@ MAX_DEFAULT_THREADS = 4
 
 Shape = Tuple[Optional[int], ...]
 _FALLBACKS_WARNED: set = set()   # keys of the warnings already given (once per process)
+_FAILED_PROVIDERS: set = set()   # providers that could not start in this process (not retried)
 
 
 def _warn_once(key: tuple, msg: str, *args) -> None:
@@ -250,6 +251,8 @@ class OnnxModel:
                    if provider_name(p) not in chosen]
         if skipped:
             LOG.debug("%s: providers not offered by this onnxruntime build: %s", self.name, skipped)
+        if _FAILED_PROVIDERS & set(chosen):   # already failed to start for an earlier model
+            chosen = [p for p in chosen if p not in _FAILED_PROVIDERS]
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
@@ -304,6 +307,11 @@ class OnnxModel:
             self.session = self._session(ort, fp32_model, so, provider_args, fp32_model)
 
         self.providers: List[str] = list(self.session.get_providers())
+        failed = [p for p in chosen if p not in self.providers]
+        if failed:
+            _FAILED_PROVIDERS.update(failed)
+            LOG.warning("%s could not start (onnxruntime says why above); the other models skip "
+                        "%s", ", ".join(failed), "it" if len(failed) == 1 else "them")
         self.provider: str = self.providers[0] if self.providers else "CPUExecutionProvider"
         wanted_first = provider_name(providers[0]) if providers else "CPUExecutionProvider"
         if self.provider != wanted_first:
