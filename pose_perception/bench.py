@@ -131,7 +131,7 @@ def parse_providers(text: Optional[str]) -> Optional[List[str]]:
 
 
 def make_perception(providers: Optional[List[str]], threads: Optional[int], face: bool,
-                    hands: bool, tracking: bool = True, precision: str = "fp32"):
+                    hands: bool, tracking: bool = True, precision: str = "auto"):
     """The core pipeline with the benchmark's settings (``tracking`` False: no id tracking nor
     smoothing, i.e. the keypoint stage alone plus face-body association)."""
     from .core.perception import Perception, PerceptionConfig
@@ -182,8 +182,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="comma-separated execution providers in order of preference, e.g. "
                         "'cuda,cpu' or 'tensorrt,cuda,cpu' (default: the pipeline's)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads per model")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="model precision: fp16 and auto apply on GPU providers (CPU stays fp32)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="model precision (default auto: fp16 on GPU providers, fp32 on CPU)")
     p.add_argument("--warmup", type=int, default=None,
                    help="frames run before measuring (default: 10, fewer for tiny runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")

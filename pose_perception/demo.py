@@ -733,7 +733,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--providers", default=None, help="e.g. 'cuda,cpu'")
     p.add_argument("--cpu", action="store_true", help="CPU only")
     p.add_argument("--precision", default=None, choices=("fp32", "fp16", "auto"),
-                   help="model precision on GPU providers (default: the node's, fp32)")
+                   help="model precision on GPU providers (default: the node's, auto)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (last line)")
     return p
 

@@ -398,13 +398,13 @@ def test_parameters_are_validated_with_clear_messages(ros):
     with pytest.raises(ParameterError, match=r"'precision' must be one of"):
         make(precision="fp8")
     node = make(**{"sync_slop_s": 1, "perception.keypoints.max_persons": 2,
-                   "perception.tracking.max_age_s": 3, "use_gpu": False, "precision": "auto"})
+                   "perception.tracking.max_age_s": 3, "use_gpu": False, "precision": "fp16"})
     try:   # an integer for a float parameter is fine; perception.* reaches the pipeline config
         assert node.p["sync_slop_s"] == 1.0
         cfg = node.perception_config
         assert cfg["keypoints"]["max_persons"] == 2 and cfg["tracking"]["max_age_s"] == 3.0
         assert cfg["keypoints"]["providers"] == ("cpu",)
-        assert cfg["keypoints"]["precision"] == "auto"
+        assert cfg["keypoints"]["precision"] == "fp16"
         assert node.diag.facts["precision"] == "unknown"   # FakePerception has no precision
     finally:
         node.destroy_node()

@@ -245,7 +245,7 @@ def _parser(what: str) -> argparse.ArgumentParser:
     p.add_argument("--providers", default="tensorrt,cuda,cpu",
                    help="onnxruntime providers, best first (default: tensorrt,cuda,cpu)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads per model")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="model precision (fp16: GPU providers only; fp16-emulated: fp16's "
                         "rounding on any CPU)")
     return p

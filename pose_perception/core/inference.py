@@ -289,7 +289,7 @@ class OnnxModel:
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         elif wanted == "fp16" and chosen[0] in GPU_PROVIDERS and not trt_fp16:
             model = self._transformed(model, to_fp16, wanted)
-        elif wanted == "fp16" and not trt_fp16:
+        elif wanted == "fp16" and not trt_fp16 and precision == "fp16":
             _warn_once(("fp16-cpu",), "fp16 is used on GPU providers only: the models run in fp32 "
                        "on %s", chosen[0])
         self.session = self._session(ort, model, so, provider_args, fp32_model)

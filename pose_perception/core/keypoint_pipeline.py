@@ -70,9 +70,10 @@ class KeypointConfig:
     providers: Tuple[str, ...] = DEFAULT_PROVIDERS
     threads: Optional[int] = None          # intra-op threads per model; None = cores, max 4
     require_gpu: bool = False
-    # 'fp32', 'fp16' (GPU providers only), 'auto' (fp16 where it keeps accuracy) or
-    # 'fp16-emulated' (accuracy checks on CPU); see core/precision.py
-    precision: str = "fp32"
+    # 'auto' (fp16 on GPU providers for the models that keep their accuracy, else fp32),
+    # 'fp32', 'fp16' (GPU providers only) or 'fp16-emulated' (accuracy checks on CPU);
+    # see core/precision.py
+    precision: str = "auto"
     precision_models: Tuple[str, ...] = ()  # models 'precision' applies to (empty: all)
     models_dir: Optional[str] = None       # None: $POSE_PERCEPTION_MODEL_DIR or the user cache
     max_persons: int = 4

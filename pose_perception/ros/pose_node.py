@@ -104,9 +104,10 @@ def node_param_specs() -> List[ParamSpec]:
         S("providers", ["tensorrt", "cuda", "cpu"], "str_list",
           "onnxruntime execution providers in order of preference (used when use_gpu)"),
         S("require_gpu", False, "bool", "fail at start when no GPU provider works"),
-        S("precision", "fp32", "str", "model precision: fp32; fp16 (GPU providers only, CPU "
-          "stays fp32); auto (fp16 for the models whose fp16 accuracy was checked); "
-          "fp16-emulated (accuracy checks on CPU, slow)", choices=PRECISIONS),
+        S("precision", "auto", "str", "model precision: auto (fp16 on GPU providers for the "
+          "models whose fp16 accuracy was checked, fp32 on CPU); fp32; fp16 (GPU providers "
+          "only, CPU stays fp32); fp16-emulated (accuracy checks on CPU, slow)",
+          choices=PRECISIONS),
         S("enable_face", True, "bool", "face landmarks (468 points) and head pose"),
         S("enable_hands", False, "bool", "hand keypoints (21 per hand)"),
         S("face_landmarks_layout", "face468", "str", "layout of FaceLandmarks.landmarks",
