@@ -19,7 +19,7 @@ class SafetyHarness:
         from rclpy.parameter import Parameter
         from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 
-        from pose_perception.msg import SafetyStatus, SkeletonArray
+        from pose_perception.msg import FaceLandmarksArray, SafetyStatus, SkeletonArray
         from pose_perception.ros.safety_monitor_node import SafetyMonitorNode
         self.ns = f"/sm{next(_ns)}_{int(time.time() * 1000) % 100000}"
         self.node = SafetyMonitorNode(namespace=self.ns, parameter_overrides=[
@@ -27,6 +27,7 @@ class SafetyHarness:
         self.io = ros.create_node("io", namespace=self.ns)
         qos = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
         self.pub = self.io.create_publisher(SkeletonArray, "people/skeletons", qos)
+        self.pub_faces = self.io.create_publisher(FaceLandmarksArray, "people/faces", qos)
         self.status = []
         self.io.create_subscription(SafetyStatus, "safety/status", self.status.append, 50)
         self.ex = SingleThreadedExecutor()
@@ -46,14 +47,14 @@ class SafetyHarness:
                 raise AssertionError(f"timed out waiting for: {what}; last status: {last}")
             self.ex.spin_once(timeout_sec=0.02)
 
-    def send_person(self, z_m, depth_used=True, frame="cam"):
+    def send_person(self, z_m, depth_used=True, frame="cam", stamp=None):
         """One person in the optical frame 'cam': every joint at depth z_m, the right wrist
-        (16) 0.3 m nearer."""
+        (16) 0.3 m nearer. Returns the stamp."""
         from pose_perception.msg import Keypoint, Skeleton, SkeletonArray
         from pose_perception.ros.conversions import sec_to_stamp
         msg = SkeletonArray(depth_used=depth_used)
         msg.header.frame_id = frame
-        msg.header.stamp = sec_to_stamp(self.now())
+        msg.header.stamp = stamp or sec_to_stamp(self.now())
         s = Skeleton(track_id=5, layout="blazepose33", confidence=0.9)
         s.header = msg.header
         for i in range(33):
@@ -63,6 +64,23 @@ class SafetyHarness:
             s.keypoints.append(k)
         msg.skeletons = [s]
         self.pub.publish(msg)
+        return msg.header.stamp
+
+    def send_face(self, stamp, z_m, associated=False, frame="cam"):
+        """One face (468 points) in 'cam' at depth z_m, point 1 (nose tip) 0.05 m nearer."""
+        from pose_perception.msg import FaceLandmarks, FaceLandmarksArray, Keypoint
+        msg = FaceLandmarksArray()
+        msg.header.frame_id, msg.header.stamp = frame, stamp
+        f = FaceLandmarks(face_id=7 if associated else 0, associated=associated,
+                          skeleton_id=7 if associated else 0, confidence=0.95,
+                          layout="face468")
+        f.header = msg.header
+        for i in range(468):
+            k = Keypoint(x=1.0, y=1.0, confidence=0.95, position_valid=True)
+            k.position.z = z_m - 0.05 if i == 1 else z_m
+            f.landmarks.append(k)
+        msg.faces = [f]
+        self.pub_faces.publish(msg)
 
     def close(self):
         self.node.destroy_node()
@@ -146,3 +164,65 @@ def test_zones_from_parameters(ros):
     with pytest.raises(ParameterError, match="protective_distance_m"):
         SafetyMonitorNode(namespace="/bad", parameter_overrides=[
             Parameter("protective_distance_m", value=3.0)])
+
+
+def test_faces_without_a_body_are_people(ros):
+    """A person right in front of the camera shows only a face: it must not read CLEAR."""
+    from pose_perception.msg import SafetyStatus
+    h = SafetyHarness(ros, {"robot_frame": "base_link", "static_transforms": [CAM_TO_BASE],
+                            "rate_hz": 20.0, "face_wait_s": 0.5, "stale_timeout_s": 3.0})
+    S = SafetyStatus
+    try:
+        # skeletons first, their faces a moment later: the monitor waits for the faces (the
+        # faces topic has a publisher), so the far skeleton alone never reads CLEAR
+        stamp = h.send_person(3.5)
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline:
+            h.ex.spin_once(timeout_sec=0.02)
+        assert all(st.state == S.STATE_UNKNOWN for st in h.status)   # nothing judged yet
+        h.send_face(stamp, 0.45)
+        h.spin_until(lambda: h.status[-1].state == S.STATE_PROTECTIVE_STOP, "STOP from face")
+        st = h.status[-1]
+        assert st.people_count == 2 and st.closest_keypoint_name == "v1"
+        assert st.closest_distance == pytest.approx(0.40, abs=1e-5)
+        # faces first this time, then skeletons; a face that belongs to a skeleton is not a
+        # person of its own
+        stamp = h.send_person(3.5, stamp=None)
+        h.send_face(stamp, 0.45, associated=True)
+        h.spin_until(lambda: h.status[-1].state == S.STATE_CLEAR, "CLEAR")
+        assert h.status[-1].people_count == 1
+        # the faces of a frame never come: its skeletons go alone after face_wait_s
+        from pose_perception.ros.conversions import sec_to_stamp
+        h.send_face(sec_to_stamp(h.now() - 5.0), 0.45)     # keeps the faces topic live
+        h.send_person(1.1)
+        t0 = time.monotonic()
+        h.spin_until(lambda: h.status[-1].state == S.STATE_PROTECTIVE_STOP, "STOP, no faces")
+        assert 0.4 < time.monotonic() - t0 < 3.0 and h.status[-1].people_count == 1
+    finally:
+        h.close()
+
+
+def test_faces_ignored_when_the_topic_is_off(ros):
+    from pose_perception.msg import SafetyStatus
+    h = SafetyHarness(ros, {"robot_frame": "", "rate_hz": 20.0, "faces_topic": "",
+                            "stale_timeout_s": 3.0})
+    try:
+        stamp = h.send_person(3.5)
+        h.send_face(stamp, 0.45)
+        h.spin_until(lambda: h.status[-1].state == SafetyStatus.STATE_CLEAR, "CLEAR")
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            h.ex.spin_once(timeout_sec=0.02)
+        assert h.status[-1].state == SafetyStatus.STATE_CLEAR and h.status[-1].people_count == 1
+    finally:
+        h.close()
+
+
+def test_face_wait_must_be_shorter_than_the_stale_timeout(ros):
+    from rclpy.parameter import Parameter
+
+    from pose_perception.ros.params import ParameterError
+    from pose_perception.ros.safety_monitor_node import SafetyMonitorNode
+    with pytest.raises(ParameterError, match="'face_wait_s' must be shorter than"):
+        SafetyMonitorNode(namespace="/smbad", parameter_overrides=[
+            Parameter("face_wait_s", value=0.6), Parameter("stale_timeout_s", value=0.5)])

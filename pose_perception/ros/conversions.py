@@ -325,17 +325,33 @@ def skeletons_to_observations(msg: SkeletonArray, T_robot_frame: Optional[np.nda
     :func:`observation_point_name`)."""
     out = []
     for s in msg.skeletons:
-        pts = list(s.keypoints) + list(s.left_hand) + list(s.right_hand)
-        _, conf, xyz, valid = keypoint_msgs_to_arrays(pts)
-        if T_robot_frame is not None:
-            xyz = tfm.apply(T_robot_frame, xyz)
         vel = None
         if s.velocity_valid:
             vel = np.array([s.velocity.x, s.velocity.y, s.velocity.z])
             if T_robot_frame is not None:
                 vel = tfm.rotate(T_robot_frame, vel)[0]
-        out.append(PersonObservation(int(s.track_id), xyz, valid, conf, vel, s.layout))
+        out.append(_observation(int(s.track_id),
+                                list(s.keypoints) + list(s.left_hand) + list(s.right_hand),
+                                s.layout, T_robot_frame, vel))
     return out
+
+
+def faces_to_observations(msg: FaceLandmarksArray, T_robot_frame: Optional[np.ndarray] = None
+                          ) -> List[PersonObservation]:
+    """One safety observation per face that belongs to no skeleton (a person whose body is out
+    of view, e.g. right in front of the camera), with its landmarks' 3D; associated faces are
+    left out (their skeleton stands for the person)."""
+    return [_observation(int(f.face_id), list(f.landmarks), f.layout, T_robot_frame)
+            for f in msg.faces if not f.associated]
+
+
+def _observation(track_id: int, kps: Sequence[Keypoint], layout: str,
+                 T_robot_frame: Optional[np.ndarray], velocity: Optional[np.ndarray] = None
+                 ) -> PersonObservation:
+    _, conf, xyz, valid = keypoint_msgs_to_arrays(kps)
+    if T_robot_frame is not None:
+        xyz = tfm.apply(T_robot_frame, xyz)
+    return PersonObservation(track_id, xyz, valid, conf, velocity, layout)
 
 
 def observation_point_name(skeleton: Skeleton, index: int) -> str:

@@ -6,6 +6,10 @@ function).
 - Every ``SkeletonArray`` is transformed into ``robot_frame`` with TF at its stamp (empty
   ``robot_frame``: the skeletons' own frame, with 3D distances) and fed to the monitor. A
   missing transform, or a frame published without depth, is an *untrusted* input: UNKNOWN.
+- Faces without a body (``faces_topic``; a person so close that only the face is in view) are
+  people too: while that topic has a publisher (or sent lately), each SkeletonArray waits for the
+  FaceLandmarksArray of the same stamp (at most ``face_wait_s``) and both go to the monitor
+  together.
 - A timer evaluates the monitor at ``rate_hz`` and publishes the status even when no message
   arrives, so stale perception (a dead camera or pose node) turns into UNKNOWN after
   ``stale_timeout_s``.
@@ -17,7 +21,8 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import List, Optional
+import time
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -29,10 +34,10 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..core.safety import SafetyConfig, SafetyMonitor, SafetyState, Zone
-from ..msg import SafetyStatus, SkeletonArray
+from ..msg import FaceLandmarksArray, SafetyStatus, SkeletonArray
 from . import compat
-from .conversions import observation_point_name, sec_to_stamp, skeletons_to_observations, \
-    stamp_to_sec
+from .conversions import faces_to_observations, observation_point_name, sec_to_stamp, \
+    skeletons_to_observations, stamp_to_sec
 from .diagnostics import ERROR, WARN, NodeDiagnostics
 from .params import (ParameterError, ParamSpec, dataclass_specs, declare, non_negative,
                      positive, unknown_errors)
@@ -41,6 +46,12 @@ from .run import run_node
 S = ParamSpec
 
 NODE_NAME = "safety_monitor"
+FACES_LIVE_S = 2.0        # the faces topic counts as live this long after its last message
+MAX_EARLY_FACES = 10      # faces messages kept while their skeletons have not come
+
+
+def _key(stamp) -> Tuple[int, int]:
+    return int(stamp.sec), int(stamp.nanosec)
 STATE_COLOURS = {SafetyState.UNKNOWN: (0.6, 0.2, 0.8), SafetyState.CLEAR: (0.1, 0.8, 0.2),
                  SafetyState.WARNING: (1.0, 0.7, 0.0), SafetyState.PROTECTIVE_STOP: (1.0, 0.1, 0.1)}
 ZONE_COLOURS = {"protective": (1.0, 0.1, 0.1), "warning": (1.0, 0.7, 0.0),
@@ -50,6 +61,10 @@ ZONE_COLOURS = {"protective": (1.0, 0.1, 0.1), "warning": (1.0, 0.7, 0.0),
 def safety_node_specs() -> List[ParamSpec]:
     return [
         S("input_topic", "people/skeletons", "str", "SkeletonArray input"),
+        S("faces_topic", "people/faces", "str", "FaceLandmarksArray input: faces without a body "
+          "count as people (empty: skeletons only)"),
+        S("face_wait_s", 0.1, "float", "how long a SkeletonArray waits for the faces of its "
+          "stamp while the faces topic is live [s]", check=non_negative),
         S("status_topic", "safety/status", "str", "SafetyStatus output"),
         S("markers_topic", "safety/markers", "str", "zone / closest-point markers"),
         S("robot_frame", "base_link", "str", "frame distances are measured in (TF from the "
@@ -87,12 +102,19 @@ class SafetyMonitorNode(Node):
                                     period_s=1.0, stall_s=math.inf)
         self._last_msg: Optional[SkeletonArray] = None
         self._frame = self.robot_frame
+        # skeletons waiting for the faces of their stamp, and faces that came first
+        self._pending: Optional[Tuple[SkeletonArray, float]] = None
+        self._early_faces: Dict[Tuple[int, int], FaceLandmarksArray] = {}
+        self._faces_rx_s = -math.inf                  # wall time of the last faces message
         out = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
         self.pub_status = self.create_publisher(SafetyStatus, self.p["status_topic"], out)
         self.pub_markers = (self.create_publisher(MarkerArray, self.p["markers_topic"], out)
                             if self.p["publish_markers"] else None)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(SkeletonArray, self.p["input_topic"], self.on_skeletons, out)
+        if self.p["faces_topic"]:
+            self.create_subscription(FaceLandmarksArray, self.p["faces_topic"], self.on_faces,
+                                     out)
         self.timer = self.create_timer(1.0 / self.p["rate_hz"], self.on_timer)
         self.get_logger().info(
             f"safety monitor: '{self.p['input_topic']}' -> '{self.p['status_topic']}' at "
@@ -131,6 +153,9 @@ class SafetyMonitorNode(Node):
                                         values[f"zones.{n}.z_min"], values[f"zones.{n}.z_max"])
                          for n in values["zones"]]
                 kwargs = {s.name: values[s.name] for s in cfg_specs}
+                if values["faces_topic"] and values["face_wait_s"] >= kwargs["stale_timeout_s"]:
+                    raise ValueError("'face_wait_s' must be shorter than 'stale_timeout_s' (data "
+                                     "that waited that long for its faces would be stale)")
                 if not values["robot_frame"] and kwargs["distance_mode"] == "xy":
                     kwargs["distance_mode"] = "xyz"   # an optical frame's 'up' is not z
                 config = SafetyConfig(**kwargs, zones=zones)
@@ -142,7 +167,51 @@ class SafetyMonitorNode(Node):
         return values, config
 
     # ------------------------------------------------------------------ input
+    def _wall(self) -> float:
+        return time.monotonic()
+
     def on_skeletons(self, msg: SkeletonArray) -> None:
+        if self._pending is not None:          # its faces never came
+            self._process(self._pending[0], None)
+            self._pending = None
+        if not self._faces_expected():
+            self._process(msg, None)
+            return
+        faces = self._early_faces.pop(_key(msg.header.stamp), None)
+        if faces is not None:
+            self._process(msg, faces)
+        else:
+            self._pending = (msg, self._wall())
+
+    def _faces_expected(self) -> bool:
+        """Faces come with the skeletons: the topic has a publisher (pose_node publishes a
+        FaceLandmarksArray for every frame) or a message came recently."""
+        topic = self.p["faces_topic"]
+        if not topic:
+            return False
+        if self._wall() - self._faces_rx_s < FACES_LIVE_S:
+            return True
+        return self.count_publishers(self.resolve_topic_name(topic)) > 0
+
+    def on_faces(self, msg: FaceLandmarksArray) -> None:
+        self._faces_rx_s = self._wall()
+        key = _key(msg.header.stamp)
+        if self._pending is not None and _key(self._pending[0].header.stamp) == key:
+            self._process(self._pending[0], msg)
+            self._pending = None
+            return
+        self._early_faces[key] = msg
+        while len(self._early_faces) > MAX_EARLY_FACES:
+            self._early_faces.pop(next(iter(self._early_faces)))
+
+    def _flush_pending(self) -> None:
+        """Skeletons that waited ``face_wait_s`` for their faces in vain go alone."""
+        if self._pending is not None and \
+                self._wall() - self._pending[1] >= self.p["face_wait_s"]:
+            msg, self._pending = self._pending[0], None
+            self._process(msg, None)
+
+    def _process(self, msg: SkeletonArray, faces: Optional[FaceLandmarksArray]) -> None:
         stamp = stamp_to_sec(msg.header.stamp)
         src = msg.header.frame_id
         self._last_msg = msg
@@ -170,11 +239,20 @@ class SafetyMonitorNode(Node):
                 self.diag.report("tf", ERROR, reason, now)
                 self.get_logger().warning(reason, throttle_duration_sec=5.0)
                 return
-        self.monitor.update(skeletons_to_observations(msg, T), stamp)
+        people = skeletons_to_observations(msg, T)
+        if faces is not None and faces.header.frame_id == src:
+            people += faces_to_observations(faces, T)
+        elif faces is not None:
+            reason = (f"faces in frame '{faces.header.frame_id}' but skeletons in '{src}': "
+                      "faces ignored (both should come from one pose_node)")
+            self.diag.report("faces", WARN, reason, now)
+            self.get_logger().warning(reason, throttle_duration_sec=5.0)
+        self.monitor.update(people, stamp)
         self.diag.count("skeleton arrays", now)
 
     # ------------------------------------------------------------------ output
     def on_timer(self) -> None:
+        self._flush_pending()
         now_t = self.get_clock().now()
         now = now_t.nanoseconds * 1e-9
         st = self.monitor.evaluate(now)
