@@ -55,3 +55,17 @@ def affine_model(path: Path, weight: float, bias: float, size: int = 8, opset: i
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return Path(path)
+
+
+class ProviderProxy:
+    """A real CPU onnxruntime session that reports the providers a GPU machine would have
+    started (to test what OnnxModel does with them)."""
+
+    def __init__(self, session, providers):
+        self._s, self._providers = session, providers
+
+    def get_providers(self):
+        return list(self._providers)
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)

@@ -4,7 +4,7 @@ import logging
 import numpy as np
 import pytest
 
-from _onnx_fakes import constant_model
+from _onnx_fakes import ProviderProxy, affine_model, constant_model
 from pose_perception.core import inference
 from pose_perception.core.inference import (GPU_PROVIDERS, ModelLoadError, OnnxModel,
                                             provider_name, select_providers)
@@ -109,3 +109,37 @@ def test_unused_outputs_pruned(fake):
     (scores,) = m.run(np.zeros((1, 8, 8, 3), np.float32))
     assert np.allclose(scores, 0.25)
     assert inference.pruned_model_bytes(m.path, lambda n, s: False) is None
+
+
+def test_tensorrt_profile_covers_every_batch(tmp_path, fake):
+    pytest.importorskip("onnx")
+    dyn = affine_model(tmp_path / "dyn.onnx", 1.0, 0.0, size=8)
+    assert inference.trt_batch_profile(dyn, 4) == {
+        "trt_profile_min_shapes": "input:1x8", "trt_profile_opt_shapes": "input:1x8",
+        "trt_profile_max_shapes": "input:4x8"}
+    assert inference.trt_batch_profile(dyn, None) == {}
+    assert inference.trt_batch_profile(fake, 4) == {
+        "trt_profile_min_shapes": "input:1x8x8x3", "trt_profile_opt_shapes": "input:1x8x8x3",
+        "trt_profile_max_shapes": "input:4x8x8x3"}
+    fixed = constant_model(tmp_path / "fixed.onnx", [1, 8, 8, 3], {"y": np.zeros(2)})
+    assert inference.trt_batch_profile(fixed, 4) == {}
+
+
+def test_gpu_warms_up_every_batch_size(tmp_path, monkeypatch):
+    """On a GPU, batches 1..max_batch are run at start (no cuDNN search or engine build when a
+    second person appears); on CPU only batch 1."""
+    pytest.importorskip("onnx")
+    dyn = affine_model(tmp_path / "dyn.onnx", 1.0, 0.0, size=8)
+    batches = []
+    monkeypatch.setattr(OnnxModel, "warmup", lambda self, batch=1: batches.append(batch))
+    monkeypatch.setattr(inference, "_FAILED_PROVIDERS", set())
+    OnnxModel(dyn, providers=("cpu",), threads=1, max_batch=3)
+    assert batches == [1]
+    batches.clear()
+    monkeypatch.setattr(inference, "select_providers",
+                        lambda req, avail: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(OnnxModel, "_session", lambda self, o, model, so, args, fp32: ProviderProxy(
+        o.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"]),
+        ["CUDAExecutionProvider", "CPUExecutionProvider"]))
+    m = OnnxModel(dyn, providers=("cuda", "cpu"), threads=1, max_batch=3)
+    assert m.provider == "CUDAExecutionProvider" and batches == [1, 2, 3]

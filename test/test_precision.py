@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from _onnx_fakes import affine_model
+from _onnx_fakes import ProviderProxy, affine_model
 from model_env import require_models
 from pose_perception.core import eval_precision as ep
 from pose_perception.core import inference, precision
@@ -216,19 +216,6 @@ def test_fp16_keeps_accuracy_on_real_images(shared_data):
     assert s["count_changes"] == 0 and s["face"]["n"] > 5000 and s["hand"]["n"] > 0
 
 
-class _ProviderProxy:
-    """A real CPU session that reports the providers a GPU machine would have started."""
-
-    def __init__(self, session, providers):
-        self._s, self._providers = session, providers
-
-    def get_providers(self):
-        return list(self._providers)
-
-    def __getattr__(self, name):
-        return getattr(self._s, name)
-
-
 def test_fp16_graph_for_cuda_when_tensorrt_does_not_start(affine, monkeypatch):
     """fp16 asked with TensorRT first: TensorRT builds fp16 engines; when it does not start and
     CUDA does, CUDA gets the fp16 graph (TensorRT's fp16 flag does nothing for CUDA)."""
@@ -243,13 +230,14 @@ def test_fp16_graph_for_cuda_when_tensorrt_does_not_start(affine, monkeypatch):
         started = [n for n in names if n != "TensorrtExecutionProvider"]   # TensorRT fails
         real = ort_mod.InferenceSession(model, sess_options=so,
                                         providers=["CPUExecutionProvider"])
-        return _ProviderProxy(real, started)
+        return ProviderProxy(real, started)
     monkeypatch.setattr(OnnxModel, "_session", fake_session)
     monkeypatch.setattr(inference, "_FAILED_PROVIDERS", set())
     m = OnnxModel(affine, providers=("tensorrt", "cuda", "cpu"), threads=1, precision="fp16")
     assert m.provider == "CUDAExecutionProvider" and m.precision == "fp16"
     first_model, first_args = calls[0]
     assert first_args[0][1]["trt_fp16_enable"] is True          # TensorRT was asked for fp16
+    assert first_args[0][1]["trt_engine_cache_path"].endswith("/fp16")
     last_model, last_args = calls[-1]
     assert [a for a in last_args if isinstance(a, tuple)] == []  # no TensorRT the second time
     half = onnx.load_from_string(last_model)
@@ -265,6 +253,7 @@ def test_fp16_graph_for_cuda_when_tensorrt_does_not_start(affine, monkeypatch):
     m = OnnxModel(affine, providers=("tensorrt", "cuda", "cpu"), threads=1, precision="fp32")
     assert m.precision == "fp32" and len(calls) == 1
     assert calls[0][1][0][1]["trt_fp16_enable"] is False
+    assert calls[0][1][0][1]["trt_engine_cache_path"].endswith("/fp32")
 
 
 def test_pip_cuda_libraries_preloaded_once(monkeypatch, caplog):

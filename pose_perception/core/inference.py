@@ -211,6 +211,30 @@ def pruned_model_bytes(path: Path, drop: Callable[[str, Shape], bool]) -> Option
     return model.SerializeToString()
 
 
+def trt_batch_profile(path: Path, max_batch: Optional[int]) -> Dict[str, str]:
+    """TensorRT optimisation-profile options for batches 1..``max_batch`` of a model whose only
+    dynamic input dimension is the batch ({} otherwise, or without the ``onnx`` package)."""
+    if not max_batch:
+        return {}
+    try:
+        import onnx
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # no onnx package, unreadable file (the session reports that)
+        return {}
+    inputs = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
+    if len(inputs) != 1:
+        return {}
+    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+            for d in inputs[0].type.tensor_type.shape.dim]
+    if not dims or dims[0] is not None or any(d is None for d in dims[1:]):
+        return {}
+    rest = "".join(f"x{d}" for d in dims[1:])
+    name = inputs[0].name
+    return {"trt_profile_min_shapes": f"{name}:1{rest}",
+            "trt_profile_opt_shapes": f"{name}:1{rest}",
+            "trt_profile_max_shapes": f"{name}:{int(max_batch)}{rest}"}
+
+
 class OnnxModel:
     """An onnxruntime session with provider fallback, shape checks and output lookup.
 
@@ -231,6 +255,10 @@ class OnnxModel:
             the part of the graph only they need are removed before the session is built.
         precision: 'fp32', 'fp16', 'auto' or 'fp16-emulated' (see ``precision.py``). fp16 is
             used on GPU providers only; ``self.precision`` says what runs.
+        max_batch: the largest batch the caller will run (dynamic-batch models): TensorRT gets
+            an optimisation profile for batches 1..max_batch, and on a GPU every batch size is
+            warmed up, so that a second person never stalls a frame with an engine build or a
+            cuDNN algorithm search.
     """
 
     def __init__(self, path: Union[str, Path], providers: Sequence[str] = DEFAULT_PROVIDERS,
@@ -239,7 +267,7 @@ class OnnxModel:
                  output_shapes: Optional[Sequence[Sequence[Optional[int]]]] = None,
                  cache_dir: Optional[Union[str, Path]] = None,
                  drop_outputs: Optional[Callable[[str, Shape], bool]] = None,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", max_batch: Optional[int] = None) -> None:
         import onnxruntime as ort
 
         self.path = resolve_model_path(path)
@@ -270,10 +298,13 @@ class OnnxModel:
         provider_args: List = []
         for p in chosen:
             if p == "TensorrtExecutionProvider":
-                cache = Path(cache_dir) if cache_dir else _trt_cache_dir()
+                # one folder per precision: TensorRT does not check a cached engine's precision
+                cache = (Path(cache_dir) if cache_dir else _trt_cache_dir()) / \
+                    ("fp16" if trt_fp16 else "fp32")
                 provider_args.append((p, {"trt_engine_cache_enable": True,
                                           "trt_engine_cache_path": str(cache),
-                                          "trt_fp16_enable": trt_fp16}))
+                                          "trt_fp16_enable": trt_fp16,
+                                          **trt_batch_profile(self.path, max_batch)}))
             else:
                 provider_args.append(p)
         try:
@@ -336,6 +367,9 @@ class OnnxModel:
             self.check_output_shapes(output_shapes)
         if warmup:
             self.warmup()
+            if max_batch and self.dynamic_batch and self.provider in GPU_PROVIDERS:
+                for batch in range(2, int(max_batch) + 1):
+                    self.warmup(batch)
 
     def _transformed(self, model: Union[str, bytes], transform: Callable[[bytes], bytes],
                      precision: str) -> Union[str, bytes]:

@@ -200,11 +200,14 @@ class KeypointPipeline:
 
         self._pose_det = body_mod.PoseDetector(load("pose_detection"))
         self._pose_lm = body_mod.PoseLandmarker(
-            load("pose_landmark_full", drop_outputs=body_mod.is_segmentation_output),
+            load("pose_landmark_full", drop_outputs=body_mod.is_segmentation_output,
+                 max_batch=cfg.max_persons),
             cfg.max_persons, refine=cfg.heatmap_refinement)
         self._face_lm = self._face_det = self._face_recrop = None
         if cfg.enable_face:
-            self._face_lm = face_mod.FaceLandmarker(load("face_landmark"), cfg.max_persons)
+            self._face_lm = face_mod.FaceLandmarker(load("face_landmark",
+                                                         max_batch=cfg.max_persons),
+                                                    cfg.max_persons)
             if cfg.face_recrop_detector or cfg.face_detector == "short":
                 short = face_mod.FaceDetector(load("face_detection_short_range"), "short")
                 self._face_recrop = short if cfg.face_recrop_detector else None
@@ -214,8 +217,8 @@ class KeypointPipeline:
                 self._face_det = face_mod.FaceDetector(load("face_detection_full_range"), "full")
         self._hand_lm = None
         if cfg.enable_hands:
-            self._hand_lm = hands_mod.HandLandmarker(load("hand_landmark_full"),
-                                                     2 * cfg.max_persons)
+            self._hand_lm = hands_mod.HandLandmarker(
+                load("hand_landmark_full", max_batch=2 * cfg.max_persons), 2 * cfg.max_persons)
         self.provider: str = self._pose_lm.model.provider
         self.precision: str = self._precision_summary()
         self._pool: Optional[ThreadPoolExecutor] = None
