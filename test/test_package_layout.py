@@ -17,6 +17,11 @@ def test_package_xml_declares_real_dependencies():
                 "rosidl_default_generators", "ament_cmake_python"):
         assert dep in deps, dep
     assert root.find("export/build_type").text == "ament_cmake"
+    # rosdep stops at the first key it does not know: only pip keys that ros/rosdistro's
+    # rosdep/python.yaml defines (checked 2026-11; 'python3-onnx-pip' is not one of them)
+    pip_keys = {d for d in deps if d.endswith("-pip")}
+    assert pip_keys <= {"python3-onnxruntime-pip", "python3-onnxruntime-gpu-pip",
+                        "python3-rosbags-pip"}, pip_keys
 
 
 def test_every_message_listed_in_cmake_exists():
