@@ -188,3 +188,32 @@ def test_skeletons_to_observations_with_transform_and_hand_names():
     assert observation_point_name(s, 16) == "right_wrist"
     assert observation_point_name(s, 33 + 8) == "left_hand.index_tip"
     assert observation_point_name(s, -1) == ""
+
+
+def test_faces_to_observations_and_back_to_faces():
+    """Only faces without a skeleton become safety observations; a FaceLandmarks message reads
+    back as the Face it came from (lifting_node's input)."""
+    require_ros()
+    from pose_perception.ros import transforms as tfm
+    from pose_perception.ros.conversions import (face_msg_to_face, faces_to_observations,
+                                                 frame_result_to_msgs)
+    res = _result()
+    _, fa = frame_result_to_msgs(res, _header(), True)
+    assert [f.associated for f in fa.faces] == [True, False]
+    (ob,) = faces_to_observations(fa, tfm.make_transform([1, 0, 0], [0, 0, 0, 1]))
+    assert ob.track_id == 0 and ob.layout == "face468" and ob.points.shape == (468, 3)
+    np.testing.assert_allclose(ob.points[0], [1.0, -0.5, 2.5], atol=1e-6)
+    assert ob.valid.all() and ob.velocity is None
+    loose = res.faces_without_body[0]
+    back = face_msg_to_face(fa.faces[1])
+    assert back.mesh.layout == "face468" and not back.associated and back.track_id == 0
+    np.testing.assert_allclose(back.mesh.xy, loose.mesh.xy, atol=1e-3)
+    np.testing.assert_allclose(back.mesh.xyz, loose.mesh.xyz, atol=1e-6)
+    np.testing.assert_allclose(back.box, loose.box) and back.score == pytest.approx(0.6)
+    assert face_msg_to_face(fa.faces[0]).track_id == 7
+    fa.faces[1].landmarks = fa.faces[1].landmarks[:67]
+    with pytest.raises(ValueError, match="has 67 landmarks"):
+        face_msg_to_face(fa.faces[1])
+    fa.faces[1].layout = "face999"
+    with pytest.raises(ValueError, match="face layout must be one of"):
+        face_msg_to_face(fa.faces[1])

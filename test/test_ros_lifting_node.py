@@ -77,7 +77,7 @@ class LiftHarness:
         from rclpy.qos import QoSProfile, QoSReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
 
-        from pose_perception.msg import SkeletonArray
+        from pose_perception.msg import FaceLandmarksArray, SkeletonArray
         from pose_perception.ros.lifting_node import LiftingNode
         self.ns = f"/ln{next(_ns)}_{int(time.time() * 1000) % 100000}"
         p = {"camera_namespace": self.ns + "/camera", "depth_wait_s": 0.3}
@@ -92,14 +92,18 @@ class LiftHarness:
                         CameraInfo, cam + "aligned_depth_to_color/camera_info", qos),
                     "depth": self.io.create_publisher(
                         Image, cam + "aligned_depth_to_color/image_raw", qos),
-                    "skel": self.io.create_publisher(SkeletonArray, "people/skeletons", qos)}
-        self.out = []
+                    "skel": self.io.create_publisher(SkeletonArray, "people/skeletons", qos),
+                    "faces": self.io.create_publisher(FaceLandmarksArray, "people/faces", qos)}
+        self.out, self.faces_out = [], []
         self.io.create_subscription(SkeletonArray, "people/skeletons_3d", self.out.append, qos)
+        self.io.create_subscription(FaceLandmarksArray, "people/faces_3d", self.faces_out.append,
+                                    qos)
         self.ex = SingleThreadedExecutor()
         self.ex.add_node(self.node)
         self.ex.add_node(self.io)
         self.spin_until(lambda: all(p.get_subscription_count() > 0 for p in self.pub.values())
-                        and self.node.pub.get_subscription_count() > 0, "connected")
+                        and self.node.pub.get_subscription_count() > 0
+                        and self.node.pub_faces.get_subscription_count() > 0, "connected")
         self.pub["info"].publish(info_msg())
         self.pub["dinfo"].publish(info_msg())
         self.spin_until(lambda: self.node._color_info is not None
@@ -243,3 +247,62 @@ def test_invalid_parameters_are_reported(ros):
                           "depth_histroy": 3})
     text = str(exc.value)
     assert "sync_slop_s" in text and "depth_histroy" in text and "depth_history" in text
+
+
+def face_array(t, layout="face468", associated=False, frame="cam_optical"):
+    """One face: its points spread over a 40 px square left of the body (on the plane)."""
+    from pose_perception.msg import FaceLandmarks, FaceLandmarksArray, Keypoint
+    from pose_perception.ros.conversions import sec_to_stamp
+    n = 468 if layout == "face468" else 68
+    msg = FaceLandmarksArray()
+    msg.header.stamp, msg.header.frame_id = sec_to_stamp(t), frame
+    f = FaceLandmarks(face_id=3 if associated else 0, associated=associated,
+                      skeleton_id=3 if associated else 0, confidence=0.9, layout=layout)
+    f.header = msg.header
+    rng = np.random.default_rng(0)
+    xy = np.stack([rng.uniform(30, 70, n), rng.uniform(30, 70, n)], 1)
+    for u, v in xy:
+        k = Keypoint(x=float(u), y=float(v), confidence=0.9, position_sigma=math.nan)
+        k.position.x = k.position.y = k.position.z = math.nan
+        f.landmarks.append(k)
+    f.bbox_x_min = f.bbox_y_min = 30.0
+    f.bbox_x_max = f.bbox_y_max = 70.0
+    msg.faces = [f]
+    return msg, xy
+
+
+def test_faces_are_lifted_too(ros):
+    """The split mode lifts pose_node's faces as well: mesh points on the depth surface, ids and
+    association passed through; an ibug68 face too (no head pose for it); bad faces skipped."""
+    h = LiftHarness(ros)
+    try:
+        h.pub["depth"].publish(depth_msg(50.0))
+        h.spin_until(lambda: len(h.node._depths) == 1, "depth stored")
+        msg, xy = face_array(50.0, associated=True)
+        h.pub["faces"].publish(msg)
+        h.spin_until(lambda: h.faces_out, "3D faces")
+        out = h.faces_out[-1]
+        assert out.header.frame_id == "cam_optical" and out.header.stamp.sec == 50
+        f = out.faces[0]
+        assert f.associated and f.face_id == 3 and f.skeleton_id == 3 and f.layout == "face468"
+        assert f.confidence == pytest.approx(0.9) and f.bbox_x_max == pytest.approx(70.0)
+        fxy, _, xyz, valid = arrays(f.landmarks)
+        np.testing.assert_allclose(fxy, xy, atol=1e-3)
+        assert valid.all()                                   # face points: surface points
+        np.testing.assert_allclose(xyz[:, 2], PLANE_M, atol=0.003)
+        want = np.stack([(xy[:, 0] - CX) / F, (xy[:, 1] - CY) / F], 1) * PLANE_M
+        np.testing.assert_allclose(xyz[:, :2], want, atol=0.005)
+        msg, _ = face_array(50.0, layout="ibug68")
+        h.pub["faces"].publish(msg)
+        h.spin_until(lambda: len(h.faces_out) == 2, "3D ibug68 face")
+        f = h.faces_out[-1].faces[0]
+        assert f.layout == "ibug68" and len(f.landmarks) == 68 and not f.head_pose_valid
+        assert arrays(f.landmarks)[3].all()
+        bad, _ = face_array(50.0)
+        bad.faces[0].landmarks = bad.faces[0].landmarks[:10]
+        h.pub["faces"].publish(bad)
+        h.spin_until(lambda: h.node.counts["skipped"] == 1, "bad faces skipped")
+        h.pub["faces"].publish(face_array(50.0)[0])
+        h.spin_until(lambda: len(h.faces_out) == 3, "3D faces after bad input")
+    finally:
+        h.close()

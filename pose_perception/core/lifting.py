@@ -344,7 +344,7 @@ class Lifter:
         scale = (float(max(box[2] - box[0], box[3] - box[1]))
                  if box.size == 4 and np.all(np.isfinite(box)) else None)
         stats = self.lift_keypoints(face.mesh, depth_m, camera, scale, depth_camera)
-        if self.config.head_pose:
+        if self.config.head_pose and face.mesh.layout == "face468":
             face.head_pose = estimate_head_pose(face.mesh, camera)
         return stats
 

@@ -219,7 +219,8 @@ def face_to_msg(face: Face, header, T: Optional[np.ndarray] = None,
                       confidence=float(np.clip(np.nan_to_num(face.score), 0.0, 1.0)),
                       layout=layout)
     f.header = header
-    mesh = face.mesh if layout == "face468" else face.mesh.remap("ibug68", FACE468_TO_IBUG68)
+    mesh = face.mesh if face.mesh.layout == layout else \
+        face.mesh.remap("ibug68", FACE468_TO_IBUG68)
     f.landmarks = keypoints_to_msgs(mesh, T)
     _bbox(f, face.box)
     hp = face.head_pose
@@ -315,6 +316,23 @@ def skeleton_msg_to_person(s: Skeleton) -> Person:
         elif len(kps):
             raise ValueError(f"skeleton's {side} hand has {len(kps)} keypoints, not 21")
     return p
+
+
+def face_msg_to_face(f: FaceLandmarks) -> Face:
+    """A FaceLandmarks message back as a core :class:`Face` (mesh in the message's layout, 2D
+    and 3D where ``position_valid``, box, confidence, ids); the head pose is not carried back.
+    Raises ``ValueError`` for an unknown layout or a landmark count that does not match it."""
+    from ..core.layouts import get_layout
+    if f.layout not in FACE_LAYOUTS:
+        raise ValueError(f"face layout must be one of {FACE_LAYOUTS}, got '{f.layout}'")
+    n = get_layout(f.layout).size
+    if len(f.landmarks) != n:
+        raise ValueError(f"face of layout '{f.layout}' has {len(f.landmarks)} landmarks, the "
+                         f"layout has {n}")
+    box = np.array([f.bbox_x_min, f.bbox_y_min, f.bbox_x_max, f.bbox_y_max], np.float64)
+    return Face(mesh=_keypoints_from_msgs(f.layout, f.landmarks), box=box,
+                score=float(f.confidence), track_id=int(f.face_id),
+                associated=bool(f.associated))
 
 
 def skeletons_to_observations(msg: SkeletonArray, T_robot_frame: Optional[np.ndarray] = None

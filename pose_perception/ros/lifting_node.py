@@ -18,6 +18,9 @@ resolution, or unregistered with TF extrinsics) and publishes a 3D ``SkeletonArr
   confidences, boxes, 2D keypoints, hands and ``has_face`` are passed through; body and hand
   points get 3D, the centroid is recomputed. Velocity is not available (``velocity_valid``
   false): the 2D stage has no 3D track history.
+- Faces: the FaceLandmarksArray of ``faces_input_topic`` (pose_node's ``people/faces``) is
+  paired and lifted the same way (mesh points on the depth, head pose from the 468-point mesh)
+  and published on ``faces_output_topic``; ids, association, box and confidence pass through.
 - **No model fill in this split mode**: the model's metric 3D (BlazePose world landmarks) does
   not travel in a SkeletonArray, so joints without trustworthy depth stay invalid instead of
   being filled from the model (``SOURCE_MODEL``); occlusion reasoning works without it. For the
@@ -36,7 +39,7 @@ import sys
 import time
 import traceback
 from collections import deque
-from typing import Deque, Dict, List, Optional, Tuple
+from typing import Deque, Dict, List, Optional, Tuple, Union
 
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
@@ -45,10 +48,10 @@ from std_msgs.msg import Header
 
 from ..core.lifting import Lifter, LiftingConfig
 from ..core.types import FrameResult, Person
-from ..msg import SkeletonArray
+from ..msg import FaceLandmarksArray, SkeletonArray
 from . import compat
-from .conversions import (CameraModelCache, person_to_skeleton, skeleton_msg_to_person,
-                          stamp_to_sec)
+from .conversions import (CameraModelCache, face_msg_to_face, face_to_msg, person_to_skeleton,
+                          skeleton_msg_to_person, stamp_to_sec)
 from .depth_input import DepthInput, check_depth_parameters
 from .diagnostics import RateLimitedLog
 from .params import (ParameterError, ParamSpec, at_least, changed_from_defaults, dataclass_specs,
@@ -56,6 +59,7 @@ from .params import (ParameterError, ParamSpec, at_least, changed_from_defaults,
 from .run import run_node
 
 NODE_NAME = "lifting_node"
+Message = Union[SkeletonArray, FaceLandmarksArray]
 _DIGITS = re.compile(r"[0-9][0-9.e+-]*")
 # parameters shared with pose_node (same names, defaults, meaning)
 _SHARED = ("camera_namespace", "color_info_topic", "depth_image_topic", "depth_info_topic",
@@ -72,6 +76,9 @@ def node_param_specs() -> List[ParamSpec]:
         S("input_topic", "people/skeletons", "str", "2D SkeletonArray input (e.g. pose_node "
           "with use_depth:=false)"),
         S("output_topic", "people/skeletons_3d", "str", "3D SkeletonArray output"),
+        S("faces_input_topic", "people/faces", "str", "2D FaceLandmarksArray input (empty: "
+          "faces are not lifted)"),
+        S("faces_output_topic", "people/faces_3d", "str", "3D FaceLandmarksArray output"),
         S("sync_slop_s", 0.05, "float", "max stamp difference of a skeletons/depth pair [s]",
           check=non_negative),
         S("depth_history", 30, "int", "depth images kept for pairing (the skeletons arrive "
@@ -96,7 +103,8 @@ class LiftingNode(Node):
         self.counts: Dict[str, int] = {"input": 0, "lifted": 0, "published 2D": 0,
                                        "skipped": 0}
         self._depths: Deque[Image] = deque(maxlen=self.p["depth_history"])
-        self._pending: Deque[Tuple[SkeletonArray, float]] = deque(maxlen=self.p["qos_depth"])
+        # skeletons and faces waiting for their depth image, in arrival order
+        self._pending: Deque[Tuple[Message, float]] = deque(maxlen=2 * self.p["qos_depth"])
         self._color_info: Optional[CameraInfo] = None
         self._depth_info: Optional[CameraInfo] = None
         self._color_models = CameraModelCache()
@@ -106,7 +114,9 @@ class LiftingNode(Node):
         p, ns = self.p, self.p["camera_namespace"]
         self.topics = {k: resolve_topic(ns, p[f"{k}_topic"])
                        for k in ("color_info", "depth_image", "depth_info")}
-        self.topics.update(input=p["input_topic"], output=p["output_topic"])
+        self.topics.update(input=p["input_topic"], output=p["output_topic"],
+                           faces_input=p["faces_input_topic"],
+                           faces_output=p["faces_output_topic"])
         self._depth_in = DepthInput(p, self.topics, self.tf_buffer,
                                     bad_input=lambda text: self._warn("input", text),
                                     issue=self._warn, path=lambda text: None)
@@ -117,18 +127,26 @@ class LiftingNode(Node):
         info_qos = QoSProfile(depth=2, reliability=rel)
         out = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
         self.pub = self.create_publisher(SkeletonArray, self.topics["output"], out)
+        self.pub_faces = None
+        if self.topics["faces_input"]:
+            self.pub_faces = self.create_publisher(FaceLandmarksArray,
+                                                   self.topics["faces_output"], out)
+            self.create_subscription(FaceLandmarksArray, self.topics["faces_input"],
+                                     self._on_input, out)
         self.create_subscription(CameraInfo, self.topics["color_info"], self._on_color_info,
                                  info_qos)
         self.create_subscription(CameraInfo, self.topics["depth_info"], self._on_depth_info,
                                  info_qos)
         self.create_subscription(Image, self.topics["depth_image"], self._on_depth, cam_qos)
-        self.create_subscription(SkeletonArray, self.topics["input"], self._on_skeletons, out)
+        self.create_subscription(SkeletonArray, self.topics["input"], self._on_input, out)
         self._timer = self.create_timer(max(0.01, 0.5 * p["depth_wait_s"]), self._drain)
         how = ("registered" if p["depth_registered"]
                else "unregistered: reprojected with TF extrinsics")
         self.get_logger().info(
             f"lifting_node ready: '{self.topics['input']}' + depth '{self.topics['depth_image']}'"
-            f" ({how}) -> '{self.topics['output']}' (no model fill in split mode)")
+            f" ({how}) -> '{self.topics['output']}'"
+            + (f"; faces '{self.topics['faces_input']}' -> '{self.topics['faces_output']}'"
+               if self.pub_faces is not None else "") + " (no model fill in split mode)")
 
     # ------------------------------------------------------------------ configuration
     def _read_parameters(self) -> Tuple[Dict, LiftingConfig]:
@@ -160,7 +178,8 @@ class LiftingNode(Node):
         self._depths.append(msg)
         self._drain()
 
-    def _on_skeletons(self, msg: SkeletonArray) -> None:
+    def _on_input(self, msg: Message) -> None:
+        """A SkeletonArray or FaceLandmarksArray: queued until its depth image is there."""
         self.counts["input"] += 1
         if len(self._pending) == self._pending.maxlen:
             self._process(*self._pick(self._pending.popleft()[0], final=True))
@@ -180,7 +199,7 @@ class LiftingNode(Node):
             self._pending.popleft()
             self._process(msg, depth)
 
-    def _pick(self, msg: SkeletonArray, final: bool) -> Tuple[bool, Optional[Image]]:
+    def _pick(self, msg: Message, final: bool) -> Tuple[bool, Optional[Image]]:
         """(ready, the depth image of the nearest stamp within sync_slop_s or None). Not ready
         while every depth image is older than the skeletons (a nearer one may still come),
         unless ``final``."""
@@ -197,8 +216,10 @@ class LiftingNode(Node):
         return ready, best
 
     # ------------------------------------------------------------------ one frame
-    def _process(self, msg: SkeletonArray, depth: Optional[Image]) -> Optional[SkeletonArray]:
+    def _process(self, msg: Message, depth: Optional[Image]) -> Optional[Message]:
         try:
+            if isinstance(msg, FaceLandmarksArray):
+                return self.process_faces(msg, depth)
             return self.process(msg, depth)
         except Exception as exc:  # one bad frame never kills the node
             self.counts["skipped"] += 1
@@ -218,22 +239,7 @@ class LiftingNode(Node):
             return None
         for person in persons:      # only the depth image gives 3D here
             _drop_3d(person)
-        info = self._color_info
-        cam_frame = (info.header.frame_id if info is not None and info.header.frame_id
-                     else msg.header.frame_id)
-        camera = self._colour_camera()
-        depth_used = False
-        if depth is None:
-            self._warn("depth", f"no depth image on '{self.topics['depth_image']}' within "
-                       f"sync_slop_s = {self.p['sync_slop_s']:g} s of the skeletons' stamp: "
-                       "published in 2D")
-        elif camera is not None:
-            depth_m, depth_cam = self._depth_in.prepare(depth, self._depth_info, camera,
-                                                        cam_frame, msg.header.stamp)
-            if depth_m is not None:
-                self.lifter.lift_frame(FrameResult(persons=persons), depth_m, camera, depth_cam)
-                depth_used = True
-        header = Header(stamp=msg.header.stamp, frame_id=cam_frame)
+        header, depth_used = self._lift(msg, depth, FrameResult(persons=persons), "skeletons")
         out = SkeletonArray(depth_used=depth_used)
         out.header = header
         for person, s_in in zip(persons, msg.skeletons):
@@ -243,6 +249,48 @@ class LiftingNode(Node):
         self.pub.publish(out)
         self.counts["lifted" if depth_used else "published 2D"] += 1
         return out
+
+    def process_faces(self, msg: FaceLandmarksArray, depth: Optional[Image]
+                      ) -> Optional[FaceLandmarksArray]:
+        """Lift one FaceLandmarksArray (None depth: publish it in 2D); publishes and returns the
+        output, or None when the message was skipped (bad faces)."""
+        try:
+            faces = [face_msg_to_face(f) for f in msg.faces]
+        except ValueError as exc:
+            self.counts["skipped"] += 1
+            self._warn("faces", f"FaceLandmarksArray on '{self.topics['faces_input']}' skipped: "
+                       f"{exc}")
+            return None
+        for face in faces:
+            _drop_keypoints_3d(face.mesh)
+        header, depth_used = self._lift(msg, depth, FrameResult(faces_without_body=faces),
+                                        "faces")
+        out = FaceLandmarksArray()
+        out.header = header
+        out.faces = [face_to_msg(f, header, None, f.mesh.layout) for f in faces]
+        self.pub_faces.publish(out)
+        self.counts["lifted" if depth_used else "published 2D"] += 1
+        return out
+
+    def _lift(self, msg: Message, depth: Optional[Image], result: FrameResult, what: str
+              ) -> Tuple[Header, bool]:
+        """Lift ``result`` in place with ``depth``; (output header, depth used)."""
+        info = self._color_info
+        cam_frame = (info.header.frame_id if info is not None and info.header.frame_id
+                     else msg.header.frame_id)
+        camera = self._colour_camera()
+        depth_used = False
+        if depth is None:
+            self._warn("depth", f"no depth image on '{self.topics['depth_image']}' within "
+                       f"sync_slop_s = {self.p['sync_slop_s']:g} s of the {what}' stamp: "
+                       "published in 2D")
+        elif camera is not None:
+            depth_m, depth_cam = self._depth_in.prepare(depth, self._depth_info, camera,
+                                                        cam_frame, msg.header.stamp)
+            if depth_m is not None:
+                self.lifter.lift_frame(result, depth_m, camera, depth_cam)
+                depth_used = True
+        return Header(stamp=msg.header.stamp, frame_id=cam_frame), depth_used
 
     def _colour_camera(self):
         """The colour CameraInfo's model (cached), or None (warned) without a usable one."""
@@ -273,7 +321,11 @@ def _drop_3d(person: Person) -> None:
     """Forget any 3D the input carried (the output's 3D comes from this node's depth only)."""
     person.centroid = person.velocity = None
     for kps in [person.body] + [h.keypoints for h in person.hands]:
-        kps.xyz = kps.xyz_valid = kps.xyz_sigma = kps.xyz_source = None
+        _drop_keypoints_3d(kps)
+
+
+def _drop_keypoints_3d(kps) -> None:
+    kps.xyz = kps.xyz_valid = kps.xyz_sigma = kps.xyz_source = None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
