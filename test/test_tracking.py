@@ -198,3 +198,68 @@ def test_prediction_follows_a_fast_mover_through_a_short_occlusion():
         tracker.update([p], t)
         ids.append(p.track_id)
     assert set(ids) == {1}
+
+
+def _face(cx, cy, z=None, size=60.0, n=468, seed=0):
+    """A face mesh around (cx, cy) px; with z, every point at that depth."""
+    from pose_perception.core.types import Face, Keypoints
+    rng = np.random.default_rng(seed)
+    xy = np.stack([cx + rng.uniform(-0.5, 0.5, n) * size, cy + rng.uniform(-0.6, 0.6, n) * size], 1)
+    mesh = Keypoints("face468", xy, np.full(n, 0.95))
+    if z is not None:
+        mesh.init_3d()
+        mesh.xyz[:] = [(cx - 320) / 500 * z, (cy - 240) / 500 * z, z]
+        mesh.xyz_valid[:] = True
+    box = np.array([xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max(), xy[:, 1].max()])
+    return Face(mesh=mesh, box=box, score=0.95)
+
+
+def test_faces_without_a_body_get_their_own_ids_from_the_people_id_space():
+    """Two body-less faces moving past each other keep their ids; a person tracked beside them
+    draws from the same counter, so no face id equals a person id; a face that reappears after
+    max_age_s is a new face."""
+    import itertools
+    ids = itertools.count(1)
+    people, faces = Tracker(TrackerConfig(), ids), Tracker(TrackerConfig(), ids)
+    a_ids, b_ids, p_ids = [], [], []
+    for i in range(20):
+        t = i / FPS
+        a, b = _face(200 + 6 * i, 200, 1.0, seed=i), _face(400 - 6 * i, 210, 1.3, seed=50 + i)
+        person = make_person(0.2, 3.0)
+        people.update([person], t)
+        assert faces.update_faces([b, a], t) == [b, a]
+        a_ids.append(a.track_id)
+        b_ids.append(b.track_id)
+        p_ids.append(person.track_id)
+    assert len(set(a_ids[1:])) == 1 and len(set(b_ids[1:])) == 1 and a_ids[-1] != b_ids[-1]
+    assert a_ids[-1] > 0 and b_ids[-1] > 0 and p_ids[-1] > 0
+    assert p_ids[-1] not in (a_ids[-1], b_ids[-1])
+    c = _face(300, 200, 1.0)
+    faces.update_faces([c], 20 / FPS + 5.0)                # long after: a new track
+    faces.update_faces([c], 20 / FPS + 5.0 + 1 / FPS)
+    assert c.track_id > max(a_ids[-1], b_ids[-1], p_ids[-1])
+
+
+def test_perception_tracks_faces_without_a_body():
+    from pose_perception.core.perception import Perception, PerceptionConfig
+    from pose_perception.core.types import FrameResult
+
+    class OnlyFaces:
+        provider = "fake"
+
+        def __init__(self):
+            self.i = 0
+
+        def process(self, rgb, stamp_s=None):
+            self.i += 1
+            return FrameResult(faces_without_body=[_face(300 + 3 * self.i, 240, seed=self.i)])
+
+        def reset(self):
+            pass
+
+    per = Perception(PerceptionConfig(), keypoints=OnlyFaces())
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    got = [per.process(rgb, i / FPS).faces_without_body[0].track_id for i in range(6)]
+    assert got[-1] > 0 and len(set(got[2:])) == 1, got
+    r = per.process(rgb, 6 / FPS)
+    assert not r.faces_without_body[0].associated

@@ -5,6 +5,7 @@ module and is usable alone.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -89,7 +90,9 @@ class Perception:
         self.config = config or PerceptionConfig()
         self.keypoints = keypoints or build_keypoint_stage(self.config)
         self.lifter = Lifter(self.config.lifting)
-        self.tracker = Tracker(self.config.tracking)
+        ids = itertools.count(1)          # one id space for people and body-less faces
+        self.tracker = Tracker(self.config.tracking, ids)
+        self.face_tracker = Tracker(self.config.tracking, ids)
         self.smoother = PersonSmoother(self.config.smoothing)
         self._last_stamp: Optional[float] = None
         self.resets = 0
@@ -112,6 +115,7 @@ class Perception:
         """Forget everything that depends on time (tracked crops, tracks, filter states)."""
         self.keypoints.reset()
         self.tracker.reset()
+        self.face_tracker.reset()
         self.smoother.reset()
         self._last_stamp = None
         self.resets += 1
@@ -148,6 +152,9 @@ class Perception:
             if self.config.enable_smoothing:
                 result.persons = self.smoother.update(result.persons, stamp_s)
         sync_face_track_ids(result.persons)
+        if self.config.enable_tracking:
+            result.faces_without_body = self.face_tracker.update_faces(
+                result.faces_without_body, stamp_s)
         result.timings_ms["track"] = (time.perf_counter() - t) * 1e3
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result

@@ -26,16 +26,21 @@ survives ``max_age_s`` without a match (occlusion) and is then retired for good.
 Time: a duplicated stamp is matched without prediction and does not update velocities; a stamp
 that goes backwards (bag loop) resets the tracker; a jump larger than ``max_age_s`` retires every
 track before matching.
+
+Faces without a body are tracked the same way by a second Tracker (:meth:`Tracker.update_faces`:
+box, mesh points, 3D centre of the mesh) that draws its ids from the same counter as the people's
+tracker (``ids``), so a face's id never equals a person's.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .types import Keypoints, Person
+from .types import Face, Keypoints, Person
 
 # BlazePose-33 torso joints: shoulders and hips
 TORSO_BLAZEPOSE33 = (11, 12, 23, 24)
@@ -184,23 +189,41 @@ class _Track:
 class _Det:
     __slots__ = ("box", "xy", "kp_ok", "centroid")
 
-    def __init__(self, person: Person, min_score: float) -> None:
-        self.box = np.asarray(person.box, np.float64).reshape(4)
+    def __init__(self, box, kps: Keypoints, min_score: float,
+                 centroid: Optional[np.ndarray]) -> None:
+        self.box = np.asarray(box, np.float64).reshape(4)
         if not np.isfinite(self.box).all():
-            raise ValueError(f"person box must be finite, got {self.box}")
-        self.xy = person.body.xy.astype(np.float64)
-        self.kp_ok = (person.body.score >= min_score) & np.isfinite(self.xy).all(axis=1)
-        self.centroid = person_centroid(person)
+            raise ValueError(f"box must be finite, got {self.box}")
+        self.xy = kps.xy.astype(np.float64)
+        self.kp_ok = (kps.score >= min_score) & np.isfinite(self.xy).all(axis=1)
+        self.centroid = centroid
+
+    @classmethod
+    def of_person(cls, person: Person, min_score: float) -> "_Det":
+        return cls(person.box, person.body, min_score, person_centroid(person))
+
+    @classmethod
+    def of_face(cls, face: Face, min_score: float) -> "_Det":
+        return cls(face.box, face.mesh, min_score, mesh_centroid(face.mesh))
+
+
+def mesh_centroid(mesh: Keypoints) -> Optional[np.ndarray]:
+    """Per-axis median of a face mesh's valid 3D points (at least 3), else None."""
+    if mesh.xyz is None or mesh.xyz_valid is None:
+        return None
+    ok = mesh.xyz_valid & np.isfinite(mesh.xyz).all(axis=1)
+    return np.median(mesh.xyz[ok].astype(np.float64), axis=0) if ok.sum() >= 3 else None
 
 
 class Tracker:
     """Assigns stable ``track_id`` s to the people of successive frames (see module docstring)."""
 
-    def __init__(self, config: Optional[TrackerConfig] = None) -> None:
+    def __init__(self, config: Optional[TrackerConfig] = None,
+                 ids: Optional[Iterator[int]] = None) -> None:
         self.config = config or TrackerConfig()
         self._tracks: List[_Track] = []
         self._last_stamp: Optional[float] = None
-        self._next_id = 1
+        self._ids = ids if ids is not None else itertools.count(1)   # public ids to hand out
 
     # ------------------------------------------------------------------ public API
     def reset(self) -> None:
@@ -224,6 +247,15 @@ class Tracker:
         Sets ``track_id`` on each Person in place (0 while its track is tentative) and returns
         them in input order (without the tentative ones when ``output_tentative`` is False).
         """
+        min_score = self.config.min_keypoint_score
+        return self._update(persons, [_Det.of_person(p, min_score) for p in persons], stamp_s)
+
+    def update_faces(self, faces: Sequence[Face], stamp_s: float) -> List[Face]:
+        """:meth:`update` for faces without a body (a Tracker of their own)."""
+        min_score = self.config.min_keypoint_score
+        return self._update(faces, [_Det.of_face(f, min_score) for f in faces], stamp_s)
+
+    def _update(self, items, dets: List[_Det], stamp_s: float) -> list:
         cfg = self.config
         stamp_s = float(stamp_s)
         if not np.isfinite(stamp_s):
@@ -234,7 +266,6 @@ class Tracker:
         # retire tracks unmatched for longer than max_age_s (a time jump retires everyone)
         self._tracks = [t for t in self._tracks if stamp_s - t.last_s <= cfg.max_age_s]
 
-        dets = [_Det(p, cfg.min_keypoint_score) for p in persons]
         matches, unmatched_dets = self._associate(dets, stamp_s)
 
         matched_tracks = set()
@@ -243,12 +274,12 @@ class Tracker:
             track.correct(dets[di], stamp_s, cfg.velocity_gain)
             matched_tracks.add(ti)
             self._maybe_confirm(track)
-            persons[di].track_id = track.track_id
+            items[di].track_id = track.track_id
         new_tracks = []
         for di in unmatched_dets:
             track = _Track(dets[di], stamp_s)
             self._maybe_confirm(track)
-            persons[di].track_id = track.track_id
+            items[di].track_id = track.track_id
             new_tracks.append(track)
 
         # tentative tracks are dropped at their first miss; confirmed ones coast (max_age_s)
@@ -256,14 +287,13 @@ class Tracker:
                         if i in matched_tracks or t.track_id > 0] + new_tracks
 
         if cfg.output_tentative:
-            return list(persons)
-        return [p for p in persons if p.track_id > 0]
+            return list(items)
+        return [p for p in items if p.track_id > 0]
 
     # ------------------------------------------------------------------ internals
     def _maybe_confirm(self, track: _Track) -> None:
         if track.track_id == 0 and track.hits >= self.config.min_hits:
-            track.track_id = self._next_id
-            self._next_id += 1
+            track.track_id = next(self._ids)
 
     def _associate(self, dets: List[_Det], stamp_s: float):
         n_t, n_d = len(self._tracks), len(dets)
