@@ -12,9 +12,9 @@ ears, mouth) are compared with the face:
 
 ``cost = 0.5 * (1 - inside) + 0.5 * geometry``; the Hungarian method picks the pairs, and pairs
 costing more than ``max_cost`` are rejected. An associated face gets ``person_index``, the body's
-``track_id`` and ``associated=True``; the others get ``person_index=-1``, ``track_id=0``
-(faces without a body are not tracked: id 0 keeps them out of the bodies' id space) and
-``associated=False``.
+``track_id`` and ``associated=True``; the others get ``person_index=-1``, ``track_id=0`` and
+``associated=False`` (``Perception`` then gives them ids of their own with a face tracker that
+shares the bodies' id counter: ``Tracker.update_faces``).
 
 Run it after the tracker (so the body track ids exist), or call :func:`sync_face_track_ids`
 after tracking.
