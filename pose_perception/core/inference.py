@@ -282,60 +282,19 @@ class OnnxModel:
         if _FAILED_PROVIDERS & set(chosen):   # already failed to start for an earlier model
             chosen = [p for p in chosen if p not in _FAILED_PROVIDERS]
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
-        if usable_cores() <= 4:
-            # several sessions run one after another on few cores: spinning threads steal the CPU
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so = self._session_options(ort)
         if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(chosen):
             preload_cuda_libraries(ort)
         wanted = model_precision(precision, self.name)
         trt_fp16 = wanted == "fp16" and chosen[0] == "TensorrtExecutionProvider"
-        provider_args: List = []
-        for p in chosen:
-            if p == "TensorrtExecutionProvider":
-                # one folder per precision: TensorRT does not check a cached engine's precision
-                cache = (Path(cache_dir) if cache_dir else _trt_cache_dir()) / \
-                    ("fp16" if trt_fp16 else "fp32")
-                provider_args.append((p, {"trt_engine_cache_enable": True,
-                                          "trt_engine_cache_path": str(cache),
-                                          "trt_fp16_enable": trt_fp16,
-                                          **trt_batch_profile(self.path, max_batch)}))
-            else:
-                provider_args.append(p)
+        provider_args = self._provider_args(chosen, trt_fp16, cache_dir, max_batch)
         try:
             pruned = pruned_model_bytes(self.path, drop_outputs) if drop_outputs else None
         except Exception as exc:
             raise ModelLoadError(f"could not read ONNX model {self.path}: {type(exc).__name__}: "
                                  f"{str(exc)[:300]}{_provision_hint(self.path)}") from exc
-        fp32_model: Union[str, bytes] = pruned if pruned else str(self.path)
-        model = fp32_model
-        self.precision = "fp32"
-        if wanted == "fp16-emulated":
-            model = self._transformed(model, fp16_emulated, wanted)
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        elif wanted == "fp16" and chosen[0] in GPU_PROVIDERS and not trt_fp16:
-            model = self._transformed(model, to_fp16, wanted)
-        elif wanted == "fp16" and not trt_fp16 and precision == "fp16":
-            _warn_once(("fp16-cpu",), "fp16 is used on GPU providers only: the models run in fp32 "
-                       "on %s", chosen[0])
-        self.session = self._session(ort, model, so, provider_args, fp32_model)
-        started = self.session.get_providers()[0]
-        if trt_fp16 and started == "TensorrtExecutionProvider":
-            self.precision = "fp16"
-        elif trt_fp16 and started in GPU_PROVIDERS:
-            # TensorRT did not start but CUDA did: give CUDA the fp16 graph
-            model = self._transformed(fp32_model, to_fp16, wanted)
-            if self.precision == "fp16":
-                self.session = self._session(ort, model, so, provider_args[1:], fp32_model)
-        elif self.precision == "fp16" and started not in GPU_PROVIDERS:
-            # the GPU provider did not start: an fp16 graph on CPU is only slower
-            self.precision = "fp32"
-            self.session = self._session(ort, fp32_model, so, provider_args, fp32_model)
+        self._open(ort, pruned if pruned else str(self.path), so, provider_args, wanted,
+                   explicit_fp16=precision == "fp16")
 
         self.providers: List[str] = list(self.session.get_providers())
         failed = [p for p in chosen if p not in self.providers]
@@ -370,6 +329,66 @@ class OnnxModel:
             if max_batch and self.dynamic_batch and self.provider in GPU_PROVIDERS:
                 for batch in range(2, int(max_batch) + 1):
                     self.warmup(batch)
+
+    def _session_options(self, ort):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        if usable_cores() <= 4:
+            # several sessions run one after another on few cores: spinning threads steal the CPU
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return so
+
+    def _provider_args(self, chosen: Sequence[str], trt_fp16: bool,
+                       cache_dir: Optional[Union[str, Path]], max_batch: Optional[int]) -> List:
+        """onnxruntime's providers argument: TensorRT with its engine cache (one folder per
+        precision: TensorRT does not check a cached engine's precision), fp16 flag and batch
+        profile; the others by name."""
+        args: List = []
+        for p in chosen:
+            if p == "TensorrtExecutionProvider":
+                cache = (Path(cache_dir) if cache_dir else _trt_cache_dir()) / \
+                    ("fp16" if trt_fp16 else "fp32")
+                args.append((p, {"trt_engine_cache_enable": True,
+                                 "trt_engine_cache_path": str(cache),
+                                 "trt_fp16_enable": trt_fp16,
+                                 **trt_batch_profile(self.path, max_batch)}))
+            else:
+                args.append(p)
+        return args
+
+    def _open(self, ort, fp32_model: Union[str, bytes], so, provider_args: List, wanted: str,
+              explicit_fp16: bool) -> None:
+        """``self.session`` in the precision ``wanted``, as far as the provider that really
+        starts allows; ``self.precision`` says what runs (see the class docstring)."""
+        first = provider_args[0][0] if isinstance(provider_args[0], tuple) else provider_args[0]
+        trt_fp16 = wanted == "fp16" and first == "TensorrtExecutionProvider"
+        model = fp32_model
+        self.precision = "fp32"
+        if wanted == "fp16-emulated":
+            model = self._transformed(model, fp16_emulated, wanted)
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        elif wanted == "fp16" and first in GPU_PROVIDERS and not trt_fp16:
+            model = self._transformed(model, to_fp16, wanted)
+        elif wanted == "fp16" and explicit_fp16 and not trt_fp16:
+            _warn_once(("fp16-cpu",), "fp16 is used on GPU providers only: the models run in fp32 "
+                       "on %s", first)
+        self.session = self._session(ort, model, so, provider_args, fp32_model)
+        started = self.session.get_providers()[0]
+        if trt_fp16 and started == "TensorrtExecutionProvider":
+            self.precision = "fp16"
+        elif trt_fp16 and started in GPU_PROVIDERS:
+            # TensorRT did not start but CUDA did: give CUDA the fp16 graph
+            model = self._transformed(fp32_model, to_fp16, wanted)
+            if self.precision == "fp16":
+                self.session = self._session(ort, model, so, provider_args[1:], fp32_model)
+        elif self.precision == "fp16" and started not in GPU_PROVIDERS:
+            # the GPU provider did not start: an fp16 graph on CPU is only slower
+            self.precision = "fp32"
+            self.session = self._session(ort, fp32_model, so, provider_args, fp32_model)
 
     def _transformed(self, model: Union[str, bytes], transform: Callable[[bytes], bytes],
                      precision: str) -> Union[str, bytes]:
