@@ -50,11 +50,6 @@ def colour_image(t, rgb=(200, 100, 50), encoding="rgb8", size=(W, H), bigendian=
                  pad=0, frame="cam_optical"):
     """A uniform colour image in any encoding, optionally big-endian and with row padding."""
     import cv2
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import Header
-
-    from pose_perception.core.image_codec import encode_image
-    from pose_perception.ros.conversions import sec_to_stamp
     w, h = size
     img = np.empty((h, w, 3), np.uint8)
     img[:] = rgb
@@ -67,29 +62,26 @@ def colour_image(t, rgb=(200, 100, 50), encoding="rgb8", size=(W, H), bigendian=
            "yuv422": lambda: np.dstack([np.full((h, w), 128, np.uint8), img[:, :, 0]]),
            "yuyv": lambda: np.dstack([img[:, :, 0], np.full((h, w), 128, np.uint8)]),
            }[encoding]()
-    hh, ww, step, data = encode_image(np.ascontiguousarray(arr), encoding, bigendian)
-    if pad:
-        rows = np.frombuffer(data, np.uint8).reshape(hh, step)
-        data = np.hstack([rows, np.full((hh, pad), 0xEE, np.uint8)]).tobytes()
-        step += pad
-    msg = Image(height=hh, width=ww, encoding=encoding, is_bigendian=int(bigendian), step=step)
-    msg.data = data
-    msg.header = Header(stamp=sec_to_stamp(t), frame_id=frame)
-    return msg
+    return _image_msg(t, np.ascontiguousarray(arr), encoding, bigendian, pad, 0xEE, frame)
 
 
 def depth_image(t, values, encoding="32FC1", bigendian=False, pad=0, frame="cam_optical"):
     """A depth image from an (H, W) array of metres (32FC1) or raw units (16UC1)."""
+    dt = np.float32 if encoding == "32FC1" else np.uint16
+    return _image_msg(t, np.asarray(values, dt), encoding, bigendian, pad, 0x7F, frame)
+
+
+def _image_msg(t, arr, encoding, bigendian, pad, pad_byte, frame):
+    """An Image message of ``arr``, each row followed by ``pad`` bytes of ``pad_byte``."""
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
     from pose_perception.core.image_codec import encode_image
     from pose_perception.ros.conversions import sec_to_stamp
-    dt = np.float32 if encoding == "32FC1" else np.uint16
-    hh, ww, step, data = encode_image(np.asarray(values, dt), encoding, bigendian)
+    hh, ww, step, data = encode_image(arr, encoding, bigendian)
     if pad:
         rows = np.frombuffer(data, np.uint8).reshape(hh, step)
-        data = np.hstack([rows, np.full((hh, pad), 0x7F, np.uint8)]).tobytes()
+        data = np.hstack([rows, np.full((hh, pad), pad_byte, np.uint8)]).tobytes()
         step += pad
     msg = Image(height=hh, width=ww, encoding=encoding, is_bigendian=int(bigendian), step=step)
     msg.data = data

@@ -30,6 +30,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .crops import points_box
+from .evaluation import greedy_match
+from .tracking import box_iou
 from .types import FrameResult
 
 KINDS = ("body", "face", "hand")
@@ -64,35 +67,17 @@ class Deviations:
         return out
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def _pairs(ref_boxes: Sequence[np.ndarray], test_boxes: Sequence[np.ndarray]
            ) -> Tuple[List[Tuple[int, int]], int]:
     """Greedy IoU matching; returns (pairs, number of unmatched items on either side)."""
-    cand = sorted(((_box_iou(r, t), i, j) for i, r in enumerate(ref_boxes)
-                   for j, t in enumerate(test_boxes)), reverse=True)
-    used_r, used_t, pairs = set(), set(), []
-    for iou, i, j in cand:
-        if iou < MATCH_IOU or i in used_r or j in used_t:
-            continue
-        used_r.add(i)
-        used_t.add(j)
-        pairs.append((i, j))
-    return pairs, len(ref_boxes) + len(test_boxes) - 2 * len(pairs)
-
-
-def _points_box(xy: np.ndarray) -> np.ndarray:
-    return np.array([xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max(), xy[:, 1].max()])
+    if not len(ref_boxes) or not len(test_boxes):
+        return [], len(ref_boxes) + len(test_boxes)
+    match = greedy_match(box_iou(np.stack(ref_boxes), np.stack(test_boxes)), MATCH_IOU)
+    return list(match.items()), len(ref_boxes) + len(test_boxes) - 2 * len(match)
 
 
 def _size(xy: np.ndarray) -> float:
-    b = _points_box(xy)
+    b = points_box(xy)
     return float(np.sqrt(max((b[2] - b[0]) * (b[3] - b[1]), 1.0)))
 
 
@@ -112,8 +97,8 @@ def compare(ref: FrameResult, test: FrameResult, shift: Tuple[float, float] = (0
         d.points["body"].extend(err[seen].tolist())
         d.score.append(abs(r.score - t.score))
         d.score.append(float(np.abs(r.body.score - t.body.score).max()))
-        hp, hu = _pairs([_points_box(h.keypoints.xy) for h in r.hands],
-                        [_points_box(h.keypoints.xy - off) for h in t.hands])
+        hp, hu = _pairs([points_box(h.keypoints.xy) for h in r.hands],
+                        [points_box(h.keypoints.xy - off) for h in t.hands])
         d.count_changes += hu
         for a, b in hp:
             hr, ht = r.hands[a], t.hands[b]

@@ -82,37 +82,30 @@ def fp16_emulated(model_bytes: bytes) -> bytes:
     inferred = onnx.shape_inference.infer_shapes(model)
     float_values = {vi.name for vi in list(inferred.graph.value_info) + list(inferred.graph.output)
                     if vi.type.tensor_type.elem_type == TensorProto.FLOAT}
-    nodes = []
+    def round_trip(src: str, dst: str) -> list:
+        """Cast ``src`` to fp16 and back into ``dst``."""
+        half = src + "__fp16"
+        return [helper.make_node("Cast", [src], [half], to=TensorProto.FLOAT16,
+                                 name=half + "_cast"),
+                helper.make_node("Cast", [half], [dst], to=TensorProto.FLOAT,
+                                 name=dst + "_cast")]
+
+    # the inputs first: the fp16 graph casts its fp32 inputs to fp16; their consumers read
+    # the rounded copy
+    renamed = {inp.name: inp.name + _EMULATED_SUFFIX for inp in graph.input
+               if inp.type.tensor_type.elem_type == TensorProto.FLOAT}
+    nodes = [c for name, rounded in renamed.items() for c in round_trip(name, rounded)]
     for node in graph.node:
-        casts = []
-        for k, out in enumerate(node.output):
-            if out not in float_values:
-                continue
-            raw, half = out + _EMULATED_SUFFIX, out + "__fp16"
-            node.output[k] = raw
-            casts.append(helper.make_node("Cast", [raw], [half], to=TensorProto.FLOAT16,
-                                          name=raw + "_to_fp16"))
-            casts.append(helper.make_node("Cast", [half], [out], to=TensorProto.FLOAT,
-                                          name=raw + "_to_fp32"))
-        nodes.append(node)
-        nodes.extend(casts)
-    # the inputs too: the fp16 graph casts its fp32 inputs to fp16 first
-    renamed = {}
-    for inp in graph.input:
-        if inp.type.tensor_type.elem_type != TensorProto.FLOAT:
-            continue
-        half, back = inp.name + "__fp16", inp.name + _EMULATED_SUFFIX
-        renamed[inp.name] = back
-        nodes.insert(0, helper.make_node("Cast", [half], [back], to=TensorProto.FLOAT,
-                                         name=back + "_in"))
-        nodes.insert(0, helper.make_node("Cast", [inp.name], [half], to=TensorProto.FLOAT16,
-                                         name=half + "_in"))
-    for node in nodes:
-        if node.op_type == "Cast" and node.name.endswith("_in"):
-            continue
         for k, name in enumerate(node.input):
             if name in renamed:
                 node.input[k] = renamed[name]
+        casts = []
+        for k, out in enumerate(node.output):
+            if out in float_values:
+                node.output[k] = out + _EMULATED_SUFFIX
+                casts += round_trip(node.output[k], out)
+        nodes.append(node)
+        nodes.extend(casts)
     del graph.node[:]
     graph.node.extend(nodes)
     return model.SerializeToString()
