@@ -33,6 +33,8 @@ EVAL_COMMANDS: Dict[str, Tuple[str, str, str]] = {
              "NME-68/NME-51 on COCO-style 68-point annotations"),
     "lift3d": ("pose_perception.core.eval_lift3d", "main",
                "MPJPE of 3D lifting on Human3.6M-style data with rendered depth"),
+    "detect": ("pose_perception.apps.eval_detect", "main",
+               "person recall of the published person boxes on COCO-style person boxes"),
     "precision": ("pose_perception.core.eval_precision", "main",
                   "fp16 (emulated on CPU, or on a GPU) against fp32: keypoint deviations"),
 }

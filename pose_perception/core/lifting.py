@@ -71,6 +71,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from .camera import CameraModel
+from .depth import colour_to_depth_pixels
 from .depth_windows import (disc_offsets, front_cluster_1d, front_cluster_rows, median,
                             sample_windows, surface_factor)
 from .head_pose import estimate_head_pose
@@ -323,6 +324,11 @@ class Lifter:
         """Lift a person's body (with the model fill from ``person.world``), set
         ``person.centroid``, and lift the person's hands and face."""
         depth, dcam = self._depth_and_camera(depth_m, camera, depth_camera)
+        if person.box_only:
+            person.body.init_3d()
+            person.centroid, person.centroid_sigma = self.box_surface(person.box, depth, camera,
+                                                                      dcam)
+            return LiftStats()
         box = np.asarray(person.box, dtype=np.float64)
         scale = float(box[3] - box[1]) if box.size == 4 and np.all(np.isfinite(box)) else None
         stats = self.lift_keypoints(person.body, depth, camera, scale, dcam, person.world)
@@ -332,6 +338,43 @@ class Lifter:
         if person.face is not None:
             self.lift_face(person.face, depth, camera, dcam)
         return stats
+
+    def box_surface(self, box: np.ndarray, depth: np.ndarray, camera: CameraModel,
+                    dcam: CameraModel, near_quantile: float = 0.1, max_samples: int = 4000
+                    ) -> Tuple[Optional[np.ndarray], float]:
+        """The nearest surface of a person known only by a box (``x0, y0, x1, y1`` colour
+        pixels): the depth samples of the box's central part (the middle 60 % of its width and
+        80 % of its height, where the person is rather than the background), their nearest
+        cluster holding ``anchor_min_support`` of them (a person, not a thing in front), that
+        cluster's ``near_quantile`` depth, on the viewing ray of the box centre. Returns
+        ``(point (3,) metres or None, sigma metres)``: sigma is half the cluster's spread
+        between that quantile and its median, at least the sensor noise."""
+        cfg = self.config
+        b = np.asarray(box, np.float64).reshape(-1)
+        if b.size != 4 or not np.all(np.isfinite(b)) or b[2] <= b[0] or b[3] <= b[1]:
+            return None, float("nan")
+        cw, ch = b[2] - b[0], b[3] - b[1]
+        inner = np.array([[b[0] + 0.2 * cw, b[1] + 0.1 * ch], [b[2] - 0.2 * cw, b[3] - 0.1 * ch]])
+        if not self._on_colour_grid(camera, dcam):
+            inner = colour_to_depth_pixels(inner, camera, dcam)
+        h, w = depth.shape
+        x0, y0 = (int(np.clip(np.floor(v), 0, n - 1)) for v, n in zip(inner.min(0), (w, h)))
+        x1, y1 = (int(np.clip(np.ceil(v), 0, n - 1)) for v, n in zip(inner.max(0), (w, h)))
+        if x1 < x0 or y1 < y0:
+            return None, float("nan")
+        step = max(1, int(np.sqrt((x1 - x0 + 1) * (y1 - y0 + 1) / max_samples)))
+        v = depth[y0:y1 + 1:step, x0:x1 + 1:step].astype(np.float64).ravel()
+        v = v[np.isfinite(v) & (v > 0)]
+        z_med = front_cluster_1d(v, self._gap_fn, cfg.anchor_min_support, cfg.min_samples)
+        if not np.isfinite(z_med):
+            return None, float("nan")
+        members = v[np.abs(v - z_med) <= cfg.band_back_m]
+        z_near = float(np.quantile(members, near_quantile)) if members.size else z_med
+        sigma = max(0.5 * (z_med - z_near), cfg.depth_noise_a * z_near * z_near)
+        ray = camera.undistort_points(np.array([[(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0]]))
+        p = CameraModel.backproject(ray, z_near)[0]
+        return (p.astype(np.float64), float(sigma)) if np.all(np.isfinite(p)) else \
+            (None, float("nan"))
 
     def lift_hand(self, hand: Hand, depth_m: np.ndarray, camera: CameraModel,
                   depth_camera: Optional[CameraModel] = None) -> LiftStats:

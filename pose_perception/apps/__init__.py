@@ -1,0 +1,1 @@
+"""Programs built on the core library (evaluations); not imported by the core or the nodes."""
