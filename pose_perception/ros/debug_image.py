@@ -42,6 +42,10 @@ def draw_result(rgb: np.ndarray, result: FrameResult) -> np.ndarray:
         if box.size == 4 and np.all(np.isfinite(box)):
             x0, y0 = int(box[0]), int(box[1])
             label = f"id {p.track_id}" if p.track_id else "untracked"
+            if p.box_only:                    # no joints to draw: the detector's box
+                cv2.rectangle(img, (x0, y0), (int(box[2]), int(box[3])), colour, scale,
+                              cv2.LINE_AA)
+                label += " (box only)"
             if p.centroid is not None and np.all(np.isfinite(p.centroid)):
                 label += f"  {float(np.linalg.norm(p.centroid)):.2f} m"
             cv2.putText(img, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX,

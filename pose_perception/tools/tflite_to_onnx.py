@@ -478,19 +478,7 @@ def convert_one(job, wheel_zip, opset, image_path, tmpdir):
         raise RuntimeError(f"{name}: sigmoid_outputs {sorted(missing)} are not TFLite outputs")
     rec["validation_max_abs_diff"] = diffs
     rec["validation_sigmoid_outputs"] = list(job.get("sigmoid_outputs", ()))
-    rec["opset"] = opset
-    rec["inputs"] = io_spec(model_proto.graph.input)
-    rec["outputs"] = io_spec(model_proto.graph.output)
-
-    out = job["output"]
-    tmp_out = out + ".part"
-    with open(tmp_out, "wb") as f:
-        f.write(data)
-    os.replace(tmp_out, out)
-    rec["onnx_sha256"] = sha256_bytes(data)
-    rec["onnx_bytes"] = len(data)
-    rec["seconds"] = round(time.time() - t0, 1)
-    return rec
+    return _finish(rec, job, model_proto, data, t0, opset)
 
 
 def versions():

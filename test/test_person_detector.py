@@ -1,0 +1,147 @@
+"""The whole-body person detector (core/person_detector.py) and its fusion with the face-anchored
+BlazePose detector and tracked crops (core/keypoint_pipeline.py): pure geometry without models,
+then the real model on real photos (``people_dev`` in ../shared/data; skipped without it)."""
+import numpy as np
+import pytest
+
+from model_env import require_models
+from pose_perception.core.person_detector import (covered_fraction, hard_nms, tile_grid,
+                                                  whole_image_rect, _cut_by_region)
+from pose_perception.core.tracking import box_iou
+
+
+# ---------------------------------------------------------------- pure
+def test_no_tiles_for_camera_sized_images_tiles_cover_large_ones():
+    assert tile_grid(640, 480, 540.0) == []            # short side < 1.5 x 540
+    tiles = tile_grid(1920, 1080, 540.0)
+    assert 4 <= len(tiles) <= 12
+    sides = {round(t.width) for t in tiles}
+    assert len(sides) == 1 and 540 <= sides.pop() <= 1080
+    # every pixel is inside some tile; neighbouring tiles overlap
+    xs, ys = np.meshgrid(np.linspace(0, 1919, 40), np.linspace(0, 1079, 30))
+    pts = np.stack([xs.ravel(), ys.ravel()], 1)
+    inside = np.zeros(len(pts), bool)
+    for t in tiles:
+        inside |= (np.abs(pts[:, 0] - t.cx) <= t.width / 2) & \
+            (np.abs(pts[:, 1] - t.cy) <= t.height / 2)
+    assert inside.all()
+    assert tile_grid(1920, 1080, 0.0) == []            # 0 switches tiles off
+
+
+def test_hard_nms_keeps_the_best_of_overlapping_boxes_only():
+    boxes = np.array([[0, 0, 10, 20], [1, 0, 11, 20], [30, 0, 40, 20]], np.float32)
+    keep = hard_nms(boxes, np.array([0.6, 0.9, 0.7], np.float32), 0.5)
+    assert keep.tolist() == [1, 2]
+
+
+def test_covered_fraction_and_tile_cut_boxes():
+    box = np.array([0, 0, 10, 10], np.float32)
+    assert covered_fraction(box, np.array([[0, 0, 10, 5], [-5, -5, 20, 20]]))\
+        .tolist() == pytest.approx([0.5, 1.0])
+    # a tile inside a 1000x1000 image: a box on its inner left edge is cut, one inside is not
+    from pose_perception.core.types import RotatedRect
+    tile = RotatedRect(500.0, 500.0, 400.0, 400.0, 0.0)
+    boxes = np.array([[300.5, 400, 350, 600], [350, 350, 450, 650]], np.float32)
+    assert _cut_by_region(boxes, tile, 1000, 1000).tolist() == [True, False]
+    # the image border is not a cut
+    assert not _cut_by_region(boxes, whole_image_rect(1000, 1000), 1000, 1000).any()
+
+
+# ---------------------------------------------------------------- the real model
+@pytest.fixture(scope="module")
+def detector():
+    require_models()
+    from pose_perception.core.inference import OnnxModel, resolve_model_path
+    from pose_perception.core.person_detector import PersonDetector
+    return PersonDetector(OnnxModel(resolve_model_path("person_detection"), threads=2))
+
+
+def _gt(shared_data, folder, image_index):
+    from pose_perception.apps.eval_detect import person_boxes
+    from pose_perception.core.evaluation import load_coco, read_rgb
+    root = shared_data / "people_dev" / folder
+    data = load_coco(next(root.glob("*.json")))
+    im = data["images"][image_index]
+    return read_rgb(root / im["file_name"]), person_boxes(data)[im["id"]], im["file_name"]
+
+
+def test_detector_decodes_people_boxes_on_real_photos(detector, shared_data):
+    """Every person of the MHP photos (all visible people annotated) is one detector box."""
+    from pose_perception.core.crops import CropSampler
+    for k in (0, 1):
+        rgb, gt, name = _gt(shared_data, "mhp", k)
+        dets = detector.detect(CropSampler(rgb))
+        boxes = np.array([d.box for d in dets]).reshape(-1, 4)
+        iou = box_iou(gt, boxes)
+        print(name, "IoU of each person's best box:", iou.max(axis=1).round(2).tolist())
+        assert (iou.max(axis=1) >= 0.5).all(), name
+        assert all(0.5 < d.score <= 1.0 for d in dets)
+        assert len(dets) == len(gt)
+
+
+@pytest.fixture(scope="module")
+def perception():
+    require_models()
+    from pose_perception.core.keypoint_pipeline import KeypointConfig
+    from pose_perception.core.perception import Perception, PerceptionConfig
+    per = Perception(PerceptionConfig(keypoints=KeypointConfig(enable_face=False)))
+    yield per
+    per.close()
+
+
+def test_person_seen_from_behind_is_found(perception, shared_data):
+    """The man on the right of this AIC photo turns his back (face hidden): BlazePose's
+    face-anchored detector misses him; the whole-body box finds him."""
+    from pose_perception.apps.eval_detect import match_boxes
+    rgb, gt, name = _gt(shared_data, "aic", 1)
+    back = int(np.argmax(gt[:, 0]))             # the rightmost person
+    perception.reset()
+    res = perception.process(rgb, 0.0)
+    pred = np.array([p.box for p in res.persons]).reshape(-1, 4)
+    m = match_boxes(gt, pred)
+    print(name, "person seen from behind, box", gt[back].round().tolist(),
+          "matched by", pred[m[back]].round().tolist() if back in m else None)
+    assert back in m
+
+
+def test_every_person_found_once_on_people_dev(perception, shared_data):
+    """Recall on all three people_dev folders far above the face-anchored detector alone
+    (11/27 before the whole-body detector), and no person published twice."""
+    from pose_perception.apps.eval_detect import eval_detect
+    root = shared_data / "people_dev"
+    pairs = [(root / f, next((root / f).glob("*.json"))) for f in ("aic", "mhp", "posetrack18")]
+    res = eval_detect(pairs, perception)
+    print({k: res[k] for k in ("recall", "recall_by_height", "false_positives_per_image",
+                               "persons_found", "persons_gt")})
+    assert res["persons_gt"] == 27 and res["recall"] >= 0.65
+    aic_mhp = [r for r in res["per_image"] if "mpii" not in r["file"]]
+    assert sum(r["unmatched"] for r in aic_mhp) / len(aic_mhp) <= 0.5
+    perception.reset()
+    for folder in ("aic", "posetrack18"):
+        rgb, _, _ = _gt(shared_data, folder, 0)
+        perception.reset()
+        boxes = np.array([p.box for p in perception.process(rgb, 0.0).persons]).reshape(-1, 4)
+        iou = box_iou(boxes, boxes) - np.eye(len(boxes))
+        assert iou.max(initial=0.0) < 0.8, folder      # no duplicate of one person
+
+
+def test_box_only_people_have_no_joints_and_follow_from_frame_to_frame(shared_data):
+    """With no room for landmarks (max_persons=1) the other people of a crowd are box-only:
+    every keypoint invalid, the detector's box and score; a second frame keeps them."""
+    require_models()
+    from pose_perception.core.keypoint_pipeline import KeypointConfig, KeypointPipeline
+    rgb, _, _ = _gt(shared_data, "aic", 0)
+    pl = KeypointPipeline(KeypointConfig(enable_face=False, max_persons=1))
+    try:
+        first = pl.process(rgb, 0.0)
+        second = pl.process(rgb, 0.033)
+    finally:
+        pl.close()
+    for res in (first, second):
+        box_only = [p for p in res.persons if p.box_only]
+        assert len(res.persons) - len(box_only) == 1 and len(box_only) >= 1
+        for p in box_only:
+            assert np.isnan(p.body.xy).all() and (p.body.score == 0).all()
+            assert 0.5 < p.score <= 1.0 and p.box[2] > p.box[0] and p.box[3] > p.box[1]
+    assert len([p for p in second.persons if p.box_only]) == \
+        len([p for p in first.persons if p.box_only])
