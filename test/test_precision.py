@@ -213,7 +213,10 @@ def test_fp16_keeps_accuracy_on_real_images(shared_data):
     res = ep.check_precision(images, per_model=False)
     s = res["all_models"]
     assert s["keeps_accuracy"], (s, res["yardstick_1px_shift"])
-    assert s["count_changes"] == 0 and s["face"]["n"] > 5000 and s["hand"]["n"] > 0
+    # at most one change: since people_dev joined the development data, one face of the AIC
+    # photo ff945ae2... sits at the mesh's presence threshold (fp32 keeps it, fp16 does not;
+    # the same with the code before the whole-body detector)
+    assert s["count_changes"] <= 1 and s["face"]["n"] > 5000 and s["hand"]["n"] > 0
 
 
 def test_fp16_graph_for_cuda_when_tensorrt_does_not_start(affine, monkeypatch):
