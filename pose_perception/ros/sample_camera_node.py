@@ -17,12 +17,10 @@ the recorded colour/depth offset, as on the real robot the data came from.
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -179,19 +177,12 @@ class SampleCameraNode(Node):
             self.done = True
 
 
-def _spin_until_done(node: "SampleCameraNode") -> None:
-    """Spin until the last frame was published (``loop`` false) or shutdown."""
-    while rclpy.ok() and not node.done:
-        rclpy.spin_once(node, timeout_sec=0.1)
-    time.sleep(0.2)   # let the last messages leave
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """``pose-perception camera [--ros-args -p source:=DIR ...]``."""
     return run_node("sample_camera",
                     "usage: pose-perception camera [--ros-args -p source:=DIR -p rate_hz:=30 ...]\n"
                     "Parameters: README.md (ROS interface)",
-                    SampleCameraNode, argv, spin=_spin_until_done)
+                    SampleCameraNode, argv, until=lambda node: node.done)
 
 
 if __name__ == "__main__":
