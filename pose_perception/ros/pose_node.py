@@ -53,6 +53,7 @@ from .markers import MarkerBuilder
 from .params import (ParameterError, ParamSpec, at_least, changed_from_defaults, dataclass_specs,
                      declare_checked, nest, non_negative, positive, resolve_topic)
 from .run import run_node
+from .startup import CLOCK
 
 NODE_NAME = "pose_node"
 OUTPUT_TOPICS = {"skeletons": "people/skeletons", "faces": "people/faces",
@@ -159,12 +160,14 @@ class PoseNode(Node):
         super().__init__(node_name, **node_kwargs)
         self.p = self._read_parameters()
         self.perception_config = self._perception_config()
+        CLOCK.mark("node, parameters, pipeline imports")
         self.diag = NodeDiagnostics(f"pose_perception: {self.get_name()}",
                                     hardware_id=self.get_fully_qualified_name(),
                                     period_s=self.p["diagnostics_period_s"])
         self._log = RateLimitedLog(self._log_fn, self.p["log_period_s"])
         factory = perception_factory or default_perception_factory
         self.perception = factory(self.perception_config)
+        CLOCK.mark("models (load + warm-up)")
         provider = str(getattr(self.perception, "provider", "unknown"))
         self.diag.fact("execution provider", provider)
         self.diag.fact("precision", str(getattr(self.perception, "precision", "unknown")))
@@ -208,29 +211,31 @@ class PoseNode(Node):
             depth = f", depth '{self.topics['depth_image']}' ({how})"
         out = (f"'{self.p['target_frame']}'" if self.p["target_frame"]
                else "= colour optical frame")
+        CLOCK.mark("topics")
+        self._ready_age_s = CLOCK.age_s()
+        self._first_frame_done = False
+        self.diag.fact("start-up", CLOCK.summary())
         self.get_logger().info(f"pose_node ready: colour '{self.topics['color_image']}'{depth}; "
                                f"provider {provider} "
                                f"({getattr(self.perception, 'precision', 'fp32')}); "
-                               f"output frame {out}")
+                               f"output frame {out}; start-up {CLOCK.summary()}")
 
     # ------------------------------------------------------------------ configuration
     def _warn_if_gpu_missing(self, provider: str) -> None:
-        """use_gpu asked for a GPU provider but the pipeline runs on CPU: one warning at start
-        (require_gpu makes the pipeline fail instead)."""
-        from ..core.inference import GPU_PROVIDERS, provider_name
-        if not self.p["use_gpu"] or provider in GPU_PROVIDERS or provider == "unknown":
+        """use_gpu asked for a GPU provider but the pipeline runs on CPU: a warning when a GPU
+        build of onnxruntime failed to start it, one info line for a CPU-only build
+        (core.inference.gpu_fallback_note; require_gpu makes the pipeline fail instead)."""
+        from ..core.inference import gpu_fallback_note
+        if not self.p["use_gpu"] or provider == "unknown":
             return
         try:
-            wanted = [n for n in (provider_name(x) for x in self.p["providers"])
-                      if n in GPU_PROVIDERS]
-        except ValueError:
-            wanted = []
-        if wanted:
-            self.get_logger().warning(
-                f"no GPU execution provider works here (asked for {', '.join(wanted)}): running "
-                f"on {provider}, which is slower. Install onnxruntime-gpu with matching "
-                "CUDA/TensorRT libraries, set use_gpu:=false to silence this, or "
-                "require_gpu:=true to refuse to start without a GPU")
+            note = gpu_fallback_note(self.p["providers"], provider)
+        except (ValueError, ImportError):
+            return
+        if note is not None and note[0] == "warning":
+            self.get_logger().warning(note[1])
+        elif note is not None:
+            self.get_logger().info(note[1])
 
     def _read_parameters(self) -> Dict[str, Any]:
         specs = node_param_specs()
@@ -498,6 +503,14 @@ class PoseNode(Node):
                 self.diag.latency_ms(f"stage {stage}", ms)
             self.diag.latency_ms("end-to-end (image stamp -> published)", e2e_ms)
             self.diag.fact("people in last frame", len(result.persons))
+        if not self._first_frame_done:
+            self._first_frame_done = True
+            age = CLOCK.age_s()
+            self.get_logger().info(
+                f"first frame published {age:.1f} s after the process started, "
+                f"{age - self._ready_age_s:.1f} s after ready (waiting for the camera and its "
+                f"first pair, then this frame: decode + depth {(t_decode - t0) * 1e3:.0f} ms, "
+                f"pipeline {(t_pipe - t_decode) * 1e3:.0f} ms)")
         return result
 
     @property

@@ -11,6 +11,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
+from .startup import CLOCK
 from .stop import STOP
 
 # ParameterError (parameter validation) is a ValueError; ModelNotFoundError a FileNotFoundError;
@@ -32,11 +33,13 @@ def run_node(name: str, usage: str, factory: Callable[[], "rclpy.node.Node"],
         print(usage)
         return 0
     STOP.install()
+    CLOCK.mark("interpreter + imports")
     node = None
     try:
         # rclpy's own handlers would shut the context down from another thread while this one
         # may be using it: the stop request handles both signals instead
         rclpy.init(args=[name] + args, signal_handler_options=SignalHandlerOptions.NO)
+        CLOCK.mark("rclpy.init")
         node = factory()
         with STOP.deferred():
             _spin(node, until)

@@ -32,6 +32,7 @@ from .conversions import array_to_image_msg, camera_model_to_info, sec_to_stamp
 from .params import (ParameterError, ParamSpec, declare_checked, non_negative, positive,
                      resolve_topic)
 from .run import run_node
+from .startup import CLOCK
 
 DEFAULT_FRAME_ID = "camera_color_optical_frame"
 
@@ -119,6 +120,7 @@ class SampleCameraNode(Node):
         else:
             desc = description or f"{len(frames)} frames given in code"
         self.frames = frames
+        CLOCK.mark("frames (loaded or generated)")
         ns = self.p["camera_namespace"]
         qos = QoSProfile(depth=5, reliability=(QoSReliabilityPolicy.RELIABLE if self.p["reliable"]
                                                else QoSReliabilityPolicy.BEST_EFFORT))
@@ -137,7 +139,8 @@ class SampleCameraNode(Node):
         self.timer = self.create_timer(1.0 / self.p["rate_hz"], self.publish_next)
         self.get_logger().info(f"publishing {desc} at {self.p['rate_hz']:g} Hz on "
                                f"'{t['color_image']}'"
-                               + (f" and '{t['depth_image']}'" if self.p["publish_depth"] else ""))
+                               + (f" and '{t['depth_image']}'" if self.p["publish_depth"] else "")
+                               + f"; start-up {CLOCK.summary()}")
 
     def _stamps(self, k: int, frame) -> Tuple[float, Optional[float]]:
         now = self.get_clock().now().nanoseconds * 1e-9
