@@ -107,3 +107,36 @@ def test_every_node_exits_0_on_sigint_and_sigterm_at_random_moments():
     assert not failures, (f"POSE_PERCEPTION_STOP_SEED={seed}: {len(failures)} of "
                           f"{STOP_CYCLES * len(node_commands())} processes did not exit 0:\n"
                           + "\n".join(map(str, failures)))
+
+
+def test_an_import_error_caused_by_the_signal_exits_0(tmp_path):
+    """A Cython extension interrupted in its initialisation raises ImportError, not the
+    KeyboardInterrupt (seen with the Jazzy wheels)."""
+    (tmp_path / "cython_like.py").write_text(textwrap.dedent("""
+        import time
+        print("importing", flush=True)
+        try:
+            time.sleep(30)
+        except KeyboardInterrupt:
+            raise ImportError("cannot initialise module strings")
+        def main(argv):
+            return 3
+    """))
+    p = _python("""
+        import sys
+        from pose_perception.ros.stop import run_entry
+        sys.exit(run_entry("cython_like", []))
+    """, tmp_path, [tmp_path])
+    _wait_for_line(p, "importing")
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=10)
+    assert p.returncode == 0 and "Traceback" not in out, out
+    # without a signal, an import error is an error as before
+    (tmp_path / "broken.py").write_text("raise ImportError('no such thing')\n")
+    p = _python("""
+        import sys
+        from pose_perception.ros.stop import run_entry
+        sys.exit(run_entry("broken", []))
+    """, tmp_path, [tmp_path])
+    out, _ = p.communicate(timeout=10)
+    assert p.returncode == 1 and "no such thing" in out

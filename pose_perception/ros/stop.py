@@ -80,4 +80,10 @@ def run_entry(module: str, argv: Optional[List[str]] = None) -> int:
         main = importlib.import_module(module).main
     except KeyboardInterrupt:
         return 0
+    except Exception:
+        # an extension module interrupted in its initialisation reports an ImportError (Cython:
+        # "cannot initialise module strings") instead of the KeyboardInterrupt
+        if STOP.requested:
+            return 0
+        raise
     return int(main(sys.argv[1:] if argv is None else argv) or 0)
