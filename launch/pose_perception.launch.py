@@ -4,6 +4,8 @@
     ros2 launch pose_perception pose_perception.launch.py camera_namespace:=/camera/camera \
         safety:=true robot_frame:=base_link rviz:=true
     ros2 launch pose_perception pose_perception.launch.py sample_camera:=true   # no camera needed
+    ros2 launch pose_perception pose_perception.launch.py safety:=true \
+        camera_mount:="0.1 0 1.2 0 0.2 0" camera_frame:=camera_color_optical_frame
 
 Arguments left empty keep the value of ``params_file`` (default: the installed
 config/pose_perception.yaml). Topic names and remaps for common cameras: README.md,
@@ -52,13 +54,73 @@ ARG_HELP = {
     "sync_slop_s": "max colour/depth stamp difference [s]",
     "safety": "true: also start the safety monitor",
     "robot_frame": "safety monitor's robot frame (empty: keep the params_file value)",
+    "camera_mount": "the camera's pose in robot_frame, 'x y z roll pitch yaw' (metres, radians; "
+                    "x forward along the optical axis, z up), for robots without the camera in "
+                    "TF: published as a static transform robot_frame -> camera_frame (tf2_ros), "
+                    "else given to the nodes as static_transforms. Empty: none, except with the "
+                    "built-in sample camera (1.5 m up, looking along x)",
+    "camera_frame": "the colour images' optical frame for camera_mount (empty: "
+                    "camera_color_optical_frame, or the built-in sample's frame)",
     "rviz": "true: start RViz with config/pose_perception.rviz",
     "sample_camera": "true: also publish recorded/sample frames as a camera would",
     "source": "sample camera source folder (empty: built-in synthetic sample)",
-    "log_level": "log level of the nodes",
+    "log_level": "log level of the nodes (empty: ROS's default, info)",
 }
 DEFAULTS = {"params_file": "", "safety": "false", "robot_frame": "", "rviz": "false",
-            "sample_camera": "false", "source": "", "log_level": "info"}
+            "sample_camera": "false", "source": "", "log_level": "", "camera_mount": "",
+            "camera_frame": ""}
+DEFAULT_CAMERA_FRAME = "camera_color_optical_frame"
+
+
+def _has_package(name: str) -> bool:
+    try:
+        from ament_index_python.packages import get_package_prefix
+        get_package_prefix(name)
+        return True
+    except Exception:
+        return False
+
+
+def _node_params(params_file: str, node: str) -> dict:
+    """The ros__parameters of ``node`` in the parameter file (keys '/**/node' or 'node')."""
+    import yaml
+    with open(params_file) as f:
+        doc = yaml.safe_load(f) or {}
+    for key in (f"/**/{node}", node, f"/{node}"):
+        if isinstance(doc.get(key), dict):
+            return doc[key].get("ros__parameters", {}) or {}
+    return {}
+
+
+def camera_mount_actions(context, params_file: str, builtin_sample: bool):
+    """(extra actions, static_transforms entries) for the camera_mount argument: a tf2_ros
+    static_transform_publisher where tf2_ros is installed, else a static_transforms entry for
+    the nodes. Without camera_mount, the built-in sample camera gets its own mount."""
+    from pose_perception.core.camera_mount import (static_transform_publisher_args,
+                                                   static_transform_spec)
+    from pose_perception.sample import SAMPLE_CAMERA_MOUNT, SAMPLE_FRAME_ID
+    mount = LaunchConfiguration("camera_mount").perform(context).strip()
+    child = LaunchConfiguration("camera_frame").perform(context).strip()
+    if not mount and builtin_sample:
+        mount = SAMPLE_CAMERA_MOUNT
+    if not mount:
+        return [], []
+    child = child or (SAMPLE_FRAME_ID if builtin_sample else DEFAULT_CAMERA_FRAME)
+    parent = (LaunchConfiguration("robot_frame").perform(context)
+              or _node_params(params_file, "safety_monitor").get("robot_frame") or "base_link")
+    if _has_package("tf2_ros"):
+        return [Node(package="tf2_ros", executable="static_transform_publisher",
+                     name="camera_mount_publisher", output="log",
+                     arguments=static_transform_publisher_args(parent, child, mount))], []
+    return [], [static_transform_spec(parent, child, mount)]
+
+
+def _with_transforms(params_file: str, node: str, specs: list) -> dict:
+    """static_transforms override: the parameter file's entries plus ``specs``."""
+    if not specs:
+        return {}
+    own = [s for s in _node_params(params_file, node).get("static_transforms", []) or [] if s]
+    return {"static_transforms": own + specs}
 
 
 def _share_dir() -> str:
@@ -99,21 +161,26 @@ def _nodes(context, *args, **kwargs):
     if not os.path.isfile(params_file):
         raise FileNotFoundError(f"params_file '{params_file}' does not exist")
     log_level = LaunchConfiguration("log_level").perform(context)
+    # launch_ros puts its own --ros-args block (name, parameters) on every node's command line;
+    # ROS arguments of ours would open a second one: only a log level that is asked for
+    ros_args = {"ros_arguments": ["--log-level", log_level]} if log_level else {}
+    sample = _flag(context, "sample_camera")
+    mount_actions, transforms = camera_mount_actions(
+        context, params_file, sample and not LaunchConfiguration("source").perform(context))
     overrides = pose_node_overrides(context)
-    ros_args = ["--log-level", log_level]
-    actions = [Node(package=PACKAGE, executable="pose_node", name="pose_node", output="screen",
-                    emulate_tty=True, parameters=[params_file, overrides],
-                    arguments=["--ros-args"] + ros_args)]
+    overrides.update(_with_transforms(params_file, "pose_node", transforms))
+    actions = mount_actions + [
+        Node(package=PACKAGE, executable="pose_node", name="pose_node", output="screen",
+             emulate_tty=True, parameters=[params_file, overrides], **ros_args)]
     if _flag(context, "safety"):
-        safety_over = {}
+        safety_over = _with_transforms(params_file, "safety_monitor", transforms)
         robot_frame = LaunchConfiguration("robot_frame").perform(context)
         if robot_frame:
             safety_over["robot_frame"] = robot_frame
         actions.append(Node(package=PACKAGE, executable="safety_monitor_node",
                             name="safety_monitor", output="screen", emulate_tty=True,
-                            parameters=[params_file, safety_over],
-                            arguments=["--ros-args"] + ros_args))
-    if _flag(context, "sample_camera"):
+                            parameters=[params_file, safety_over], **ros_args))
+    if sample:
         cam_over = {}
         for key in ("source", "camera_namespace", "color_image_topic", "color_info_topic",
                     "depth_image_topic", "depth_info_topic"):
@@ -122,8 +189,7 @@ def _nodes(context, *args, **kwargs):
                 cam_over[key] = text
         actions.append(Node(package=PACKAGE, executable="sample_camera_node",
                             name="sample_camera", output="screen", emulate_tty=True,
-                            parameters=[params_file, cam_over],
-                            arguments=["--ros-args"] + ros_args))
+                            parameters=[params_file, cam_over], **ros_args))
     if _flag(context, "rviz"):
         actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="log",
                             arguments=["-d", os.path.join(share, "config",

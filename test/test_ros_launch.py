@@ -65,3 +65,62 @@ def test_launch_builds_nodes_from_arguments():
                                             "camera_namespace": "/camera/camera"}
     with pytest.raises(ValueError, match="true or false"):
         _nodes(mod, use_gpu="maybe")
+
+
+def _ros_args_blocks(node) -> int:
+    """How many '--ros-args' the node's command line template holds."""
+    from launch.substitutions import TextSubstitution
+    return sum(1 for part in node.cmd for sub in part
+               if isinstance(sub, TextSubstitution) and sub.text == "--ros-args")
+
+
+def _text(value):
+    """A normalised launch parameter value (substitution lists, tuples of them) as plain data."""
+    if isinstance(value, tuple):
+        return [_text(v) for v in value]
+    if isinstance(value, list) and all(hasattr(s, "text") for s in value):
+        return yaml.safe_load("".join(s.text for s in value))    # launch_ros YAML-dumps text
+    return value
+
+
+def _params(node) -> dict:
+    out = {}
+    for p in node._Node__parameters:                   # normalised: files and dicts
+        if isinstance(p, dict):
+            out.update({"".join(s.text for s in k): _text(v) for k, v in p.items()})
+    return out
+
+
+def test_one_ros_args_block_unless_a_log_level_is_asked_for():
+    """issue 17, defect 7: launch_ros opens its own --ros-args block; ours made a second one."""
+    mod = _load_launch()
+    nodes = _nodes(mod, safety="true", sample_camera="true")
+    assert all(_ros_args_blocks(n) == 1 for n in nodes)
+    nodes = _nodes(mod, log_level="debug")
+    assert _ros_args_blocks(nodes[0]) == 2
+
+
+def test_camera_mount_becomes_a_static_transform(monkeypatch):
+    """issue 17, defect 4: camera_mount (and, by default, the built-in sample's mount) reaches the
+    nodes as a static_transforms entry without tf2_ros, as a static_transform_publisher with it."""
+    from pose_perception.core.camera_mount import static_transform_spec
+    from pose_perception.sample import SAMPLE_CAMERA_MOUNT, SAMPLE_FRAME_ID
+    mod = _load_launch()
+    monkeypatch.setattr(mod, "_has_package", lambda name: False)
+    nodes = _nodes(mod, safety="true", sample_camera="true")
+    safety = [n for n in nodes if n.node_executable == "safety_monitor_node"][0]
+    want = static_transform_spec("base_link", SAMPLE_FRAME_ID, SAMPLE_CAMERA_MOUNT)
+    assert _params(safety)["static_transforms"] == [want]
+    nodes = _nodes(mod, safety="true", robot_frame="base_footprint", camera_mount="0 0 1 0 0.2 0",
+                   camera_frame="cam_optical")
+    safety = [n for n in nodes if n.node_executable == "safety_monitor_node"][0]
+    assert _params(safety)["static_transforms"] == [
+        static_transform_spec("base_footprint", "cam_optical", "0 0 1 0 0.2 0")]
+    assert "static_transforms" not in _params(_nodes(mod, safety="true")[1])   # no mount: none
+    monkeypatch.setattr(mod, "_has_package", lambda name: name == "tf2_ros")
+    nodes = _nodes(mod, safety="true", camera_mount="0 0 1 0 0 0")
+    assert [n.node_executable for n in nodes] == ["static_transform_publisher", "pose_node",
+                                                  "safety_monitor_node"]
+    assert "static_transforms" not in _params(nodes[2])
+    with pytest.raises(ValueError, match="x y z roll pitch yaw"):
+        _nodes(mod, safety="true", camera_mount="0 0 1")

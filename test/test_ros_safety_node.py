@@ -47,9 +47,11 @@ class SafetyHarness:
                 raise AssertionError(f"timed out waiting for: {what}; last status: {last}")
             self.ex.spin_once(timeout_sec=0.02)
 
-    def send_person(self, z_m, depth_used=True, frame="cam", stamp=None):
+    def send_person(self, z_m, depth_used=True, frame="cam", stamp=None, sigma=0.0,
+                    inferred=(), wrist_z_m=None):
         """One person in the optical frame 'cam': every joint at depth z_m, the right wrist
-        (16) 0.3 m nearer. Returns the stamp."""
+        (16) 0.3 m nearer (or at ``wrist_z_m``); every point's position_sigma ``sigma``, the
+        points ``inferred`` SOURCE_MODEL (else SOURCE_DEPTH). Returns the stamp."""
         from pose_perception.msg import Keypoint, Skeleton, SkeletonArray
         from pose_perception.ros.conversions import sec_to_stamp
         msg = SkeletonArray(depth_used=depth_used)
@@ -57,10 +59,14 @@ class SafetyHarness:
         msg.header.stamp = stamp or sec_to_stamp(self.now())
         s = Skeleton(track_id=5, layout="blazepose33", confidence=0.9)
         s.header = msg.header
+        wrist = z_m - 0.3 if wrist_z_m is None else wrist_z_m
         for i in range(33):
-            k = Keypoint(x=1.0, y=1.0, confidence=0.9, position_valid=depth_used)
+            k = Keypoint(x=1.0, y=1.0, confidence=0.9, position_valid=depth_used,
+                         position_sigma=sigma if depth_used else math.nan,
+                         position_source=Keypoint.SOURCE_NONE if not depth_used else
+                         Keypoint.SOURCE_MODEL if i in inferred else Keypoint.SOURCE_DEPTH)
             k.position.x, k.position.y = 0.0, -0.3
-            k.position.z = (z_m - 0.3 if i == 16 else z_m) if depth_used else math.nan
+            k.position.z = (wrist if i == 16 else z_m) if depth_used else math.nan
             s.keypoints.append(k)
         msg.skeletons = [s]
         self.pub.publish(msg)
@@ -102,7 +108,10 @@ def test_states_from_tf_transformed_skeletons_and_staleness(ros):
         # optical (0, -0.3, 0.8) -> base_link (0.8, 0, 1.5)
         assert (st.closest_point.x, st.closest_point.y, st.closest_point.z) == \
             pytest.approx((0.8, 0.0, 1.5), abs=1e-5)
-        assert st.closest_distance == pytest.approx(0.8, abs=1e-5) and st.people_count == 1
+        # to the body surface: the wrist centre at 0.8 m minus the wrist's radius (3 cm)
+        assert st.closest_distance == pytest.approx(0.77, abs=1e-5) and st.people_count == 1
+        assert st.closest_point_radius == pytest.approx(0.03)
+        assert st.closest_point_sigma == 0.0 and not st.closest_point_inferred
         for _ in range(3):
             h.send_person(3.5)
             h.spin_until(lambda: h.status[-1].state == SafetyStatus.STATE_CLEAR, "CLEAR")
@@ -135,7 +144,9 @@ def test_untrusted_inputs_give_unknown_with_reason(ros):
         h.send_person(1.8)
         h.spin_until(lambda: h.status[-1].state == SafetyStatus.STATE_WARNING, "WARNING")
         assert h.status[-1].header.frame_id == "cam"
-        assert h.status[-1].closest_distance == pytest.approx(math.hypot(0.3, 1.5), abs=1e-5)
+        # the wrist's surface: its centre's distance minus its radius (3 cm)
+        assert h.status[-1].closest_distance == pytest.approx(math.hypot(0.3, 1.5) - 0.03,
+                                                              abs=1e-5)
     finally:
         h.close()
 
@@ -226,3 +237,51 @@ def test_face_wait_must_be_shorter_than_the_stale_timeout(ros):
     with pytest.raises(ParameterError, match="'face_wait_s' must be shorter than"):
         SafetyMonitorNode(namespace="/smbad", parameter_overrides=[
             Parameter("face_wait_s", value=0.6), Parameter("stale_timeout_s", value=0.5)])
+
+
+def test_closest_point_measured_or_inferred_with_its_sigma_and_conservative_distance(ros):
+    """issue 17, defect 3: SafetyStatus says whether the closest point was inferred and its
+    sigma; sigma_factor sigmas come off the distance; use_inferred_points false ignores them."""
+    from pose_perception.msg import SafetyStatus
+    params = {"robot_frame": "base_link", "static_transforms": [CAM_TO_BASE], "rate_hz": 20.0}
+    h = SafetyHarness(ros, dict(params, sigma_factor=2.0))
+    try:
+        h.send_person(3.0, sigma=0.1, inferred=(16,), wrist_z_m=1.9)
+        h.spin_until(lambda: h.status[-1].state == SafetyStatus.STATE_WARNING, "WARNING")
+        st = h.status[-1]
+        assert st.closest_keypoint_name == "right_wrist" and st.closest_point_inferred
+        assert st.closest_point_sigma == pytest.approx(0.1)
+        assert st.closest_distance == pytest.approx(1.9 - 0.03 - 2 * 0.1, abs=1e-5)
+        assert "closest point inferred" in st.reason
+    finally:
+        h.close()
+    h = SafetyHarness(ros, dict(params, use_inferred_points=False))
+    try:
+        h.send_person(3.0, sigma=0.1, inferred=(16,), wrist_z_m=1.9)
+        h.spin_until(lambda: h.status[-1].state == SafetyStatus.STATE_CLEAR, "CLEAR")
+        st = h.status[-1]
+        assert not st.closest_point_inferred and st.closest_keypoint_name != "right_wrist"
+        # the hips: 3.0 - 0.09 (radius) - 2 * 0.1 (default sigma_factor 2)
+        assert st.closest_distance == pytest.approx(2.71, abs=1e-5)
+    finally:
+        h.close()
+
+
+def test_a_skeleton_whose_points_do_not_match_its_layout_is_untrusted(ros):
+    """Its points' body radii are unknown: UNKNOWN with the reason, the node keeps running."""
+    from pose_perception.msg import Keypoint, SafetyStatus, Skeleton, SkeletonArray
+    from pose_perception.ros.conversions import sec_to_stamp
+    h = SafetyHarness(ros, {"robot_frame": "", "rate_hz": 20.0})
+    try:
+        msg = SkeletonArray(depth_used=True)
+        msg.header.frame_id, msg.header.stamp = "cam", sec_to_stamp(h.now())
+        s = Skeleton(track_id=3, layout="blazepose33", confidence=0.9)
+        s.keypoints = [Keypoint(confidence=0.9, position_valid=True) for _ in range(5)]
+        msg.skeletons = [s]
+        h.pub.publish(msg)
+        h.spin_until(lambda: "malformed SkeletonArray" in h.status[-1].reason, "reason")
+        assert h.status[-1].state == SafetyStatus.STATE_UNKNOWN
+        h.send_person(3.0)
+        h.spin_until(lambda: h.status[-1].state == SafetyStatus.STATE_CLEAR, "recovers")
+    finally:
+        h.close()

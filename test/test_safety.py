@@ -235,3 +235,91 @@ def test_speed_scale_shape_and_config_validation():
         Zone.box("z", "stop", 0, 0, 1, 1)
     with pytest.raises(ValueError):
         SafetyConfig(zones=[Zone.box("z", "warning", 0, 0, 1, 1)] * 2)
+
+
+# ------------------------------------------ body surface, uncertainty, inferred points (issue 17)
+def bp33(tid, d, sigma=0.0, inferred=None, conf=0.9):
+    """A BlazePose-33 person in the robot frame: every joint centre at horizontal distance d."""
+    pts = np.stack([np.full(33, d), np.zeros(33), np.linspace(0.1, 1.7, 33)], axis=1)
+    return PersonObservation(tid, pts, np.ones(33, bool), np.full(33, conf),
+                             layout="blazepose33", sigma=np.full(33, sigma), inferred=inferred)
+
+
+def test_distances_are_to_the_body_surface_with_the_lifting_s_radii():
+    from pose_perception.core.lifting import BODY_RADIUS_M
+    s = SafetyMonitor(SafetyConfig(sigma_factor=0.0)).update([bp33(1, 1.5)], 0.0)
+    # the hips (0.09 m radius, the largest) are the closest surface, 9 cm before their centres
+    assert s.closest_keypoint_name in ("left_hip", "right_hip")
+    assert math.isclose(s.closest_distance_m, 1.5 - BODY_RADIUS_M["blazepose33"][23])
+    assert math.isclose(s.closest_point_radius_m, 0.09) and s.closest_point[0] == 1.5
+    # the centre at 1.05 m is beyond the protective distance, its surface within it
+    assert SafetyMonitor(SafetyConfig(sigma_factor=0.0)).update([bp33(1, 1.05)], 0.0).state == P
+    # explicit radii (a skeleton with hands: body, then hand21 radii) override the layout's
+    ob = bp33(1, 1.5)
+    ob.radius = np.full(33, 0.2)
+    assert math.isclose(SafetyMonitor(SafetyConfig(sigma_factor=0.0)).update(
+        [ob], 0.0).closest_distance_m, 1.3)
+    # points of a layout without a table (and faces: face468 radii are 0) are surface points
+    assert math.isclose(SafetyMonitor().update([body(1, 1.5)], 0.0).closest_distance_m, 1.5)
+
+
+def test_sigma_factor_makes_distances_conservative():
+    for k in (0.0, 1.0, 3.0):
+        s = SafetyMonitor(SafetyConfig(sigma_factor=k)).update([bp33(1, 2.5, sigma=0.1)], 0.0)
+        assert math.isclose(s.closest_distance_m, 2.5 - 0.09 - k * 0.1)
+        assert math.isclose(s.closest_point_sigma_m, 0.1)
+    # default 2 sigma: 2.5 - 0.09 - 0.2 = 2.21 -> still CLEAR; with sigma 0.25 -> WARNING
+    assert SafetyMonitor().update([bp33(1, 2.5, sigma=0.1)], 0.0).state == C
+    assert SafetyMonitor().update([bp33(1, 2.5, sigma=0.25)], 0.0).state == W
+    # a larger sigma makes a farther point the closest one
+    ob = bp33(1, 2.5, sigma=0.01)
+    ob.points[0, 0], ob.sigma[0] = 2.6, 0.3            # the nose: 2.6 - 0 - 0.6 = 2.0
+    s = SafetyMonitor().update([ob], 0.0)
+    assert s.closest_keypoint_index == 0 and math.isclose(s.closest_distance_m, 2.0)
+    # unknown uncertainty (NaN, negative) counts as 0
+    ob = bp33(1, 2.5)
+    ob.sigma[:] = np.nan
+    ob.sigma[1] = -1.0
+    assert math.isclose(SafetyMonitor().update([ob], 0.0).closest_distance_m, 2.5 - 0.09)
+
+
+def test_inferred_closest_point_is_reported_and_can_be_ignored():
+    inferred = np.zeros(33, bool)
+    inferred[27:33] = True                                # feet below the image: model-filled
+    ob = bp33(1, 2.5, sigma=0.01, inferred=inferred)
+    ob.points[27:33, 0] = 1.5
+    s = SafetyMonitor().update([ob], 0.0)
+    assert s.state == W and s.closest_point_inferred and s.closest_keypoint_index in range(27, 33)
+    assert "closest point inferred" in s.reason
+    s = SafetyMonitor(SafetyConfig(use_inferred_points=False)).update([ob], 0.0)
+    assert s.state == C and not s.closest_point_inferred
+    assert s.closest_keypoint_index not in range(27, 33)
+    # a person located by inferred points only is unlocated when they are ignored
+    only = bp33(2, 3.0, inferred=np.ones(33, bool))
+    s = SafetyMonitor(SafetyConfig(use_inferred_points=False)).update([only], 0.0)
+    assert s.state == U and s.unlocated_count == 1
+    assert SafetyMonitor().update([only], 0.0).state == C
+
+
+def test_zones_see_each_point_s_sphere():
+    cell = Zone.box("cell", "protective", 2.0, -1.0, 4.0, 1.0)
+    mirror = Zone.box("mirror", "ignore", 0.5, -1.0, 1.5, 1.0)
+    cfg = SafetyConfig(zones=[cell], sigma_factor=0.0, hysteresis_m=0.0,
+                       warning_distance_m=1.0, protective_distance_m=0.5)
+    # hip centres 5 cm outside the protective box: their 9 cm surface is inside
+    assert SafetyMonitor(cfg).update([bp33(1, 1.95)], 0.0).active_zones == ("cell",)
+    assert SafetyMonitor(cfg).update([bp33(1, 1.85)], 0.0).active_zones == ()
+    # an ignore zone drops a point only when its whole sphere lies inside
+    cfg = SafetyConfig(zones=[mirror], sigma_factor=0.0)
+    assert SafetyMonitor(cfg).update([bp33(1, 1.0)], 0.0).people_count == 0
+    s = SafetyMonitor(cfg).update([bp33(1, 1.45)], 0.0)
+    assert s.people_count == 1 and s.closest_keypoint_name in ("left_hip", "right_hip")
+
+
+def test_malformed_uncertainty_or_radii_are_untrusted_input():
+    for field_name, value in (("sigma", np.zeros(5)), ("inferred", np.zeros(40, bool)),
+                              ("radius", np.full(33, -0.1))):
+        ob = bp33(1, 2.0)
+        setattr(ob, field_name, value)
+        s = SafetyMonitor().update([ob], 0.0)
+        assert s.state == U and "malformed" in s.reason, field_name

@@ -65,6 +65,30 @@ def provider_name(name: str) -> str:
                      f"{sorted(set(PROVIDER_ALIASES))} or an onnxruntime provider name")
 
 
+def gpu_fallback_note(requested: Sequence[str], in_use: str,
+                      available: Optional[Sequence[str]] = None) -> Optional[Tuple[str, str]]:
+    """GPU providers were asked for (``requested``) but ``in_use`` is not one: ``("warning",
+    text)`` when this onnxruntime build offers one of them (a GPU build whose provider failed to
+    start), ``("info", text)`` for a CPU-only build (nothing failed: there is no GPU support to
+    fail); None when no GPU provider was asked for or one is in use. ``available``: the build's
+    providers (default: ``onnxruntime.get_available_providers()``)."""
+    wanted = [n for n in dict.fromkeys(provider_name(p) for p in requested) if n in GPU_PROVIDERS]
+    if not wanted or in_use in GPU_PROVIDERS:
+        return None
+    if available is None:
+        import onnxruntime as ort
+        available = ort.get_available_providers()
+    offered = [n for n in wanted if n in available]
+    if offered:
+        return ("warning", f"no GPU execution provider works here: {', '.join(offered)} "
+                f"installed (onnxruntime offers {list(available)}) but did not start, running "
+                f"on {in_use}, which is slower; the start-up log says why (usually CUDA/cuDNN/"
+                "TensorRT libraries that do not match). Set use_gpu:=false to silence this, or "
+                "require_gpu:=true to refuse to start without a GPU")
+    return ("info", f"running on {in_use}: this onnxruntime build has no GPU support (it offers "
+            f"{list(available)}); `make setup ORT=gpu` or onnxruntime-gpu for a GPU")
+
+
 def select_providers(requested: Sequence[str], available: Sequence[str]) -> List[str]:
     """The requested providers that this onnxruntime build offers, in the requested order.
 
@@ -305,9 +329,12 @@ class OnnxModel:
         self.provider: str = self.providers[0] if self.providers else "CPUExecutionProvider"
         wanted_first = provider_name(providers[0]) if providers else "CPUExecutionProvider"
         if self.provider != wanted_first:
-            _warn_once((tuple(providers), self.provider),
-                       "%s: running on %s, not %s (onnxruntime offers %s)", self.name,
-                       self.provider, wanted_first, available)
+            # a provider this build does not offer is no failure (a CPU-only onnxruntime): the
+            # node says so once (gpu_fallback_note); one it offers that did not start is
+            log = _warn_once if wanted_first in available else \
+                (lambda key, *args: LOG.debug(*args))
+            log((tuple(providers), self.provider), "%s: running on %s, not %s (onnxruntime "
+                "offers %s)", self.name, self.provider, wanted_first, available)
         if require_gpu and self.provider not in GPU_PROVIDERS:
             raise RuntimeError(
                 f"{self.name}: a GPU execution provider is required but none works here "

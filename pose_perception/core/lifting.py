@@ -102,6 +102,20 @@ BODY_RADIUS_M: Dict[str, np.ndarray] = {
     "face468": np.zeros(468),
     "ibug68": np.zeros(68),
 }
+
+
+def joint_radii(layout: str, n: int, table: Optional[np.ndarray] = None) -> np.ndarray:
+    """(n,) body radius [m] of each point of ``layout``: how far the lifted point (joint centre)
+    lies behind the skin, from ``table`` or :data:`BODY_RADIUS_M`; zeros for a layout without a
+    table (its points are lifted as surface points). The safety monitor subtracts the same radii
+    to measure distances to the body surface. Raises ``ValueError`` for a table of another size."""
+    r = BODY_RADIUS_M.get(layout) if table is None else table
+    r = np.zeros(n) if r is None else np.asarray(r, dtype=np.float64).reshape(-1)
+    if r.size != n:
+        raise ValueError(f"radius table of layout '{layout}' has {r.size} values, need {n}")
+    return r
+
+
 # joints pooled for the person-level depth (None = all)
 ANCHOR_JOINTS: Dict[str, Optional[Tuple[int, ...]]] = {
     "blazepose33": (11, 12, 23, 24),
@@ -167,11 +181,7 @@ class LiftingConfig:
         return self.skeletons.get(layout, SKELETONS.get(layout))
 
     def radius_table(self, layout: str, n: int) -> np.ndarray:
-        r = self.radii.get(layout, BODY_RADIUS_M.get(layout))
-        r = np.zeros(n) if r is None else np.asarray(r, dtype=np.float64).reshape(-1)
-        if r.size != n:
-            raise ValueError(f"radius table of layout '{layout}' has {r.size} values, need {n}")
-        return r
+        return joint_radii(layout, n, self.radii.get(layout))
 
     def anchor_joints(self, layout: str, n: int) -> np.ndarray:
         a = self.anchors.get(layout, ANCHOR_JOINTS.get(layout))

@@ -12,6 +12,13 @@ every transition, parameters) is specified in README.md (section "Safety monitor
 - WARNING: a keypoint within the warning distance or inside a warning zone.
 - CLEAR: everyone further than the warning distance (or nobody in view).
 
+Distances are to the body *surface*, conservatively: a keypoint is a joint centre (the lifting
+pushes depth-measured skin points inward by the joint's body radius), so each point counts as a
+sphere of that radius (:func:`pose_perception.core.lifting.joint_radii`, the lifting's own table)
+grown by ``sigma_factor`` times its 1-sigma position uncertainty. Points the perception inferred
+(model-filled) rather than measured are used unless ``use_inferred_points`` is false, and the
+status says whether the closest point was inferred.
+
 A state is left only once the distance exceeds its threshold plus ``hysteresis_m`` (and, with
 ``release_hold_s``, after that has held for that long). This is a monitoring aid, not a certified
 safety function.
@@ -26,6 +33,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .layouts import LAYOUTS
+from .lifting import joint_radii
 
 _TIME_EPS = 1e-9
 
@@ -149,6 +157,9 @@ class SafetyConfig:
     stopping_distance_m: float = 0.0       # S_s
     intrusion_distance_m: float = 0.0      # C: reach of body parts not seen (e.g. ISO 13855)
     position_uncertainty_m: float = 0.0    # Z_d + Z_r: sensing and robot position uncertainty
+    # each point counts as a sphere: its body radius + sigma_factor * its 1-sigma uncertainty
+    sigma_factor: float = 2.0
+    use_inferred_points: bool = True       # false: points inferred (model-filled) are not used
     zones: List[Zone] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -160,7 +171,8 @@ class SafetyConfig:
             raise ValueError("full_speed_distance_m must be > protective_distance_m")
         for name in ("hysteresis_m", "release_hold_s", "max_future_s", "robot_radius_m",
                      "human_speed_m_s", "reaction_time_s", "stopping_time_s", "robot_speed_m_s",
-                     "stopping_distance_m", "intrusion_distance_m", "position_uncertainty_m"):
+                     "stopping_distance_m", "intrusion_distance_m", "position_uncertainty_m",
+                     "sigma_factor"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.stale_timeout_s > 0:
@@ -196,7 +208,12 @@ class PersonObservation:
     valid: np.ndarray                      # (N,) bool
     confidence: np.ndarray                 # (N,) [0, 1]
     velocity: Optional[np.ndarray] = None  # (3,) m/s in the robot frame, when known
-    layout: str = ""                       # keypoint layout, for the keypoint's name
+    layout: str = ""                       # keypoint layout: names and (default) radii
+    sigma: Optional[np.ndarray] = None     # (N,) 1-sigma position uncertainty [m]; None or a
+    #                                        non-finite value: 0
+    inferred: Optional[np.ndarray] = None  # (N,) bool: inferred (model-filled), not measured
+    radius: Optional[np.ndarray] = None    # (N,) body radius [m] (joint centre -> skin); None:
+    #                                        joint_radii(layout) (zeros for other layouts)
 
 
 @dataclass
@@ -210,7 +227,10 @@ class SafetyStatus:
     closest_keypoint_index: int = -1
     closest_keypoint_name: str = ""
     closest_point: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
-    closest_distance_m: float = math.inf
+    closest_distance_m: float = math.inf   # to the body surface, margins subtracted (see module)
+    closest_point_inferred: bool = False   # the closest point was inferred (model-filled)
+    closest_point_sigma_m: float = math.nan   # its 1-sigma position uncertainty
+    closest_point_radius_m: float = math.nan  # its body radius (joint centre -> skin)
     people_count: int = 0                  # people in the data (ignored ones excluded)
     unlocated_count: int = 0               # of them, seen without any usable 3D keypoint
     protective_distance_m: float = math.nan  # effective thresholds used for the closest person
@@ -242,7 +262,32 @@ def _as_observation(item) -> PersonObservation:
     vel = None
     if obs.velocity is not None:
         vel = np.asarray(obs.velocity, np.float64).reshape(3)
-    return PersonObservation(int(obs.track_id), pts, valid, conf, vel, obs.layout)
+    sigma = _per_point(obs, "sigma", n, np.float64, 0.0)
+    sigma[~(np.isfinite(sigma) & (sigma >= 0))] = 0.0     # NaN, inf or negative: unknown -> 0
+    inferred = _per_point(obs, "inferred", n, bool, False)
+    if obs.radius is None:
+        radius = joint_radii(obs.layout, n) if _layout_size(obs.layout) == n else np.zeros(n)
+    else:
+        radius = _per_point(obs, "radius", n, np.float64, 0.0)
+        if not (np.isfinite(radius) & (radius >= 0)).all():
+            raise ValueError(f"person {obs.track_id}: radii must be finite and >= 0")
+    return PersonObservation(int(obs.track_id), pts, valid, conf, vel, obs.layout, sigma,
+                             inferred, radius)
+
+
+def _per_point(obs: PersonObservation, name: str, n: int, dtype, default) -> np.ndarray:
+    value = getattr(obs, name)
+    if value is None:
+        return np.full(n, default, dtype)
+    arr = np.array(value, dtype).reshape(-1)
+    if len(arr) != n:
+        raise ValueError(f"person {obs.track_id}: {n} points but {len(arr)} {name} values")
+    return arr
+
+
+def _layout_size(layout: str) -> int:
+    lay = LAYOUTS.get(layout)
+    return lay.size if lay is not None else -1
 
 
 class SafetyMonitor:
@@ -366,12 +411,19 @@ class SafetyMonitor:
         """Hysteresis applies to a threshold while the state is at least as severe as it."""
         return self.config.hysteresis_m if SEVERITY[self._state] >= SEVERITY[level] else 0.0
 
-    def _distances(self, pts: np.ndarray) -> np.ndarray:
+    def _extent(self, ob: PersonObservation) -> np.ndarray:
+        """(N,) radius of the sphere each point stands for: its body radius (joint centre ->
+        skin) plus sigma_factor times its position uncertainty."""
+        return ob.radius + self.config.sigma_factor * ob.sigma
+
+    def _distances(self, pts: np.ndarray, extent: np.ndarray) -> np.ndarray:
+        """Distance of each point's sphere (``extent``) from the robot: its surface's distance
+        from the frame's z axis (xy) or origin (xyz), minus robot_radius_m, at least 0."""
         if self.config.distance_mode == "xy":
             d = np.hypot(pts[:, 0], pts[:, 1])
         else:
             d = np.linalg.norm(pts, axis=1)
-        return np.maximum(d - self.config.robot_radius_m, 0.0)
+        return np.maximum(d - extent - self.config.robot_radius_m, 0.0)
 
     def _speed_curve(self, d: float, p: float, f: float) -> float:
         if d <= p:
@@ -392,10 +444,13 @@ class SafetyMonitor:
         for ob in people:
             use = (ob.valid & np.isfinite(ob.points).all(axis=1)
                    & (ob.confidence >= cfg.min_confidence))
+            if not cfg.use_inferred_points:
+                use &= ~ob.inferred
+            extent = self._extent(ob)
             if use.any() and ignore:
                 keep = use.copy()
-                for z in ignore:
-                    keep &= ~z.contains(ob.points)
+                for z in ignore:       # only points whose whole sphere lies inside
+                    keep &= ~z.contains(ob.points, -extent)
                 if not keep.any():
                     continue                   # everything usable is in an ignore zone
                 use = keep
@@ -404,8 +459,8 @@ class SafetyMonitor:
                 unlocated.append(ob.track_id)
                 continue
             idx = np.flatnonzero(use)
-            pts = ob.points[idx]
-            d = self._distances(pts)
+            pts, ext = ob.points[idx], extent[idx]
+            d = self._distances(pts, ext)
             k = int(np.argmin(d))
             dmin = float(d[k])
             v_h = cfg.human_speed_m_s
@@ -416,18 +471,19 @@ class SafetyMonitor:
             shift = p - cfg.protective_distance_m
             w, f = cfg.warning_distance_m + shift, self._full_speed + shift
             level = SafetyState.CLEAR
+            kp = int(idx[k])
+            at = f"person {ob.track_id} at {dmin:.2f} m" + \
+                (" (closest point inferred)" if ob.inferred[kp] else "")
             if dmin <= p + self._margin(SafetyState.PROTECTIVE_STOP):
                 level = SafetyState.PROTECTIVE_STOP
-                reasons.append(f"person {ob.track_id} at {dmin:.2f} m, within the protective "
-                               f"distance {p:.2f} m")
+                reasons.append(f"{at}, within the protective distance {p:.2f} m")
             elif dmin <= w + self._margin(SafetyState.WARNING):
                 level = SafetyState.WARNING
-                reasons.append(f"person {ob.track_id} at {dmin:.2f} m, within the warning "
-                               f"distance {w:.2f} m")
+                reasons.append(f"{at}, within the warning distance {w:.2f} m")
             s = self._speed_curve(dmin, p, f)
             for z in active:
                 zstate = _ZONE_STATE[z.kind]
-                if z.contains(pts, self._margin(zstate)).any():
+                if z.contains(pts, self._margin(zstate) + ext).any():
                     zones_hit.append(z.name)
                     level = _worst(level, zstate)
                     reasons.append(f"person {ob.track_id} in {z.kind} zone '{z.name}'")
@@ -436,11 +492,13 @@ class SafetyMonitor:
             state = _worst(state, level)
             scale = min(scale, s)
             if dmin < best.closest_distance_m:
-                kp = int(idx[k])
                 lay = LAYOUTS.get(ob.layout)
                 best = replace(best, closest_track_id=ob.track_id, closest_keypoint_index=kp,
                                closest_keypoint_name=lay.names[kp] if lay and kp < lay.size else "",
                                closest_point=pts[k].copy(), closest_distance_m=dmin,
+                               closest_point_inferred=bool(ob.inferred[kp]),
+                               closest_point_sigma_m=float(ob.sigma[kp]),
+                               closest_point_radius_m=float(ob.radius[kp]),
                                protective_distance_m=p, warning_distance_m=w)
         if unlocated:
             ids = ", ".join(str(i) for i in unlocated)

@@ -30,6 +30,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..core.camera_mount import quaternion_from_rpy
 from ..core.image_codec import ImageDecodeError, decode_image, encode_image, to_rgb
 from . import transforms as tfm
 
@@ -240,14 +241,7 @@ def parse_static_transform(spec: str) -> Tuple[str, str, np.ndarray]:
         raise ValueError(f"static transform '{spec}': numbers expected; {fmt}") from None
     if parent == child:
         raise ValueError(f"static transform '{spec}': parent and child frames are the same")
-    if len(nums) == 6:
-        r, p, y = nums[3:]
-        cr, sr, cp, sp, cy, sy = (np.cos(r / 2), np.sin(r / 2), np.cos(p / 2), np.sin(p / 2),
-                                  np.cos(y / 2), np.sin(y / 2))
-        q = (sr * cp * cy - cr * sp * sy, cr * sp * cy + sr * cp * sy,
-             cr * cp * sy - sr * sp * cy, cr * cp * cy + sr * sp * sy)
-    else:
-        q = nums[3:]
+    q = quaternion_from_rpy(*nums[3:]) if len(nums) == 6 else nums[3:]
     return parent, child, tfm.make_transform(nums[:3], q)
 
 

@@ -20,6 +20,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from ..core.camera import CameraModel
 from ..core.image_codec import decode_image, encode_image
 from ..core.layouts import FACE468_TO_IBUG68
+from ..core.lifting import joint_radii
 from ..core.safety import PersonObservation
 from ..core.types import Face, FrameResult, Hand, Keypoints, Person
 from ..msg import FaceLandmarks, FaceLandmarksArray, Keypoint, Skeleton, SkeletonArray
@@ -351,9 +352,14 @@ def skeletons_to_observations(msg: SkeletonArray, T_robot_frame: Optional[np.nda
             if T_robot_frame is not None:
                 vel = tfm.rotate(T_robot_frame, vel)[0]
         kps = list(s.keypoints) + list(s.left_hand) + list(s.right_hand)
+        radius = np.concatenate([np.zeros(0)] + [
+            joint_radii(layout, len(k)) for layout, k in
+            ((s.layout, s.keypoints), ("hand21", s.left_hand), ("hand21", s.right_hand))
+            if len(k)])
         if s.found_by == Skeleton.FOUND_BY_BOX and s.centroid_valid:
             kps.append(_box_surface_keypoint(s))
-        out.append(_observation(int(s.track_id), kps, s.layout, T_robot_frame, vel))
+            radius = np.append(radius, 0.0)        # measured on the surface already
+        out.append(_observation(int(s.track_id), kps, s.layout, T_robot_frame, vel, radius))
     return out
 
 
@@ -376,12 +382,17 @@ def faces_to_observations(msg: FaceLandmarksArray, T_robot_frame: Optional[np.nd
 
 
 def _observation(track_id: int, kps: Sequence[Keypoint], layout: str,
-                 T_robot_frame: Optional[np.ndarray], velocity: Optional[np.ndarray] = None
-                 ) -> PersonObservation:
+                 T_robot_frame: Optional[np.ndarray], velocity: Optional[np.ndarray] = None,
+                 radius: Optional[np.ndarray] = None) -> PersonObservation:
+    """With each point's position_sigma and whether it was inferred (SOURCE_MODEL); ``radius``
+    None: the layout's body radii (see core.safety.PersonObservation)."""
     _, conf, xyz, valid = keypoint_msgs_to_arrays(kps)
     if T_robot_frame is not None:
         xyz = tfm.apply(T_robot_frame, xyz)
-    return PersonObservation(track_id, xyz, valid, conf, velocity, layout)
+    sigma = np.array([k.position_sigma for k in kps], np.float64)
+    inferred = np.array([k.position_source == Keypoint.SOURCE_MODEL for k in kps], bool)
+    return PersonObservation(track_id, xyz, valid, conf, velocity, layout, sigma, inferred,
+                             radius)
 
 
 def observation_point_name(skeleton: Skeleton, index: int) -> str:

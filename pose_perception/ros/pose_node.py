@@ -39,19 +39,21 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from ..core.frame_order import JUMP, RESTART, STALE, DepthWait, StampOrder
 from ..core.image_codec import ImageDecodeError, to_rgb
 from ..core.precision import PRECISIONS
 from ..core.types import FrameResult
 from ..msg import FaceLandmarksArray, SkeletonArray
 from . import compat
 from .conversions import (CameraModelCache, array_to_image_msg, frame_result_to_msgs,
-                          image_msg_to_array, stamp_to_sec)
+                          image_msg_to_array, stamp_to_ns, stamp_to_sec)
 from .depth_input import DepthInput, check_depth_parameters
 from .diagnostics import ERROR, OK, WARN, NodeDiagnostics, RateLimitedLog
 from .markers import MarkerBuilder
 from .params import (ParameterError, ParamSpec, at_least, changed_from_defaults, dataclass_specs,
                      declare_checked, nest, non_negative, positive, resolve_topic)
 from .run import run_node
+from .startup import CLOCK
 
 NODE_NAME = "pose_node"
 OUTPUT_TOPICS = {"skeletons": "people/skeletons", "faces": "people/faces",
@@ -61,6 +63,7 @@ BACKWARDS_JUMP_S = 1.0
 # a gap between processed stamps longer than this (or than perception.tracking.max_age_s, when
 # larger) is reported as a time jump: people's tracks restart
 FORWARD_JUMP_S = 1.0
+ARRIVALS_KEPT = 64         # arrival times of images still unpaired (for the synchroniser's wait)
 _DIGITS = re.compile(r"[0-9][0-9.e+-]*")
 # keypoint settings that have their own top-level parameter
 _KEYPOINT_TOP_LEVEL = ("enable_face", "enable_hands", "providers", "require_gpu", "precision")
@@ -157,12 +160,14 @@ class PoseNode(Node):
         super().__init__(node_name, **node_kwargs)
         self.p = self._read_parameters()
         self.perception_config = self._perception_config()
+        CLOCK.mark("node, parameters, pipeline imports")
         self.diag = NodeDiagnostics(f"pose_perception: {self.get_name()}",
                                     hardware_id=self.get_fully_qualified_name(),
                                     period_s=self.p["diagnostics_period_s"])
         self._log = RateLimitedLog(self._log_fn, self.p["log_period_s"])
         factory = perception_factory or default_perception_factory
         self.perception = factory(self.perception_config)
+        CLOCK.mark("models (load + warm-up)")
         provider = str(getattr(self.perception, "provider", "unknown"))
         self.diag.fact("execution provider", provider)
         self.diag.fact("precision", str(getattr(self.perception, "precision", "unknown")))
@@ -174,10 +179,12 @@ class PoseNode(Node):
         self._lock = threading.Condition()
         self._diag_lock = threading.Lock()
         self._slot: Optional[Tuple[Image, Optional[Image]]] = None
-        self._last_pair_wall: Optional[float] = None
-        self._first_colour_wall: Optional[float] = None
+        self._order = StampOrder(BACKWARDS_JUMP_S, max(
+            FORWARD_JUMP_S, float(self.p.get("perception.tracking.max_age_s", FORWARD_JUMP_S))))
+        self._depth_wait = DepthWait(self.p["depth_wait_s"])
+        self._arrivals: Dict[Tuple[str, int], float] = {}   # (input, stamp ns) -> wall time
+        self._last_paired_colour: Optional[int] = None
         self._last_depth_stamp: Optional[float] = None
-        self._last_processed_stamp: Optional[float] = None
         self._color_info: Optional[CameraInfo] = None
         self._depth_info: Optional[CameraInfo] = None
         self._color_models = CameraModelCache()
@@ -204,29 +211,31 @@ class PoseNode(Node):
             depth = f", depth '{self.topics['depth_image']}' ({how})"
         out = (f"'{self.p['target_frame']}'" if self.p["target_frame"]
                else "= colour optical frame")
+        CLOCK.mark("topics")
+        self._ready_age_s = CLOCK.age_s()
+        self._first_frame_done = False
+        self.diag.fact("start-up", CLOCK.summary())
         self.get_logger().info(f"pose_node ready: colour '{self.topics['color_image']}'{depth}; "
                                f"provider {provider} "
                                f"({getattr(self.perception, 'precision', 'fp32')}); "
-                               f"output frame {out}")
+                               f"output frame {out}; start-up {CLOCK.summary()}")
 
     # ------------------------------------------------------------------ configuration
     def _warn_if_gpu_missing(self, provider: str) -> None:
-        """use_gpu asked for a GPU provider but the pipeline runs on CPU: one warning at start
-        (require_gpu makes the pipeline fail instead)."""
-        from ..core.inference import GPU_PROVIDERS, provider_name
-        if not self.p["use_gpu"] or provider in GPU_PROVIDERS or provider == "unknown":
+        """use_gpu asked for a GPU provider but the pipeline runs on CPU: a warning when a GPU
+        build of onnxruntime failed to start it, one info line for a CPU-only build
+        (core.inference.gpu_fallback_note; require_gpu makes the pipeline fail instead)."""
+        from ..core.inference import gpu_fallback_note
+        if not self.p["use_gpu"] or provider == "unknown":
             return
         try:
-            wanted = [n for n in (provider_name(x) for x in self.p["providers"])
-                      if n in GPU_PROVIDERS]
-        except ValueError:
-            wanted = []
-        if wanted:
-            self.get_logger().warning(
-                f"no GPU execution provider works here (asked for {', '.join(wanted)}): running "
-                f"on {provider}, which is slower. Install onnxruntime-gpu with matching "
-                "CUDA/TensorRT libraries, set use_gpu:=false to silence this, or "
-                "require_gpu:=true to refuse to start without a GPU")
+            note = gpu_fallback_note(self.p["providers"], provider)
+        except (ValueError, ImportError):
+            return
+        if note is not None and note[0] == "warning":
+            self.get_logger().warning(note[1])
+        elif note is not None:
+            self.get_logger().info(note[1])
 
     def _read_parameters(self) -> Dict[str, Any]:
         specs = node_param_specs()
@@ -296,12 +305,17 @@ class PoseNode(Node):
                                             qos_profile=qos)
         self._sub_depth = compat.Subscriber(self, Image, self.topics["depth_image"],
                                             qos_profile=qos)
+        # a filter's callbacks run in the order they were registered: arrivals are noted before
+        # the synchroniser sees a message, the colour-alone decision after it
+        self._sub_color.registerCallback(self._on_colour_arrival)
+        self._sub_depth.registerCallback(self._on_depth_arrival)
+        # message_filters pairs only stamps *less* than the slop apart: 1 ns makes a slop of 0
+        # pair identical stamps (the fallback pairs up to and including the slop)
         self._sync = compat.ApproximateTimeSynchronizer(
-            [self._sub_color, self._sub_depth], p["sync_queue_size"], p["sync_slop_s"])
+            [self._sub_color, self._sub_depth], p["sync_queue_size"],
+            max(p["sync_slop_s"], 1e-9))
         self._sync.registerCallback(self._on_pair)
-        # registered after the synchroniser, so it runs after it for the same message
         self._sub_color.registerCallback(self._on_color_maybe_alone)
-        self._sub_depth.registerCallback(self._on_depth_stamp)
 
     # ------------------------------------------------------------------ callbacks (store only)
     def _now(self) -> float:
@@ -322,32 +336,58 @@ class PoseNode(Node):
         self._depth_info = msg
 
     def _on_color_only(self, msg: Image) -> None:
-        with self._diag_lock:
-            self.diag.count("input", self._now())
+        self._on_colour_arrival(msg)
         self._offer(msg, None)
 
-    def _on_pair(self, color: Image, depth: Image) -> None:
-        self._last_pair_wall = self._now()
-        with self._diag_lock:
-            self.diag.count("synchronised pairs", self._last_pair_wall)
-        self._offer(color, depth)
-
-    def _on_depth_stamp(self, msg: Image) -> None:
-        self._last_depth_stamp = stamp_to_sec(msg.header.stamp)
-
-    def _on_color_maybe_alone(self, msg: Image) -> None:
+    def _on_colour_arrival(self, msg: Image) -> None:
+        """Every colour image, before the synchroniser sees it: counted, its arrival noted (for
+        the synchroniser's wait), and the camera's own stamp order checked."""
         now = self._now()
+        stamp = stamp_to_sec(msg.header.stamp)
         with self._diag_lock:
             self.diag.count("input", now)
-        if self._first_colour_wall is None:
-            self._first_colour_wall = now
-        # the synchroniser gets depth_wait_s from the first colour image (not from the node's
-        # start, which may be long before the camera's): else the first frames would go out in
-        # 2D and their depth, arriving a moment later, be dropped as duplicates
-        since = now - (self._last_pair_wall if self._last_pair_wall is not None
-                       else self._first_colour_wall)
-        if since <= self.p["depth_wait_s"]:
+        self._note_arrival("colour", msg, now)
+        back = self._order.arrived(stamp)
+        if back is not None:
+            self._issue("time_order", WARN,
+                        f"the camera's image stamps went backwards: colour image stamped "
+                        f"{stamp:.6f} arrived after one stamped {stamp + back:.6f} (duplicated "
+                        "or out of order); it is not processed")
+
+    def _on_depth_arrival(self, msg: Image) -> None:
+        self._last_depth_stamp = stamp_to_sec(msg.header.stamp)
+        self._note_arrival("depth", msg, self._now())
+
+    def _note_arrival(self, kind: str, msg: Image, now: float) -> None:
+        key = (kind, stamp_to_ns(msg.header.stamp))
+        self._arrivals.setdefault(key, now)
+        while len(self._arrivals) > ARRIVALS_KEPT:     # oldest insertion first
+            self._arrivals.pop(next(iter(self._arrivals)))
+
+    def _on_pair(self, color: Image, depth: Image) -> None:
+        """A synchronised pair (in the callback of its later message): its wait in the
+        synchroniser (from the first of the two arriving) goes to the diagnostics."""
+        now = self._now()
+        c_ns, d_ns = stamp_to_ns(color.header.stamp), stamp_to_ns(depth.header.stamp)
+        first = min(self._arrivals.pop(("colour", c_ns), now),
+                    self._arrivals.pop(("depth", d_ns), now))
+        self._last_paired_colour = c_ns
+        self._depth_wait.paired()
+        with self._diag_lock:
+            self.diag.count("synchronised pairs", now)
+            self.diag.latency_ms("sync wait", (now - first) * 1e3)
+        self._offer(color, depth)
+
+    def _on_color_maybe_alone(self, msg: Image) -> None:
+        """After the synchroniser saw the colour image: if it formed no pair, it goes alone when
+        colour has come for depth_wait_s without pairs (core.frame_order.DepthWait); else it
+        waits for its depth (the worker hands it over alone if none comes in depth_wait_s)."""
+        if stamp_to_ns(msg.header.stamp) == self._last_paired_colour:
             return
+        if self._depth_wait.colour(msg, self._now()):
+            self._colour_alone(msg)
+
+    def _colour_alone(self, msg: Image) -> None:
         stamp = stamp_to_sec(msg.header.stamp)
         if self._last_depth_stamp is None:
             why = (f"no depth image received on '{self.topics['depth_image']}'")
@@ -365,6 +405,11 @@ class PoseNode(Node):
                 if self._slot is None:
                     self._lock.wait(timeout=0.1)
                 item, self._slot = self._slot, None
+            if item is None and self.p["use_depth"]:     # a colour image whose depth never came
+                held = self._depth_wait.due(self._now())
+                if held is not None:
+                    self._colour_alone(held)
+                continue
             if item is None:
                 continue
             try:
@@ -407,7 +452,7 @@ class PoseNode(Node):
         when the frame was skipped. Called by the worker thread (tests may call it directly)."""
         t0 = time.perf_counter()
         stamp = stamp_to_sec(color.header.stamp)
-        if not self._stamp_acceptable(stamp):
+        if not self._admit(stamp):
             return None
         try:
             rgb = to_rgb(image_msg_to_array(color), color.encoding)
@@ -446,7 +491,6 @@ class PoseNode(Node):
             from .debug_image import draw_result
             self.pub_debug.publish(array_to_image_msg(draw_result(rgb, result), "rgb8",
                                                       color.header))
-        self._last_processed_stamp = stamp
         t_end = time.perf_counter()
         e2e_ms = (self.get_clock().now().nanoseconds * 1e-9 - stamp) * 1e3
         with self._diag_lock:
@@ -459,39 +503,45 @@ class PoseNode(Node):
                 self.diag.latency_ms(f"stage {stage}", ms)
             self.diag.latency_ms("end-to-end (image stamp -> published)", e2e_ms)
             self.diag.fact("people in last frame", len(result.persons))
+        if not self._first_frame_done:
+            self._first_frame_done = True
+            age = CLOCK.age_s()
+            self.get_logger().info(
+                f"first frame published {age:.1f} s after the process started, "
+                f"{age - self._ready_age_s:.1f} s after ready (waiting for the camera and its "
+                f"first pair, then this frame: decode + depth {(t_decode - t0) * 1e3:.0f} ms, "
+                f"pipeline {(t_pipe - t_decode) * 1e3:.0f} ms)")
         return result
 
-    def _stamp_acceptable(self, stamp: float) -> bool:
-        """Checks an image stamp against the last processed one. Duplicated or slightly older
-        stamps (out of order) are skipped; a jump back of more than BACKWARDS_JUMP_S (bag loop,
-        restarted camera) is processed after a warning (the pipeline resets its tracking);
-        a jump forward beyond the trackers' memory is processed after a warning."""
-        last = self._last_processed_stamp
-        if last is None:
-            return True
-        if stamp <= last:
-            if last - stamp <= BACKWARDS_JUMP_S:
-                with self._diag_lock:
-                    self.diag.count("dropped", self._now())    # older than what was published
-                self._issue("time_order", WARN,
-                            f"image with a duplicated or out-of-order stamp skipped: stamp "
-                            f"{stamp:.6f} is not newer than the last processed {last:.6f}")
-                return False
+    @property
+    def _last_processed_stamp(self) -> Optional[float]:
+        return self._order.last_processed
+
+    def _admit(self, stamp: float) -> bool:
+        """core.frame_order.StampOrder's verdict on a frame about to be processed. A pair not
+        newer than the last processed frame (the synchroniser handed over an older pair after a
+        newer one, or a colour image went alone before its depth came) is dropped silently and
+        counted ("stale pairs"; the camera's own stamps going backwards is warned about on
+        arrival); a restart (bag loop, restarted camera) and a jump forward beyond the trackers'
+        memory are processed after a warning / a note."""
+        verdict, gap = self._order.admit(stamp)
+        if verdict == STALE:
+            with self._diag_lock:
+                self.diag.count("stale pairs", self._now())
+            return False
+        if verdict == RESTART:
             with self._diag_lock:
                 self.diag.count("time jumps", self._now())
             self._issue("time", WARN, f"image stamps went backwards (bag loop or restarted "
-                        f"camera?) by {last - stamp:.1f} s: tracking starts over")
-            return True
-        max_age = self.p.get("perception.tracking.max_age_s", FORWARD_JUMP_S)
-        jump = max(FORWARD_JUMP_S, float(max_age))
-        if stamp - last > jump:
+                        f"camera?) by {gap:.1f} s: tracking starts over")
+        elif verdict == JUMP:
             # a note (level OK) in the diagnostics, a warning in the log: a stalled camera is
             # worth knowing about, but the frame itself is fine
             with self._diag_lock:
                 self.diag.count("time jumps", self._now())
             self._issue("time_jump", OK, f"image stamps jumped forward (camera stalled, frames "
-                        f"lost or bag skipped?) by {stamp - last:.1f} s (> {jump:g} s): people's "
-                        "tracks start over")
+                        f"lost or bag skipped?) by {gap:.1f} s (> {self._order.forward_jump_s:g}"
+                        " s): people's tracks start over")
         return True
 
     def _bad_input(self, text: str) -> None:

@@ -1,45 +1,84 @@
 """The one entry point of every node's ``main()``: ``--help``, rclpy start-up, clear one-line
-errors for bad parameters or missing models (exit code 1), clean shutdown on Ctrl-C or an
-external shutdown."""
+errors for bad parameters or missing models (exit code 1), and exit code 0 on SIGINT / SIGTERM
+at any moment or on an external shutdown (see :mod:`pose_perception.ros.stop`)."""
 from __future__ import annotations
 
 import sys
+import time
 from typing import Callable, List, Optional, Sequence, Tuple, Type
 
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 
-# ParameterError (parameter validation) is a ValueError; ModelNotFoundError a FileNotFoundError
+from .startup import CLOCK
+from .stop import STOP
+
+# ParameterError (parameter validation) is a ValueError; ModelNotFoundError a FileNotFoundError;
+# rclpy's RCLError (e.g. unparsable --ros-args) a RuntimeError
 USER_ERRORS: Tuple[Type[BaseException], ...] = (ValueError, RuntimeError, FileNotFoundError)
+SPIN_POLL_S = 0.1          # how often the spin loop looks at the stop request
+LINGER_S = 0.2             # a node that finished by itself: time for its last messages to leave
 
 
 def run_node(name: str, usage: str, factory: Callable[[], "rclpy.node.Node"],
              argv: Optional[Sequence[str]] = None,
-             spin: Optional[Callable[["rclpy.node.Node"], None]] = None) -> int:
-    """Start rclpy with ``argv`` (ROS arguments), build the node with ``factory``, spin it (or
-    call ``spin(node)``), and shut down cleanly. Returns the process exit code."""
+             until: Optional[Callable[["rclpy.node.Node"], bool]] = None) -> int:
+    """Start rclpy with ``argv`` (ROS arguments), build the node with ``factory``, spin it until a
+    stop signal, an external shutdown or ``until(node)``, and shut down cleanly. Returns the
+    process exit code: 0, or 1 for a user error (bad parameters, missing models) reported on
+    stderr in one line."""
     args: List[str] = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in args):
         print(usage)
         return 0
-    rclpy.init(args=[name] + args)
+    STOP.install()
+    CLOCK.mark("interpreter + imports")
     node = None
     try:
+        # rclpy's own handlers would shut the context down from another thread while this one
+        # may be using it: the stop request handles both signals instead
+        rclpy.init(args=[name] + args, signal_handler_options=SignalHandlerOptions.NO)
+        CLOCK.mark("rclpy.init")
         node = factory()
-        (spin or rclpy.spin)(node)
-    except USER_ERRORS as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
-        return 1
+        with STOP.deferred():
+            _spin(node, until)
     except KeyboardInterrupt:
         pass
+    except USER_ERRORS as exc:
+        if not STOP.requested:
+            print(f"{name}: {exc}", file=sys.stderr)
+            return 1
     except Exception as exc:
-        if type(exc).__name__ != "ExternalShutdownException":
+        if not STOP.requested and type(exc).__name__ != "ExternalShutdownException":
             raise
     finally:
-        try:
-            if node is not None:
-                node.destroy_node()
-            if rclpy.ok():
-                rclpy.shutdown()
-        except KeyboardInterrupt:
-            pass
+        STOP.finishing()
+        _shut_down(node)
     return 0
+
+
+def _spin(node, until: Optional[Callable]) -> None:
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    try:
+        while not STOP.requested and node.context.ok():
+            if until is not None and until(node):
+                time.sleep(LINGER_S)
+                return
+            executor.spin_once(timeout_sec=SPIN_POLL_S)
+    finally:
+        executor.shutdown(timeout_sec=0)
+
+
+def _shut_down(node) -> None:
+    """Destroy the node, then the context; after a stop request nothing here may fail the exit
+    code (the node may have been half built when the signal came)."""
+    try:
+        if node is not None:
+            node.destroy_node()
+    except Exception:
+        if not STOP.requested:
+            raise
+    finally:
+        rclpy.try_shutdown()

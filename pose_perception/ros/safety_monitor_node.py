@@ -239,7 +239,14 @@ class SafetyMonitorNode(Node):
                 self.diag.report("tf", ERROR, reason, now)
                 self.get_logger().warning(reason, throttle_duration_sec=5.0)
                 return
-        people = skeletons_to_observations(msg, T)
+        try:
+            people = skeletons_to_observations(msg, T)
+        except ValueError as exc:        # e.g. a hand of 5 points: its radii are unknown
+            reason = f"malformed SkeletonArray: {exc}"
+            self.monitor.update([], stamp, trusted=False, reason=reason)
+            self.diag.report("input", WARN, reason, now)
+            self.get_logger().warning(reason, throttle_duration_sec=5.0)
+            return
         if faces is not None and faces.header.frame_id == src:
             people += faces_to_observations(faces, T)
         elif faces is not None:
@@ -290,6 +297,9 @@ class SafetyMonitorNode(Node):
         p = np.asarray(st.closest_point, np.float64)
         m.closest_point = Point(x=float(p[0]), y=float(p[1]), z=float(p[2]))
         m.closest_distance = float(st.closest_distance_m)
+        m.closest_point_inferred = bool(st.closest_point_inferred)
+        m.closest_point_sigma = float(st.closest_point_sigma_m)
+        m.closest_point_radius = float(st.closest_point_radius_m)
         m.people_count = int(st.people_count)
         m.data_age = float(st.age_s)
         m.reason = st.reason

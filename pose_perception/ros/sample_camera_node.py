@@ -17,12 +17,10 @@ the recorded colour/depth offset, as on the real robot the data came from.
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -34,6 +32,7 @@ from .conversions import array_to_image_msg, camera_model_to_info, sec_to_stamp
 from .params import (ParameterError, ParamSpec, declare_checked, non_negative, positive,
                      resolve_topic)
 from .run import run_node
+from .startup import CLOCK
 
 DEFAULT_FRAME_ID = "camera_color_optical_frame"
 
@@ -121,6 +120,7 @@ class SampleCameraNode(Node):
         else:
             desc = description or f"{len(frames)} frames given in code"
         self.frames = frames
+        CLOCK.mark("frames (loaded or generated)")
         ns = self.p["camera_namespace"]
         qos = QoSProfile(depth=5, reliability=(QoSReliabilityPolicy.RELIABLE if self.p["reliable"]
                                                else QoSReliabilityPolicy.BEST_EFFORT))
@@ -139,7 +139,8 @@ class SampleCameraNode(Node):
         self.timer = self.create_timer(1.0 / self.p["rate_hz"], self.publish_next)
         self.get_logger().info(f"publishing {desc} at {self.p['rate_hz']:g} Hz on "
                                f"'{t['color_image']}'"
-                               + (f" and '{t['depth_image']}'" if self.p["publish_depth"] else ""))
+                               + (f" and '{t['depth_image']}'" if self.p["publish_depth"] else "")
+                               + f"; start-up {CLOCK.summary()}")
 
     def _stamps(self, k: int, frame) -> Tuple[float, Optional[float]]:
         now = self.get_clock().now().nanoseconds * 1e-9
@@ -179,19 +180,12 @@ class SampleCameraNode(Node):
             self.done = True
 
 
-def _spin_until_done(node: "SampleCameraNode") -> None:
-    """Spin until the last frame was published (``loop`` false) or shutdown."""
-    while rclpy.ok() and not node.done:
-        rclpy.spin_once(node, timeout_sec=0.1)
-    time.sleep(0.2)   # let the last messages leave
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """``pose-perception camera [--ros-args -p source:=DIR ...]``."""
     return run_node("sample_camera",
                     "usage: pose-perception camera [--ros-args -p source:=DIR -p rate_hz:=30 ...]\n"
                     "Parameters: README.md (ROS interface)",
-                    SampleCameraNode, argv, spin=_spin_until_done)
+                    SampleCameraNode, argv, until=lambda node: node.done)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,135 @@
+"""Start/stop cycles of the node executables: start a graph of nodes, send SIGINT or SIGTERM at a
+random moment (importing, loading models, spinning, publishing, ...), and collect every process
+that did not exit 0 or printed a traceback. Used by test_ros_stop.py (a few cycles) and by hand:
+
+    .venv/bin/python test/stop_cycles.py --cycles 50               # the node executables
+    .venv/bin/python test/stop_cycles.py --cycles 50 --launch      # under `ros2 launch`
+
+``--launch`` needs ``ros2`` with launch_ros on PATH (an apt ROS 2, or the upstream sources put on
+the path for a local check); ``ros2 launch`` forwards SIGINT to every node as Ctrl-C does, and
+its exit code and its "process has died" lines are checked too.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+STOP_WAIT_S = 20.0          # a process must be gone this long after the signal
+BAD_OUTPUT = ("Traceback (most recent call last)", "process has died", "Unable to convert")
+
+
+def node_commands(python: str = sys.executable) -> Dict[str, List[str]]:
+    """The launch file's graph (camera -> pose_node -> safety monitor) plus the lifting node,
+    through the installed entry scripts; the safety monitor's timer runs at 200 Hz so that a
+    signal often lands inside a timer callback."""
+    script = lambda name: [python, str(REPO / "scripts" / name)]  # noqa: E731
+    return {
+        "sample_camera_node": script("sample_camera_node"),
+        "pose_node": script("pose_node") + ["--ros-args", "-p", "use_gpu:=false"],
+        "safety_monitor_node": script("safety_monitor_node") + [
+            "--ros-args", "-p", "rate_hz:=200.0", "-p",
+            "static_transforms:=['base_link camera_color_optical_frame 0 0 1 -1.5708 0 -1.5708']"],
+        "lifting_node": script("lifting_node"),
+    }
+
+
+@dataclass
+class Failure:
+    cycle: int
+    name: str
+    signal: str
+    after_s: float
+    returncode: Optional[int]
+    output: str
+
+    def __str__(self) -> str:
+        tail = "\n    ".join(self.output.strip().splitlines()[-12:])
+        return (f"cycle {self.cycle}: {self.name} got {self.signal} {self.after_s:.2f} s after "
+                f"start, exit code {self.returncode}\n    {tail}")
+
+
+def _env() -> Dict[str, str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
+    env.setdefault("ROS_LOCALHOST_ONLY", "1")
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return env
+
+
+def _finish(procs: Dict[str, subprocess.Popen], cycle: int, sig: signal.Signals,
+            after: float) -> List[Failure]:
+    failures = []
+    for name, p in procs.items():
+        try:
+            out, _ = p.communicate(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+            out += f"\n(still running {STOP_WAIT_S:g} s after the signal: killed)".encode()
+        text = out.decode(errors="replace")
+        if p.returncode != 0 or any(b in text for b in BAD_OUTPUT):
+            failures.append(Failure(cycle, name, sig.name, after, p.returncode, text))
+    return failures
+
+
+def run_cycles(commands: Dict[str, Sequence[str]], cycles: int, max_delay_s: float,
+               seed: int, min_delay_s: float = 0.0,
+               signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM)
+               ) -> List[Failure]:
+    """``cycles`` times: start every command at once, wait a random time in [min_delay_s,
+    max_delay_s], send all of them the same signal, chosen at random from ``signals``."""
+    rng = random.Random(seed)
+    failures: List[Failure] = []
+    env = _env()
+    for cycle in range(cycles):
+        procs = {name: subprocess.Popen(list(cmd), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT)
+                 for name, cmd in commands.items()}
+        after = rng.uniform(min_delay_s, max_delay_s)
+        sig = rng.choice(list(signals))
+        time.sleep(after)
+        for p in procs.values():
+            p.send_signal(sig)
+        failures += _finish(procs, cycle, sig, after)
+    return failures
+
+
+def launch_command(extra: Sequence[str] = ()) -> List[str]:
+    return ["ros2", "launch", "pose_perception", "pose_perception.launch.py", "safety:=true",
+            "sample_camera:=true", "use_gpu:=false", *extra]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cycles", type=int, default=50)
+    ap.add_argument("--max-delay", type=float, default=8.0,
+                    help="latest moment of the signal after the start [s]")
+    ap.add_argument("--min-delay", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--launch", action="store_true",
+                    help="one `ros2 launch` per cycle (SIGINT only, as Ctrl-C)")
+    args = ap.parse_args(argv)
+    # Ctrl-C on `ros2 launch`: launch gets SIGINT and forwards it to every node
+    commands = {"ros2 launch": launch_command()} if args.launch else node_commands()
+    signals = (signal.SIGINT,) if args.launch else (signal.SIGINT, signal.SIGTERM)
+    failures = run_cycles(commands, args.cycles, args.max_delay, args.seed, args.min_delay,
+                          signals)
+    for f in failures:
+        print(f)
+    runs = args.cycles * len(commands)
+    print(f"seed {args.seed}: {len(failures)} of {runs} processes did not exit cleanly "
+          f"({args.cycles} cycles)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
