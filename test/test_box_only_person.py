@@ -71,10 +71,11 @@ def test_box_only_person_reaches_the_safety_monitors_distance():
     mon.update(obs, 10.0)
     st = mon.evaluate(10.0)
     assert st.state in (SafetyState.PROTECTIVE_STOP, SafetyState.WARNING)
-    # the monitor measures in its frame's ground plane (here the message frame, no TF)
+    # the monitor measures in its frame's ground plane (here the message frame, no TF); the box
+    # surface is on the skin already (radius 0), made conservative by sigma_factor x sigma
     np.testing.assert_allclose(st.closest_point, [s.centroid.x, s.centroid.y, s.centroid.z],
                                atol=1e-6)
-    assert st.closest_distance_m == pytest.approx(math.hypot(s.centroid.x, s.centroid.y),
-                                                  abs=1e-6)
+    expected = math.hypot(s.centroid.x, s.centroid.y) - mon.config.sigma_factor * s.centroid_sigma
+    assert st.closest_distance_m == pytest.approx(max(expected, 0.0), abs=1e-6)
     assert observation_point_name(s, st.closest_keypoint_index) == "box_surface"
     assert st.unlocated_count == 0
