@@ -124,9 +124,10 @@ def test_any_skeleton_array_becomes_safety_observations(seed, n, bad, transform,
         msg.skeletons.append(s)
     T = random_transform(rng, "random") if transform else None
     known = {"blazepose33": 33, "coco17": 17}
-    if any(known.get(s.layout, len(s.keypoints)) != len(s.keypoints) for s in msg.skeletons):
-        # a known layout with another number of points: its body radii are unknown, the safety
-        # monitor treats the message as untrusted (UNKNOWN, with this reason)
+    if any(s.keypoints and known.get(s.layout, len(s.keypoints)) != len(s.keypoints)
+           for s in msg.skeletons):
+        # a known layout with another (non-zero) number of points: its body radii are unknown,
+        # the safety monitor treats the message as untrusted (UNKNOWN, with this reason)
         with pytest.raises(ValueError, match="radius table of layout"):
             skeletons_to_observations(msg, T)
         return
