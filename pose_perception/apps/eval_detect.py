@@ -119,7 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..core.keypoint_pipeline import KeypointConfig
     from ..core.perception import Perception, PerceptionConfig
     kw = {"providers": tuple(s for s in args.providers.split(",") if s),
-          "threads": args.threads, "precision": args.precision, "enable_face": False,
+          "threads": args.threads, "precision": args.precision,
           "person_detector": not args.no_person_detector}
     if args.max_persons is not None:
         kw["max_persons"] = args.max_persons

@@ -114,6 +114,7 @@ class KeypointConfig:
     # are published as box-only people (keypoints invalid)
     person_detector: bool = True
     person_detector_min_score: float = 0.5
+    person_detector_nms_iou: float = 0.5   # boxes overlapping a better one by more are dropped
     # tiles of this many image pixels for large images (short side >= 1.5x this); 0: never
     person_detector_tile_px: float = 540.0
     # a detector box is a person already found when IoU(box, person's box) >= this
@@ -229,6 +230,7 @@ class KeypointPipeline:
         if cfg.person_detector:
             self._person_det = PersonDetector(load("person_detection"),
                                               min_score=cfg.person_detector_min_score,
+                                              iou_threshold=cfg.person_detector_nms_iou,
                                               tile_px=cfg.person_detector_tile_px)
         self._face_lm = self._face_det = self._face_recrop = None
         if cfg.enable_face:
@@ -627,21 +629,29 @@ class KeypointPipeline:
         heads = [face_mod.roi_from_pose(p.body.xy) for p in persons]
         return [d for d in lone if not face_mod.overlaps_any(d.box, heads)]
 
-    def _box_owner(self, box: np.ndarray, persons: Sequence[Person]) -> Optional[int]:
-        """Index of the person a whole-body detector box shows, or None: IoU of the boxes >=
-        ``person_box_match_iou``, or the person's box lies (80 %) inside the detector's, centred
-        alike and not much smaller (the landmarks' box misses clothes, hair, turned-away parts)."""
+    def _box_owner(self, box: np.ndarray, persons: Sequence[Person]) -> Tuple[Optional[int], bool]:
+        """``(index of the person a whole-body detector box shows or None, whether the box
+        covers that person)``. The box shows a person when IoU of the boxes >=
+        ``person_box_match_iou``; when the person's (landmarks') box lies inside the detector's,
+        centred alike (the landmarks' box misses clothes, hair, turned-away parts): the box
+        covers the person; when the detector's box lies inside the person's, centred alike and
+        sharing its top (a detector box cut by something in front of the person's legs): it
+        shows the person but does not cover them."""
         if not persons:
-            return None
+            return None, False
         boxes = np.stack([p.box for p in persons]).astype(np.float32)
         iou = box_iou(box, boxes)
         k = int(np.argmax(iou))
         if iou[k] >= self.config.person_box_match_iou:
-            return k
+            return k, True
         for k in np.argsort(-iou):
             if _nested(boxes[k], box):
-                return int(k)
-        return None
+                return int(k), True
+        for k in np.argsort(-iou):
+            pb = boxes[k]
+            if _nested(box, pb) and abs(box[1] - pb[1]) <= 0.15 * (pb[3] - pb[1]):
+                return int(k), False
+        return None, False
 
     def _from_boxes(self, sampler: CropSampler, boxes: Sequence[Detection],
                     persons: List[Person], tracks: List[_Track], w: int, h: int
@@ -655,10 +665,10 @@ class KeypointPipeline:
         pending = []
         boxed = set()
         for d in boxes:
-            k = self._box_owner(d.box, persons)
+            k, covers = self._box_owner(d.box, persons)
             if k is None:
                 pending.append(d)
-            elif k not in boxed:
+            elif covers and k not in boxed:
                 tracks[k].box_margin = _take_box(persons[k], d.box)
                 boxed.add(k)
         tried = pending[:max(0, cfg.max_persons - len(persons))]
@@ -668,9 +678,9 @@ class KeypointPipeline:
             self._add_bodies(sampler, cands, [d.score for d in tried], 0, persons, tracks, w, h)
         out: List[Person] = []
         for d in pending:
-            k = self._box_owner(d.box, persons)
+            k, covers = self._box_owner(d.box, persons)
             if k is not None:                   # found by the landmark run on its box
-                if k not in boxed:
+                if covers and k not in boxed:
                     tracks[k].box_margin = _take_box(persons[k], d.box)
                     boxed.add(k)
             elif cfg.publish_box_only and len(out) < cfg.max_box_only:
