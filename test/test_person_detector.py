@@ -84,7 +84,7 @@ def perception():
     require_models()
     from pose_perception.core.keypoint_pipeline import KeypointConfig
     from pose_perception.core.perception import Perception, PerceptionConfig
-    per = Perception(PerceptionConfig(keypoints=KeypointConfig(enable_face=False)))
+    per = Perception(PerceptionConfig(keypoints=KeypointConfig()))   # the node's defaults
     yield per
     per.close()
 
@@ -106,16 +106,17 @@ def test_person_seen_from_behind_is_found(perception, shared_data):
 
 def test_every_person_found_once_on_people_dev(perception, shared_data):
     """Recall on all three people_dev folders far above the face-anchored detector alone
-    (11/27 before the whole-body detector), and no person published twice."""
+    (11/27 before the whole-body detector), few boxes on nobody where every person is annotated
+    (AIC, MHP), and no person published twice."""
     from pose_perception.apps.eval_detect import eval_detect
     root = shared_data / "people_dev"
     pairs = [(root / f, next((root / f).glob("*.json"))) for f in ("aic", "mhp", "posetrack18")]
     res = eval_detect(pairs, perception)
     print({k: res[k] for k in ("recall", "recall_by_height", "false_positives_per_image",
                                "persons_found", "persons_gt")})
-    assert res["persons_gt"] == 27 and res["recall"] >= 0.65
+    assert res["persons_gt"] == 27 and res["recall"] >= 0.75
     aic_mhp = [r for r in res["per_image"] if "mpii" not in r["file"]]
-    assert sum(r["unmatched"] for r in aic_mhp) / len(aic_mhp) <= 0.5
+    assert sum(r["unmatched"] for r in aic_mhp) / len(aic_mhp) <= 0.3
     perception.reset()
     for folder in ("aic", "posetrack18"):
         rgb, _, _ = _gt(shared_data, folder, 0)

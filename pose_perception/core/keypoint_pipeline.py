@@ -114,6 +114,10 @@ class KeypointConfig:
     # are published as box-only people (keypoints invalid)
     person_detector: bool = True
     person_detector_min_score: float = 0.5
+    # weaker boxes (this score up to person_detector_min_score) count only where the landmark
+    # model confirms a person in them (at most max_box_checks such runs per scan)
+    person_detector_confirm_score: float = 0.3
+    max_box_checks: int = 32
     person_detector_nms_iou: float = 0.5   # boxes overlapping a better one by more are dropped
     # tiles of this many image pixels for large images (short side >= 1.5x this); 0: never
     person_detector_tile_px: float = 540.0
@@ -127,10 +131,10 @@ class KeypointConfig:
             raise ValueError("face_detector must be 'full', 'short' or 'none'")
         if self.max_persons < 1 or self.detector_interval < 1:
             raise ValueError("max_persons and detector_interval must be >= 1")
-        if not (0.0 < self.person_detector_min_score < 1.0
+        if not (0.0 < self.person_detector_confirm_score <= self.person_detector_min_score < 1.0
                 and 0.0 < self.person_box_match_iou <= 1.0):
-            raise ValueError("person_detector_min_score must be in (0, 1) and "
-                             "person_box_match_iou in (0, 1]")
+            raise ValueError("need 0 < person_detector_confirm_score <= "
+                             "person_detector_min_score < 1 and person_box_match_iou in (0, 1]")
         if not (self.person_detector_tile_px >= 0 and self.max_box_only >= 0):
             raise ValueError("person_detector_tile_px and max_box_only must be >= 0")
         if not (self.detector_period_s >= 0 and self.reanchor_ratio >= 0):
@@ -229,7 +233,7 @@ class KeypointPipeline:
         self._person_det: Optional[PersonDetector] = None
         if cfg.person_detector:
             self._person_det = PersonDetector(load("person_detection"),
-                                              min_score=cfg.person_detector_min_score,
+                                              min_score=cfg.person_detector_confirm_score,
                                               iou_threshold=cfg.person_detector_nms_iou,
                                               tile_px=cfg.person_detector_tile_px)
         self._face_lm = self._face_det = self._face_recrop = None
@@ -286,7 +290,7 @@ class KeypointPipeline:
         self._detector_stamp: Optional[float] = None
         self._tile_turn = 0
         self._person_tile_turn = 0
-        self._box_only: List[np.ndarray] = []      # boxes of last frame's box-only people
+        self._box_only: List[_BoxTrack] = []       # last frame's box-only people
 
     # ------------------------------------------------------------------ main entry
     def process(self, rgb: np.ndarray, stamp_s: Optional[float] = None) -> FrameResult:
@@ -331,9 +335,11 @@ class KeypointPipeline:
                     and scan != "full"):
                 t = time.perf_counter()
                 more = self._detect(sampler, "full", faces=not res.detector_ran)
-                found = _Found(more.people, found.faces or more.faces,
-                               more.boxes if more.boxes_ran else found.boxes,
-                               found.boxes_ran or more.boxes_ran)
+                if not more.boxes_ran:
+                    more.boxes, more.regions = found.boxes, found.regions
+                more.faces = found.faces or more.faces
+                more.boxes_ran = found.boxes_ran or more.boxes_ran
+                found = more
                 res.detector_ran = True
                 ms["detect"] += _ms_since(t)
                 t = time.perf_counter()
@@ -344,8 +350,9 @@ class KeypointPipeline:
             if face_dets:
                 face_dets = self._seed_from_faces(sampler, face_dets, persons, tracks, w, h)
             # whole-body boxes nobody accounts for: a landmark run each, else box-only people
-            box_only, boxed = (self._from_boxes(sampler, found.boxes, persons, tracks, w, h)
-                               if found.boxes_ran else ([], set()))
+            box_only, ages, boxed = (self._from_boxes(sampler, found, scan != "boxes",
+                                                      persons, tracks, w, h)
+                                     if found.boxes_ran else ([], [], set()))
             ms["body"] += _ms_since(t)
 
             # 3. faces
@@ -368,7 +375,7 @@ class KeypointPipeline:
 
         _apply_box_margins(persons, tracks, boxed, w, h)
         res.persons = persons + box_only
-        self._box_only = [p.box for p in box_only]
+        self._box_only = [_BoxTrack(p.box, p.score, a) for p, a in zip(box_only, ages)]
         self._tracks = tracks
         self._frame += 1
         self._since_detector += 1
@@ -446,24 +453,19 @@ class KeypointPipeline:
             if faces and self._face_det is not None:
                 found.faces = self._face_det.detect(sampler)
         if self._person_det is not None:
-            found.boxes = self._person_det.detect(sampler, self._body_regions(sampler, mode))
+            found.regions = self._body_regions(sampler, mode)
+            found.boxes = self._person_det.detect(sampler, found.regions)
             found.boxes_ran = True
         return found
 
     def _body_regions(self, sampler: CropSampler, mode: str) -> List[RotatedRect]:
         """Regions for the whole-body detector: the whole image, plus its tiles (all of them on
-        'full' scans, else one in turn and those holding last frame's box-only people)."""
+        'full' scans, else one in turn)."""
         w, h = sampler.width, sampler.height
         tiles = self._person_det.tiles(w, h)
         if mode != "full" and tiles:
-            keep = set()
-            if mode == "periodic":
-                keep.add(self._person_tile_turn % len(tiles))
-                self._person_tile_turn += 1
-            for b in self._box_only:
-                cx, cy = (b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0
-                keep.add(int(np.argmin([math.hypot(t.cx - cx, t.cy - cy) for t in tiles])))
-            tiles = [tiles[k] for k in sorted(keep)]
+            tiles = [tiles[self._person_tile_turn % len(tiles)]]
+            self._person_tile_turn += 1
         return [whole_image_rect(w, h)] + tiles
 
     # ------------------------------------------------------------------ bodies
@@ -653,39 +655,111 @@ class KeypointPipeline:
                 return int(k), False
         return None, False
 
-    def _from_boxes(self, sampler: CropSampler, boxes: Sequence[Detection],
+    def _from_boxes(self, sampler: CropSampler, found: "_Found", check: bool,
                     persons: List[Person], tracks: List[_Track], w: int, h: int
-                    ) -> Tuple[List[Person], set]:
+                    ) -> Tuple[List[Person], List[int], set]:
         """Whole-body detector boxes that no person accounts for get a landmark run (crop
         around the box, refined once) while there is room (``max_persons``); those still
         without a person become box-only people (``publish_box_only``). A person a box shows
-        takes the box (``_take_box``). Returns the box-only people and the indices of the
-        people that took a box."""
+        takes the box (``_take_box``). Weak boxes need the landmark model's confirmation
+        (``_confirmed``, on detector scans: ``check``) unless they continue a box-only person of
+        the last frame. Last frame's box-only people that no box shows again and whose place no
+        tile scanned this frame are held (``_held_box_only``). Returns the box-only people, how
+        many frames each has been held, and the indices of the people that took a box."""
         cfg = self.config
         pending = []
         boxed = set()
-        for d in boxes:
+        for d in found.boxes:
             k, covers = self._box_owner(d.box, persons)
             if k is None:
                 pending.append(d)
             elif covers and k not in boxed:
                 tracks[k].box_margin = _take_box(persons[k], d.box)
                 boxed.add(k)
-        tried = pending[:max(0, cfg.max_persons - len(persons))]
+        strong = [d for d in pending if d.score >= cfg.person_detector_min_score]
+        weak = [d for d in pending if d.score < cfg.person_detector_min_score]
+        tried = (strong + weak)[:max(0, cfg.max_persons - len(persons))]
         tried = [d for d in tried if body_mod.roi_from_box(d.box).width >= cfg.min_crop_px]
         if tried:
             cands = [_Track(body_mod.roi_from_box(d.box)) for d in tried]
             self._add_bodies(sampler, cands, [d.score for d in tried], 0, persons, tracks, w, h)
         out: List[Person] = []
+        unchecked = []
         for d in pending:
             k, covers = self._box_owner(d.box, persons)
             if k is not None:                   # found by the landmark run on its box
                 if covers and k not in boxed:
                     tracks[k].box_margin = _take_box(persons[k], d.box)
                     boxed.add(k)
-            elif cfg.publish_box_only and len(out) < cfg.max_box_only:
+            elif d.score >= cfg.person_detector_min_score or self._continues_box_only(d.box):
                 out.append(box_only_person(d))
-        return out, boxed
+            elif check and not any(d is t for t in tried):
+                unchecked.append(d)
+        out += [box_only_person(d) for d in self._confirmed(sampler, unchecked, persons + out,
+                                                             w, h)]
+        ages = [0] * len(out)
+        for p, age in self._held_box_only(found.regions, persons + out, w, h):
+            out.append(p)
+            ages.append(age)
+        if not cfg.publish_box_only:
+            return [], [], boxed
+        return out[:cfg.max_box_only], ages[:cfg.max_box_only], boxed
+
+    def _continues_box_only(self, box: np.ndarray) -> bool:
+        """The box shows one of last frame's box-only people (IoU >= 0.5)."""
+        return bool(self._box_only) and box_iou(
+            box, np.stack([t.box for t in self._box_only])).max() >= 0.5
+
+    def _held_box_only(self, regions: Sequence[RotatedRect], shown: Sequence[Person], w: int,
+                       h: int) -> List[Tuple[Person, int]]:
+        """Last frame's box-only people that nobody shown this frame overlaps (IoU >= 0.3) and
+        whose box centre lies in no tile scanned this frame (people too small for the
+        whole-image pass wait for their tile's turn): kept with their last box, for at most as
+        many frames as there are tiles. Returns (person, frames held)."""
+        if not self._box_only:
+            return []
+        tiles = regions[1:]
+        n_tiles = len(self._person_det.tiles(w, h)) if self._person_det is not None else 0
+        shown_boxes = np.stack([p.box for p in shown]) if shown else np.zeros((0, 4))
+        held = []
+        for t in self._box_only:
+            if t.age + 1 > n_tiles:
+                continue
+            if len(shown_boxes) and box_iou(t.box, shown_boxes).max() >= 0.3:
+                continue
+            cx, cy = (t.box[0] + t.box[2]) / 2.0, (t.box[1] + t.box[3]) / 2.0
+            if any(abs(cx - r.cx) <= r.width / 2 and abs(cy - r.cy) <= r.height / 2
+                   for r in tiles):
+                continue                          # its tile ran and did not find it
+            held.append((box_only_person(Detection(t.box, t.score,
+                                                   np.zeros((0, 2), np.float32))), t.age + 1))
+        return held
+
+    def _confirmed(self, sampler: CropSampler, weak: Sequence[Detection],
+                   known: Sequence[Person], w: int, h: int) -> List[Detection]:
+        """The weak boxes (best first, at most ``max_box_checks``) in which the landmark model
+        finds a person (pose flag >= ``min_pose_presence``) whose landmarks' box agrees with the
+        detector's and who is none of the ``known`` people."""
+        cfg = self.config
+        weak = [d for d in weak if body_mod.roi_from_box(d.box).width >= cfg.min_crop_px]
+        weak = weak[:cfg.max_box_checks]
+        if not weak:
+            return []
+        lm = self._pose_lm.run(sampler, [body_mod.roi_from_box(d.box) for d in weak])
+        out = []
+        for i, d in enumerate(weak):
+            if lm.flag[i] < cfg.min_pose_presence:
+                continue
+            seen = self._make_person(lm, i, d.score, w, h)
+            if seen is None:
+                continue
+            agree = box_iou(d.box, seen.box[None])[0] >= cfg.person_box_match_iou or \
+                _nested(seen.box, d.box) or _nested(d.box, seen.box)
+            dup = any(not p.box_only and same_person(seen.body, p.body, w, h,
+                                                     cfg.duplicate_distance) for p in known)
+            if agree and not dup:
+                out.append(d)
+        return out
 
     # ------------------------------------------------------------------ faces
     def _speculate_faces(self, sampler: CropSampler
@@ -842,6 +916,15 @@ def _apply_box_margins(persons: Sequence[Person], tracks: Sequence[_Track], boxe
 
 
 @dataclass
+class _BoxTrack:
+    """A box-only person carried to the next frame."""
+
+    box: np.ndarray
+    score: float
+    age: int = 0          # frames held without being seen again (``_held_box_only``)
+
+
+@dataclass
 class _Found:
     """What one scan's detectors found."""
 
@@ -849,6 +932,7 @@ class _Found:
     faces: List[Detection] = field(default_factory=list)    # faces (BlazeFace)
     boxes: List[Detection] = field(default_factory=list)    # whole-body boxes
     boxes_ran: bool = False                                  # the whole-body detector ran
+    regions: List[RotatedRect] = field(default_factory=list)  # where it ran
 
 
 def _ms_since(t: float) -> float:
