@@ -9,7 +9,7 @@ import pytest
 from pose_perception.core.camera import CameraModel
 from pose_perception.core.lifting import Lifter
 from pose_perception.core.ssd import Detection
-from pose_perception.core.keypoint_pipeline import box_only_person
+from pose_perception.core.person_fusion import box_only_person
 from pose_perception.core.types import FOUND_BY_BOX, FrameResult
 
 CAM = CameraModel(640, 480, [[540.0, 0, 320.0], [0, 540.0, 240.0], [0, 0, 1]])
