@@ -101,6 +101,8 @@ class MarkerBuilder:
         return out
 
     def _skeleton(self, header, s, mid: int, now: Set[Tuple[str, int]]) -> Iterable[Marker]:
+        if s.found_by == s.FOUND_BY_BOX:
+            return self._box_only(header, s, mid, now)
         pts = [(i, p, c) for i, p, c in _valid_points(s.keypoints) if c >= self.min_confidence]
         if not pts:
             return []
@@ -132,17 +134,34 @@ class MarkerBuilder:
             m.points = hand_pts
             out.append(m)
             now.add(("hands", mid))
-        anchor = s.centroid if s.centroid_valid else pts[0][1]
+        out.append(self._label(header, s, mid, s.centroid if s.centroid_valid else pts[0][1], ""))
+        now.add(("labels", mid))
+        return out
+
+    def _label(self, header, s, mid: int, anchor, note: str) -> Marker:
         t = self._marker(header, "labels", mid, Marker.TEXT_VIEW_FACING)
         t.pose.position.x, t.pose.position.y, t.pose.position.z = anchor.x, anchor.y, anchor.z
         t.scale.z = 0.12
         t.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
         dist = math.sqrt(anchor.x ** 2 + anchor.y ** 2 + anchor.z ** 2)
         who = f"id {s.track_id}" if s.track_id > 0 else "untracked"
-        t.text = f"{who}  {dist:.2f} m"
-        out.append(t)
+        t.text = f"{who}{note}  {dist:.2f} m"
+        return t
+
+    def _box_only(self, header, s, mid: int, now: Set[Tuple[str, int]]) -> Iterable[Marker]:
+        """A person known by a whole-body box only: a translucent sphere at the measured nearest
+        surface (namespace ``box_only``) and a label."""
+        if not s.centroid_valid:
+            return []
+        m = self._marker(header, "box_only", mid, Marker.SPHERE)
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = \
+            s.centroid.x, s.centroid.y, s.centroid.z
+        m.pose.orientation.w = 1.0
+        m.scale.x = m.scale.y = m.scale.z = 0.4
+        m.color = track_color(s.track_id or mid, alpha=0.5)
+        now.add(("box_only", mid))
         now.add(("labels", mid))
-        return out
+        return [m, self._label(header, s, mid, s.centroid, " (box only)")]
 
     def _bones(self, header, ns: str, mid: int, edges, pts, color) -> Optional[Marker]:
         by_index = {i: p for i, p, _ in pts}
