@@ -14,7 +14,7 @@ from . import face as face_mod
 from .crops import CropSampler, rect_bounds, scaled_rect, size_ratio
 from .keypoint_config import KeypointConfig
 from .person_fusion import (BoxTrack, box_only_person, box_owner, boxes_agree,
-                            continues_box_only, held_box_only, take_box)
+                            continues_box_only, covers_most, held_box_only, take_box)
 from .ssd import Detection, box_iou
 from .types import Keypoints, Person, RotatedRect
 
@@ -220,15 +220,9 @@ class BodyStage:
         (``person_fusion.held_box_only``). Returns the box-only people, how many frames each
         has been held, and the indices of the people that took a box."""
         cfg = self.config
-        pending = []
-        boxed = set()
-        for d in boxes:
-            k, covers = box_owner(d.box, persons, cfg.person_box_match_iou)
-            if k is None:
-                pending.append(d)
-            elif covers and k not in boxed:
-                tracks[k].box_margin = take_box(persons[k], d.box)
-                boxed.add(k)
+        boxed: set = set()
+        lm_boxes = [p.box.copy() for p in persons]     # the landmarks' boxes, before any claim
+        pending = self._claim(boxes, persons, tracks, lm_boxes, boxed)
         strong = [d for d in pending if d.score >= cfg.person_detector_min_score]
         weak = [d for d in pending if d.score < cfg.person_detector_min_score]
         tried = (strong + weak)[:max(0, cfg.max_persons - len(persons))]
@@ -238,13 +232,9 @@ class BodyStage:
             self.add_candidates(sampler, cands, [d.score for d in tried], 0, persons, tracks, w, h)
         out: List[Person] = []
         unchecked = []
-        for d in pending:
-            k, covers = box_owner(d.box, persons, cfg.person_box_match_iou)
-            if k is not None:                   # found by the landmark run on its box
-                if covers and k not in boxed:
-                    tracks[k].box_margin = take_box(persons[k], d.box)
-                    boxed.add(k)
-            elif d.score >= cfg.person_detector_min_score or continues_box_only(d.box, box_tracks):
+        lm_boxes += [p.box.copy() for p in persons[len(lm_boxes):]]
+        for d in self._claim(pending, persons, tracks, lm_boxes, boxed):  # the new people too
+            if d.score >= cfg.person_detector_min_score or continues_box_only(d.box, box_tracks):
                 out.append(box_only_person(d))
             elif check and not any(d is t for t in tried):
                 unchecked.append(d)
@@ -257,6 +247,25 @@ class BodyStage:
         if not cfg.publish_box_only:
             return [], [], boxed
         return out[:cfg.max_box_only], ages[:cfg.max_box_only], boxed
+
+    def _claim(self, dets: Sequence[Detection], persons: List[Person],
+               tracks: List[BodyTrack], lm_boxes: List[np.ndarray], boxed: set
+               ) -> List[Detection]:
+        """The detector boxes that show none of ``persons`` (``person_fusion.box_owner`` on
+        their landmarks' boxes ``lm_boxes``). The first (best) box that covers most of a
+        person's landmarks' box becomes the person's box (``take_box``; the person's index goes
+        into ``boxed``); a box showing only a part of a person stays theirs without changing
+        their box."""
+        free = []
+        for d in dets:
+            k, covers = box_owner(d.box, np.asarray(lm_boxes).reshape(-1, 4),
+                                  self.config.person_box_match_iou)
+            if k is None:
+                free.append(d)
+            elif covers and k not in boxed and covers_most(d.box, lm_boxes[k]):
+                tracks[k].box_margin = take_box(persons[k], lm_boxes[k], d.box)
+                boxed.add(k)
+        return free
 
     def _confirmed(self, sampler: CropSampler, weak: Sequence[Detection],
                    known: Sequence[Person], w: int, h: int) -> List[Detection]:

@@ -37,17 +37,18 @@ def boxes_agree(a: np.ndarray, b: np.ndarray, min_iou: float) -> bool:
     return bool(box_iou(a, b[None])[0] >= min_iou or nested(a, b) or nested(b, a))
 
 
-def box_owner(box: np.ndarray, persons: Sequence[Person], min_iou: float
+def box_owner(box: np.ndarray, boxes: np.ndarray, min_iou: float
               ) -> Tuple[Optional[int], bool]:
-    """``(index of the person a whole-body detector box shows or None, whether the box covers
-    that person)``. The box shows a person when IoU of the boxes >= ``min_iou``; when the
-    person's (landmarks') box lies inside the detector's, centred alike (the landmarks' box
-    misses clothes, hair, turned-away parts): the box covers the person; when the detector's box
-    lies inside the person's, centred alike and sharing its top (a detector box cut by something
-    in front of the person's legs): it shows the person but does not cover them."""
-    if not persons:
+    """``(index of the person whose landmarks' box (one of (N, 4) ``boxes``) a whole-body
+    detector box shows, or None; whether the detector's box covers that person)``. The box
+    shows a person when IoU of the boxes >= ``min_iou``; when the person's box lies inside the
+    detector's, centred alike (the landmarks' box misses clothes, hair, turned-away parts): the
+    box covers the person; when the detector's box lies inside the person's, centred alike (a
+    detector box cut by something in front of the person, or of a part of someone lying): it
+    shows the person but does not cover them."""
+    if not len(boxes):
         return None, False
-    boxes = np.stack([p.box for p in persons]).astype(np.float32)
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     iou = box_iou(box, boxes)
     k = int(np.argmax(iou))
     if iou[k] >= min_iou:
@@ -57,17 +58,23 @@ def box_owner(box: np.ndarray, persons: Sequence[Person], min_iou: float
             return int(k), True
     for k in np.argsort(-iou):
         pb = boxes[k]
-        if nested(box, pb) and abs(box[1] - pb[1]) <= 0.15 * (pb[3] - pb[1]):
+        if nested(box, pb):
             return int(k), False
     return None, False
 
 
-def take_box(person: Person, det_box: np.ndarray) -> np.ndarray:
+def covers_most(det_box: np.ndarray, lm_box: np.ndarray, fraction: float = 0.8) -> bool:
+    """The detector's box holds at least ``fraction`` of the landmarks' box."""
+    return bool(covered_fraction(np.asarray(lm_box, np.float32),
+                                 np.asarray(det_box, np.float32)[None])[0] >= fraction)
+
+
+def take_box(person: Person, lm_box: np.ndarray, det_box: np.ndarray) -> np.ndarray:
     """The whole-body detector's box becomes the person's box (it covers the visible person;
-    the landmarks' box misses clothes and hair, and takes in guessed limbs behind things);
-    returns the offset from the landmarks' box (x0, y0, x1, y1, in units of its height) to carry
-    to the next frames (:func:`apply_box_margin`)."""
-    lm = person.box.astype(np.float64)
+    the landmarks' box ``lm_box`` misses clothes and hair); returns the offset from the
+    landmarks' box (x0, y0, x1, y1, in units of its height) to carry to the next frames
+    (:func:`apply_box_margin`)."""
+    lm = np.asarray(lm_box, np.float64)
     person.box = np.asarray(det_box, np.float32).copy()
     return (np.asarray(det_box, np.float64) - lm) / max(lm[3] - lm[1], 1.0)
 
