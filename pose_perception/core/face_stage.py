@@ -1,6 +1,6 @@
 """The face stage of the keypoint pipeline: 468-point meshes for each body's face (a crop
 tracked from the last mesh, else a new crop from the head) and for faces without a body (tracked,
-or new from the face detector). ROS-free."""
+or new from the face detector), then each face's eyes and irises (``iris``). ROS-free."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,6 +10,7 @@ import numpy as np
 
 from . import face as face_mod
 from .crops import CropSampler, rect_bounds
+from .iris import IrisLandmarker
 from .ssd import Detection, box_iou
 from .types import FrameResult, Person, RotatedRect
 
@@ -27,9 +28,10 @@ class FaceStage:
 
     def __init__(self, landmarker: "face_mod.FaceLandmarker",
                  recrop: Optional["face_mod.FaceDetector"], min_presence: float,
-                 refine_new_crops: bool) -> None:
+                 refine_new_crops: bool, iris: Optional[IrisLandmarker] = None) -> None:
         self.landmarker = landmarker
         self.recrop = recrop
+        self.iris = iris                       # eyes and irises of every face found, if set
         self.min_presence = min_presence
         self.refine_new_crops = refine_new_crops
         self.face_tracks: List[FaceTrack] = []
@@ -86,6 +88,7 @@ class FaceStage:
                         meshes.replace(k, again, j)
         face_tracks: List[FaceTrack] = []
         kept_boxes: List[np.ndarray] = []
+        found = []
         for k in range(len(rois)):
             i = owner[k]
             if meshes.presence[k] < thr:
@@ -96,6 +99,7 @@ class FaceStage:
             if kept_boxes and box_iou(f.box, np.stack(kept_boxes)).max() > 0.5:
                 continue                      # a face-only track that is a body's face now
             kept_boxes.append(f.box)
+            found.append(f)
             nxt = face_mod.roi_from_mesh(meshes.xyz[k, :, :2])
             if i >= 0:
                 f.person_index, f.associated = i, True
@@ -105,6 +109,9 @@ class FaceStage:
                 res.faces_without_body.append(f)
                 face_tracks.append(FaceTrack(nxt))
         self.face_tracks = face_tracks
+        if self.iris is not None and found:
+            for f, eyes in zip(found, self.iris.run(sampler, [f.mesh.xy for f in found])):
+                f.eyes = eyes
 
     def _meshes(self, sampler: CropSampler, rois: List[RotatedRect],
                 speculated: Tuple[List[RotatedRect], Optional[face_mod.FaceMeshes]]

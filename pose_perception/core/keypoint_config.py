@@ -14,6 +14,7 @@ class KeypointConfig:
     """Settings of the keypoint stage (the ROS node maps its parameters onto these)."""
 
     enable_face: bool = True
+    enable_gaze: bool = True               # eyes and irises of every face (iris_landmark)
     enable_hands: bool = False
     providers: Tuple[str, ...] = DEFAULT_PROVIDERS
     threads: Optional[int] = None          # intra-op threads per model; None = cores, max 4

@@ -29,6 +29,7 @@ from .body_stage import BodyStage, BodyTrack
 from .crops import CropSampler
 from .face_stage import FaceStage
 from .inference import OnnxModel, resolve_model_path, usable_cores
+from .iris import IrisLandmarker
 from .keypoint_config import KeypointConfig
 from .person_detector import PersonDetector, whole_image_rect
 from .person_fusion import BoxTrack, apply_box_margin
@@ -78,7 +79,9 @@ class KeypointPipeline:
                     self._face_det = short
             if cfg.face_detector == "full":
                 self._face_det = face_mod.FaceDetector(load("face_detection_full_range"), "full")
-            self._faces = FaceStage(face_lm, recrop, cfg.min_face_presence, cfg.refine_new_crops)
+            iris = (IrisLandmarker(load("iris_landmark")) if cfg.enable_gaze else None)
+            self._faces = FaceStage(face_lm, recrop, cfg.min_face_presence, cfg.refine_new_crops,
+                                    iris)
         self._hand_lm = None
         if cfg.enable_hands:
             self._hand_lm = hands_mod.HandLandmarker(
