@@ -103,6 +103,8 @@ class Perception:
         self.face_tracker = Tracker(self.config.tracking, ids)
         self.smoother = PersonSmoother(self.config.smoothing)
         self.interaction = InteractionTracker(self.config.attention, self.config.engagement)
+        # the robot's point for attention and engagement, in the frame of the 3D results
+        self.attention_target = (0.0, 0.0, 0.0)
         self._last_stamp: Optional[float] = None
         self.resets = 0
 
@@ -186,7 +188,7 @@ class Perception:
         result.timings_ms["track"] = (time.perf_counter() - t) * 1e3
         if self.config.enable_interaction and self.config.enable_tracking:
             t = time.perf_counter()
-            result.interactions = self.interact(result, stamp_s)
+            result.interactions = self.interact(result, stamp_s, self.attention_target)
             result.timings_ms["interaction"] = (time.perf_counter() - t) * 1e3
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result
