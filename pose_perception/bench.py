@@ -131,18 +131,22 @@ def parse_providers(text: Optional[str]) -> Optional[List[str]]:
 
 
 def make_perception(providers: Optional[List[str]], threads: Optional[int], face: bool,
-                    hands: bool, tracking: bool = True, precision: str = "auto"):
+                    hands: bool, tracking: bool = True, precision: str = "auto",
+                    interaction: bool = True):
     """The core pipeline with the benchmark's settings (``tracking`` False: no id tracking nor
-    smoothing, i.e. the keypoint stage alone plus face-body association)."""
+    smoothing, i.e. the keypoint stage alone plus face-body association; ``interaction``
+    False: no irises, gaze, attention nor engagement)."""
     from .core.perception import Perception, PerceptionConfig
 
-    kp: Dict[str, Any] = {"enable_face": face, "enable_hands": hands, "precision": precision}
+    kp: Dict[str, Any] = {"enable_face": face, "enable_hands": hands, "precision": precision,
+                          "enable_gaze": bool(interaction)}
     if providers:
         kp["providers"] = providers
     if threads:
         kp["threads"] = threads
     return Perception(PerceptionConfig.from_dict({"keypoints": kp,
-                                                  "enable_tracking": bool(tracking)}))
+                                                  "enable_tracking": bool(tracking),
+                                                  "enable_interaction": bool(interaction)}))
 
 
 @dataclass
@@ -178,6 +182,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="people in the built-in sample's frames")
     p.add_argument("--no-face", action="store_true", help="disable face landmarks")
     p.add_argument("--hands", action="store_true", help="enable hand keypoints")
+    p.add_argument("--no-interaction", action="store_true",
+                   help="no irises, gaze, attention nor engagement")
     p.add_argument("--providers", default=None,
                    help="comma-separated execution providers in order of preference, e.g. "
                         "'cuda,cpu' or 'tensorrt,cuda,cpu' (default: the pipeline's)")
@@ -242,7 +248,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
     rss_source = current_rss_mb()          # frames in memory, no pipeline yet
     lift = not args.no_lift
     per = make_perception(providers, args.threads, not args.no_face, args.hands, tracking=lift,
-                          precision=args.precision)
+                          precision=args.precision, interaction=not args.no_interaction)
     n = int(args.frames)
     warm = args.warmup if args.warmup is not None else min(10, max(1, n // 2))
     ours = measure(per, src, n, warm, lift)
@@ -448,7 +454,7 @@ def run_soak(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
     providers = parse_providers(args.providers)
     src = prepare_source(args.data, None, args.people)
     per = make_perception(providers, args.threads, not args.no_face, args.hands,
-                          precision=args.precision)
+                          precision=args.precision, interaction=not args.no_interaction)
     lat: List[float] = []
     warnings = 0
     rss_after_warmup = rss_mid = None

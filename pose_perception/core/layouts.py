@@ -60,6 +60,10 @@ COCO17_SIGMAS = np.array(
 # BlazePose-33 index for each COCO-17 joint
 BLAZEPOSE33_TO_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 
+# REP-155 (ROS4HRI) hri_msgs/Skeleton2D order (OpenPose COCO-18: the neck is the shoulders' mean)
+BLAZEPOSE33_TO_REP155_18 = (0, (11, 12), 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 2, 5,
+                            7, 8)
+
 # For each body layout, the index (or indices, averaged) of each COCO-17 joint; layouts registered
 # later (custom models) add their own entry.
 COCO17_MAPS: Dict[str, Tuple] = {

@@ -118,6 +118,8 @@ def node_param_specs() -> List[ParamSpec]:
           choices=("face468", "ibug68")),
         S("target_frame", "", "str", "frame of the published 3D fields; empty = the colour "
           "camera's optical frame (image header). Looked up in TF at the image stamp"),
+        S("publish_rep155", True, "bool", "also publish the REP-155 (ROS4HRI) topics and TF "
+          "frames /humans/... where hri_msgs is installed"),
         S("attention_frame", "", "str", "the robot's point for attention and engagement: the "
           "origin of this frame (looked up in TF at the image stamp); empty = the camera"),
         S("tf_timeout_s", 0.05, "float", "how long to wait for a transform [s]",
@@ -284,6 +286,7 @@ class PoseNode(Node):
         self.pub_faces = self.create_publisher(FaceLandmarksArray, OUTPUT_TOPICS["faces"], out)
         self.pub_interaction = self.create_publisher(PersonInteractionArray,
                                                      OUTPUT_TOPICS["interaction"], out)
+        self.rep155 = self._rep155_publisher()
         self.pub_markers = (self.create_publisher(MarkerArray, OUTPUT_TOPICS["markers"], out)
                             if self.p["publish_markers"] else None)
         # reliable publishers reach reliable and best-effort subscribers alike
@@ -493,6 +496,8 @@ class PoseNode(Node):
         self.pub_skeletons.publish(sk)
         self.pub_faces.publish(fa)
         self.pub_interaction.publish(inter)
+        if self.rep155 is not None:
+            self.rep155.publish(result, result.interactions, header, w, h, T)
         if self.pub_markers is not None and self.pub_markers.get_subscription_count() > 0:
             self.pub_markers.publish(self._markers.build(sk, fa, inter))
         if self.pub_debug is not None and self.pub_debug.get_subscription_count() > 0:
@@ -589,6 +594,22 @@ class PoseNode(Node):
         """(depth in metres on a grid the lifter understands, its camera model or None); see
         :class:`pose_perception.ros.depth_input.DepthInput`."""
         return self._depth_in.prepare(msg, self._depth_info, camera, cam_frame, stamp)
+
+    def _rep155_publisher(self):
+        """The REP-155 (ROS4HRI) output where asked for and hri_msgs is installed."""
+        if not self.p["publish_rep155"]:
+            return None
+        from . import rep155
+        ok, why = rep155.available()
+        if not ok:
+            self.get_logger().info(f"REP-155 (ROS4HRI) output off: hri_msgs not installed "
+                                   f"({why})")
+            return None
+        pub = rep155.Rep155Publisher(self)
+        if not pub.broadcasts_tf:
+            self.get_logger().info("REP-155 output on; its TF frames body_/face_/gaze_<id> are "
+                                   "not broadcast: tf2_ros is not installed")
+        return pub
 
     def _attention_target(self, cam_frame: str, stamp) -> Tuple[float, float, float]:
         """The robot's point for attention and engagement in the camera's frame: the origin of
