@@ -18,6 +18,8 @@ The recorder node collects every output; at the end ``demo_output/`` (``--out``)
 - ``skeletons_3d.png``: 3D skeletons of a few frames,
 - ``safety_timeline.png``: closest distance and safety state over time (for the built-in sample
   also the true distance it was generated with),
+- ``interaction_timeline.png``: per person, the angle between their gaze and the camera, when
+  they look at it, and their engagement state over time (``people/interaction``),
 - ``summary.json`` and the printed summary (people found, frames, rate, latency, safety states).
 
 Sources: the built-in sample (default; its depth is SYNTHETIC, which every picture says),
@@ -88,6 +90,16 @@ class SafetyRec:
 
 
 @dataclass
+class InteractionRec:
+    stamp: float
+    track_id: int
+    looking: bool
+    angle_deg: float          # NaN without a gaze
+    engagement: str           # UNKNOWN, DISENGAGED, ENGAGING, ENGAGED, DISENGAGING
+    level: float
+
+
+@dataclass
 class DemoLog:
     """Everything the demo saw, ROS-free (the pictures and the summary are made from this)."""
 
@@ -96,6 +108,7 @@ class DemoLog:
     frames: Dict[int, FrameRec] = field(default_factory=dict)      # key: stamp in ns
     images: Dict[int, np.ndarray] = field(default_factory=dict)    # annotated RGB by stamp ns
     safety: List[SafetyRec] = field(default_factory=list)
+    interaction: List[InteractionRec] = field(default_factory=list)
     published: List[Tuple[int, float]] = field(default_factory=list)  # (frame index, stamp)
     wall_s: float = 0.0
     warning_m: float = 2.0
@@ -121,6 +134,10 @@ class DemoLog:
         return exact or earlier
 
 
+    def interaction_for(self, stamp: float) -> List[InteractionRec]:
+        return [r for r in self.interaction if abs(r.stamp - stamp) < 1e-6]
+
+
 def stamp_ns(t: float) -> int:
     return int(round(t * 1e9))
 
@@ -138,8 +155,10 @@ def up_coordinate(xyz: np.ndarray, camera_height: Optional[float]) -> np.ndarray
 
 # ---------------------------------------------------------------------------- annotation
 def annotate(image: np.ndarray, rec: Optional[FrameRec], status: Optional[SafetyRec],
-             index: int, synthetic: bool) -> np.ndarray:
-    """The debug image with a banner: frame, people, safety state (and SYNTHETIC DEPTH)."""
+             index: int, synthetic: bool,
+             interaction: Sequence[InteractionRec] = ()) -> np.ndarray:
+    """The debug image with a banner: frame, people, safety state (and SYNTHETIC DEPTH), and a
+    second line per person: engagement, whether they look at the camera."""
     import cv2
 
     img = np.ascontiguousarray(image).copy()
@@ -157,6 +176,13 @@ def annotate(image: np.ndarray, rec: Optional[FrameRec], status: Optional[Safety
     scale = bar / 40.0
     cv2.putText(img, text, (6, int(bar * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale,
                 (255, 255, 255), max(1, int(round(scale * 2))), cv2.LINE_AA)
+    if interaction:
+        cv2.rectangle(img, (0, bar), (w, 2 * bar), (40, 40, 40), -1)
+        line = "   ".join(
+            f"id {r.track_id}: {r.engagement}" + (" LOOKING at the camera" if r.looking else "")
+            for r in interaction)
+        cv2.putText(img, line, (6, int(bar * 1.72)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), max(1, int(round(scale * 2))), cv2.LINE_AA)
     return img
 
 
@@ -323,6 +349,53 @@ def plot_safety_timeline(log: DemoLog, path: Path) -> None:
     plt.close(fig)
 
 
+ENGAGEMENT_ORDER = ("UNKNOWN", "DISENGAGED", "ENGAGING", "ENGAGED", "DISENGAGING")
+ENGAGEMENT_RGB = {"UNKNOWN": (150, 150, 150), "DISENGAGED": (80, 130, 255),
+                  "ENGAGING": (255, 205, 25), "ENGAGED": (25, 230, 50),
+                  "DISENGAGING": (255, 130, 25)}
+
+
+def plot_interaction_timeline(log: DemoLog, path: Path) -> None:
+    """Gaze angle to the camera, looking, and engagement state per person over time."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(9, 5), sharex=True,
+                                 gridspec_kw={"height_ratios": [2, 1]})
+    t0 = log.published[0][1] if log.published else (
+        log.interaction[0].stamp if log.interaction else 0.0)
+    ids = sorted({r.track_id for r in log.interaction})
+    for row, tid in enumerate(ids):
+        recs = [r for r in log.interaction if r.track_id == tid]
+        t = np.array([r.stamp for r in recs]) - t0
+        ax.plot(t, [r.angle_deg for r in recs], ".-", ms=3, lw=0.8,
+                label=f"id {tid}: gaze angle to the camera")
+        look = np.array([r.looking for r in recs])
+        if look.any():
+            ax.scatter(t[look], np.array([r.angle_deg for r in recs])[look], s=18,
+                       facecolors="none", edgecolors="g", label=f"id {tid}: looking")
+        for name in ENGAGEMENT_ORDER:
+            sel = np.array([r.engagement == name for r in recs])
+            if sel.any():
+                bx.scatter(t[sel], np.full(sel.sum(), row), marker="s", s=16,
+                           color=np.array(ENGAGEMENT_RGB[name]) / 255.0,
+                           label=name if row == 0 else None)
+    ax.set_ylabel("angle [deg]")
+    ax.grid(alpha=0.3)
+    if ids:
+        ax.legend(fontsize=7, loc="upper right")
+        bx.legend(fontsize=7, loc="upper right", ncol=5)
+    bx.set_yticks(range(len(ids)), [f"id {i}" for i in ids])
+    bx.set_ylim(-0.8, max(len(ids), 1) - 0.2 + 0.8)
+    bx.set_xlabel("time since the first frame [s]")
+    bx.set_ylabel("engagement")
+    ax.set_title(_title(log, "Attention and engagement"), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 # ------------------------------------------------------------------------------- summary
 def summarize(log: DemoLog) -> Dict[str, Any]:
     frames = log.ordered()
@@ -344,6 +417,9 @@ def summarize(log: DemoLog) -> Dict[str, Any]:
         if st is not None and st.state_name in ("UNKNOWN", "PROTECTIVE_STOP"):
             reasons[st.reason] = reasons.get(st.reason, 0) + 1
     closest = [s.closest_distance for s in log.safety if math.isfinite(s.closest_distance)]
+    engagement: Dict[str, int] = {}
+    for r in log.interaction:
+        engagement[r.engagement] = engagement.get(r.engagement, 0) + 1
     span = (frames[-1].received - frames[0].received) if len(frames) > 1 else 0.0
     out: Dict[str, Any] = {
         "source": log.source,
@@ -367,6 +443,8 @@ def summarize(log: DemoLog) -> Dict[str, Any]:
         "safety_states_of_messages": states,
         "safety_reasons_unknown_or_stop": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:5]),
         "closest_distance_min_m": round(min(closest), 2) if closest else None,
+        "engagement_states_of_people_frames": engagement,
+        "looking_at_camera_people_frames": int(sum(r.looking for r in log.interaction)),
         "warning_distance_m": log.warning_m,
         "protective_distance_m": log.protective_m,
         "provider": log.provider,
@@ -417,6 +495,9 @@ def format_summary(s: Dict[str, Any], out_dir: Path, files: Sequence[Path]) -> s
         f"  safety (warning {s['warning_distance_m']:g} m, protective "
         f"{s['protective_distance_m']:g} m): per processed frame {s['safety_states_of_frames']},"
         f" closest {s['closest_distance_min_m']} m",
+        f"  attention and engagement (person-frames): looking at the camera "
+        f"{s['looking_at_camera_people_frames']}, engagement "
+        f"{s['engagement_states_of_people_frames']}",
     ]
     if "sample_centroid_depth_error_m" in s:
         e = s["sample_centroid_depth_error_m"]
@@ -448,7 +529,8 @@ def write_outputs(log: DemoLog, out_dir: Path, n_frames: int = 6, sheet: int = 1
         st = k * 1e-9
         rec = log.frames.get(k)
         annotated.append((k, annotate(log.images[k], rec, log.status_for(st),
-                                      index_of.get(k, len(annotated)), log.synthetic)))
+                                      index_of.get(k, len(annotated)), log.synthetic,
+                                      log.interaction_for(st))))
     if annotated:
         with_people = [a for a in annotated if log.frames.get(a[0]) and log.frames[a[0]].persons]
         pool = with_people or annotated
@@ -466,7 +548,8 @@ def write_outputs(log: DemoLog, out_dir: Path, n_frames: int = 6, sheet: int = 1
     else:
         log.notes.append("no debug image was received: no annotated frames")
     for name, fn in (("top_view.png", plot_top_view), ("skeletons_3d.png", plot_skeletons_3d),
-                     ("safety_timeline.png", plot_safety_timeline)):
+                     ("safety_timeline.png", plot_safety_timeline),
+                     ("interaction_timeline.png", plot_interaction_timeline)):
         fn(log, out_dir / name)
         files.append(out_dir / name)
     summary = summarize(log)
@@ -502,7 +585,7 @@ def _make_recorder(context, log: DemoLog, status_topic: str, keeper: _ImageKeepe
     from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from .msg import FaceLandmarksArray, SafetyStatus, SkeletonArray
+    from .msg import FaceLandmarksArray, PersonInteractionArray, SafetyStatus, SkeletonArray
     from .ros.conversions import image_msg_to_array, keypoint_msgs_to_arrays, stamp_to_sec
 
     class Recorder(Node):
@@ -512,6 +595,8 @@ def _make_recorder(context, log: DemoLog, status_topic: str, keeper: _ImageKeepe
             self.create_subscription(SkeletonArray, "people/skeletons", self.on_skeletons, qos)
             self.create_subscription(FaceLandmarksArray, "people/faces", self.on_faces, qos)
             self.create_subscription(SafetyStatus, status_topic, self.on_status, qos)
+            self.create_subscription(PersonInteractionArray, "people/interaction",
+                                     self.on_interaction, qos)
             self.create_subscription(Image, "people/debug_image", self.on_image,
                                      qos_profile_sensor_data)
             self.faces: Dict[int, int] = {}
@@ -536,6 +621,15 @@ def _make_recorder(context, log: DemoLog, status_topic: str, keeper: _ImageKeepe
                 log.frames[key].faces = len(msg.faces)
             else:
                 self.faces[key] = len(msg.faces)
+
+        def on_interaction(self, msg) -> None:
+            st = stamp_to_sec(msg.header.stamp)
+            for p in msg.people:
+                log.interaction.append(InteractionRec(
+                    st, int(p.track_id), bool(p.looking_at_robot),
+                    math.degrees(p.looking_angle), ENGAGEMENT_ORDER[p.engagement]
+                    if p.engagement < len(ENGAGEMENT_ORDER) else "UNKNOWN",
+                    float(p.engagement_level)))
 
         def on_status(self, msg) -> None:
             log.safety.append(SafetyRec(stamp_to_sec(msg.header.stamp), time.time(),

@@ -55,8 +55,7 @@ def _unit(v: np.ndarray) -> Optional[np.ndarray]:
     return v / n if n > 1e-9 else None
 
 
-def eye_in_head(mesh_xy: np.ndarray, eyes: EyeLandmarks, R: np.ndarray,
-                config: GazeConfig) -> Optional[tuple]:
+def eye_in_head(eyes: EyeLandmarks, R: np.ndarray, config: GazeConfig) -> Optional[tuple]:
     """(yaw, pitch) radians of the eyes in the head (yaw: mean of the readable eyes; pitch: 0,
     see the module docstring) and the mean readable eye width in pixels, or None when no eye
     can be read. ``R``: face frame (x forward, y left, z up) -> camera optical frame."""
@@ -64,12 +63,13 @@ def eye_in_head(mesh_xy: np.ndarray, eyes: EyeLandmarks, R: np.ndarray,
     if left_img is None:
         return None
     yaws, widths = [], []
-    for k, (outer, inner, upper, lower) in enumerate(EYE_VERTICES):
+    for k in range(len(EYE_VERTICES)):
+        outer, inner, upper, lower = eyes.mesh_points[k]      # the mesh the irises came from
         width = float(eyes.eye_width_px[k])
-        openness = float(np.linalg.norm(mesh_xy[upper] - mesh_xy[lower])) / max(width, 1e-6)
+        openness = float(np.linalg.norm(upper - lower)) / max(width, 1e-6)
         if width < config.min_eye_px or openness < config.min_openness:
             continue
-        offset = eyes.iris[k, 0] - (mesh_xy[outer] + mesh_xy[inner]) / 2.0
+        offset = eyes.iris[k, 0] - (outer + inner) / 2.0
         radius = width / EYE_WIDTH_PER_RADIUS
         yaws.append(math.asin(float(np.clip(offset @ left_img / radius, -1.0, 1.0))))
         widths.append(width)
@@ -78,9 +78,8 @@ def eye_in_head(mesh_xy: np.ndarray, eyes: EyeLandmarks, R: np.ndarray,
     return float(np.mean(yaws)), 0.0, float(np.mean(widths))
 
 
-def estimate_gaze(head: Optional[HeadPose], mesh_xy: Optional[np.ndarray],
-                  eyes: Optional[EyeLandmarks], config: Optional[GazeConfig] = None
-                  ) -> Optional[Gaze]:
+def estimate_gaze(head: Optional[HeadPose], eyes: Optional[EyeLandmarks],
+                  config: Optional[GazeConfig] = None) -> Optional[Gaze]:
     """The gaze of a face with a head pose (None without one); see the module docstring."""
     cfg = config or GazeConfig()
     if head is None or not head.valid or not np.all(np.isfinite(head.position)):
@@ -94,8 +93,8 @@ def estimate_gaze(head: Optional[HeadPose], mesh_xy: Optional[np.ndarray],
     turned = (math.degrees(math.acos(float(np.clip(forward @ to_camera, -1.0, 1.0))))
               if to_camera is not None else 180.0)
     read = None
-    if eyes is not None and mesh_xy is not None and turned <= cfg.max_head_yaw_deg:
-        read = eye_in_head(mesh_xy, eyes, R, cfg)
+    if eyes is not None and turned <= cfg.max_head_yaw_deg:
+        read = eye_in_head(eyes, R, cfg)
     if read is None:
         return Gaze(origin, forward / np.linalg.norm(forward), cfg.head_confidence, SOURCE_HEAD)
     yaw, pitch, width = read

@@ -36,6 +36,10 @@ class EyeLandmarks:
     iris: np.ndarray        # (2, 5, 2) iris centre + 4 edge points
     contour: np.ndarray     # (2, 71, 2) eye contour and brow points
     eye_width_px: np.ndarray  # (2,) corner-to-corner distance on the mesh
+    # (2, 4, 2) the mesh's outer corner, inner corner, upper and lower lid of each eye, as they
+    # were when the crops were made (later stages may smooth the mesh: compare the irises with
+    # these)
+    mesh_points: np.ndarray
 
 
 def eye_rois(mesh_xy: np.ndarray) -> List[RotatedRect]:
@@ -71,6 +75,7 @@ class IrisLandmarker:
             iris = np.empty((2, NUM_IRIS, 2), np.float32)
             contour = np.empty((2, NUM_CONTOUR, 2), np.float32)
             width = np.empty(2, np.float32)
+            points = np.asarray(mesh, np.float32)[np.asarray(EYE_VERTICES)].copy()
             for k, roi in enumerate(eye_rois(mesh)):
                 m = sampler.crop(roi, self._u8, border="replicate")
                 to_tensor(self._u8, self._in[0])
@@ -80,5 +85,5 @@ class IrisLandmarker:
                                               .reshape(NUM_CONTOUR, 3)[:, :2])
                 outer, inner = EYE_VERTICES[k][:2]
                 width[k] = float(np.hypot(*(mesh[outer] - mesh[inner])))
-            out.append(EyeLandmarks(iris, contour, width))
+            out.append(EyeLandmarks(iris, contour, width, points))
         return out

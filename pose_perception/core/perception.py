@@ -9,7 +9,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -141,12 +141,11 @@ class Perception:
         for p in result.persons:
             face = p.face
             if face is not None and face.gaze is None:
-                face.gaze = estimate_gaze(face.head_pose, face.mesh.xy, face.eyes,
-                                          self.config.gaze)
+                face.gaze = estimate_gaze(face.head_pose, face.eyes, self.config.gaze)
             people.append((p.track_id, face.gaze if face is not None else None, p.centroid))
         for f in result.faces_without_body:
             if f.gaze is None:
-                f.gaze = estimate_gaze(f.head_pose, f.mesh.xy, f.eyes, self.config.gaze)
+                f.gaze = estimate_gaze(f.head_pose, f.eyes, self.config.gaze)
             people.append((f.track_id, f.gaze, None))
         return self.interaction.update(people, stamp_s, target)
 
