@@ -164,3 +164,46 @@ def _head_forward(res, track_id):
             q = f.head_pose.orientation
             return quat2mat([q[3], q[0], q[1], q[2]])[:, 0]
     return np.array([0.0, 0.0, 1.0])
+
+
+def _eyes(offset_px=0.0, width=30.0, lid_gap=8.0):
+    """Both eyes of a face looking at the camera, the irises moved ``offset_px`` to the image
+    right (the person's left for a face facing the camera)."""
+    from pose_perception.core.iris import EyeLandmarks
+    pts = []
+    for cx in (200.0, 260.0):
+        pts.append([[cx - width / 2, 100.0], [cx + width / 2, 100.0],
+                    [cx, 100.0 - lid_gap / 2], [cx, 100.0 + lid_gap / 2]])
+    pts = np.array(pts, np.float32)
+    iris = np.zeros((2, 5, 2), np.float32)
+    iris[:, 0] = (pts[:, 0] + pts[:, 1]) / 2 + [offset_px, 0.0]
+    return EyeLandmarks(iris, np.zeros((2, 71, 2), np.float32),
+                        np.full(2, width, np.float32), pts)
+
+
+def _facing_camera():
+    from transforms3d.quaternions import mat2quat
+
+    from pose_perception.core.types import HeadPose
+    R = np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0]], float).T     # face x = optical -z
+    w, x, y, z = mat2quat(R)
+    return HeadPose(np.array([0.0, 0.0, 1.0]), np.array([x, y, z, w]))
+
+
+def test_eye_yaw_turns_the_gaze_and_small_or_closed_eyes_fall_back_to_the_head():
+    from pose_perception.core.gaze import (EYE_WIDTH_PER_RADIUS, SOURCE_HEAD, GazeConfig,
+                                           estimate_gaze)
+    head = _facing_camera()
+    g = estimate_gaze(head, _eyes(0.0))
+    assert g.source == SOURCE_EYES and angle_to_target_deg(g, np.zeros(3)) == pytest.approx(0.0,
+                                                                                         abs=1e-6)
+    r = 30.0 / EYE_WIDTH_PER_RADIUS
+    g = estimate_gaze(head, _eyes(r * math.sin(math.radians(20.0))))
+    assert g.eye_yaw_deg == pytest.approx(20.0, abs=1e-3)     # to the person's left
+    assert g.direction[0] > 0 and angle_to_target_deg(g, np.zeros(3)) == pytest.approx(20.0,
+                                                                                        abs=1e-3)
+    small = estimate_gaze(head, _eyes(5.0, width=6.0), GazeConfig(min_eye_px=10.0))
+    closed = estimate_gaze(head, _eyes(5.0, lid_gap=1.0))
+    for g in (small, closed, estimate_gaze(head, None)):
+        assert g.source == SOURCE_HEAD and g.direction == pytest.approx([0, 0, -1])
+    assert estimate_gaze(None, _eyes()) is None
