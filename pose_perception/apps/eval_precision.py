@@ -30,10 +30,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .crops import points_box
-from .evaluation import greedy_match
-from .tracking import box_iou
-from .types import FrameResult
+from ..core.crops import points_box
+from ..core.tracking import box_iou
+from ..core.types import FrameResult
+from .eval_body_face import greedy_match
 
 KINDS = ("body", "face", "hand")
 MIN_BODY_SCORE = 0.5
@@ -204,7 +204,7 @@ def check_precision(images: Sequence[Tuple[str, np.ndarray]], precision: str = "
     """The comparison described in the module docstring. ``config``: a KeypointConfig for
     both runs (default: faces and hands on, CPU; the whole-body person detector off: it is not
     checked here and stays fp32 under 'auto', see ``precision.FP16_KEEPS_ACCURACY``)."""
-    from .keypoint_pipeline import KeypointConfig, KeypointPipeline
+    from ..core.keypoint_pipeline import KeypointConfig, KeypointPipeline
 
     base = config or KeypointConfig(enable_face=True, enable_hands=True, providers=("cpu",),
                                     person_detector=False)
@@ -260,11 +260,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object (last line)")
     args = p.parse_args(argv)
 
-    from .keypoint_pipeline import KeypointConfig
+    from ..core.keypoint_pipeline import KeypointConfig
     if args.images:
         images = read_images(args.images, args.limit)
     else:
-        from ..sample import sample_photos
+        from ..sources.sample import sample_photos
         images = sample_photos("default")
     if not images:
         print("no colour images found", file=sys.stderr)
