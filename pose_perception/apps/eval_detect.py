@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..core.precision import PRECISIONS
-from ..core.tracking import box_iou
+from ..core.geometry import box_iou_matrix
 from .eval_body_face import greedy_match, load_coco, read_rgb
 
 MIN_IOU = 0.5
@@ -45,7 +45,7 @@ def match_boxes(gt: np.ndarray, pred: np.ndarray, min_iou: float = MIN_IOU) -> D
     """GT index -> prediction index: one-to-one, greedily by IoU, IoU >= ``min_iou``."""
     if not len(gt) or not len(pred):
         return {}
-    return greedy_match(box_iou(gt, pred), min_iou)
+    return greedy_match(box_iou_matrix(gt, pred), min_iou)
 
 
 def eval_detect(pairs: Sequence[tuple], perception) -> dict:

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from ..core.crops import points_box
-from ..core.tracking import box_iou
+from ..core.geometry import box_iou_matrix
 from ..core.types import FrameResult
 from .eval_body_face import greedy_match
 
@@ -72,7 +72,7 @@ def _pairs(ref_boxes: Sequence[np.ndarray], test_boxes: Sequence[np.ndarray]
     """Greedy IoU matching; returns (pairs, number of unmatched items on either side)."""
     if not len(ref_boxes) or not len(test_boxes):
         return [], len(ref_boxes) + len(test_boxes)
-    match = greedy_match(box_iou(np.stack(ref_boxes), np.stack(test_boxes)), MATCH_IOU)
+    match = greedy_match(box_iou_matrix(np.stack(ref_boxes), np.stack(test_boxes)), MATCH_IOU)
     return list(match.items()), len(ref_boxes) + len(test_boxes) - 2 * len(match)
 
 
