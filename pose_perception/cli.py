@@ -9,7 +9,7 @@ import importlib
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
-# name -> (module, function, one-line help). Functions take argv (list[str]) and return an exit code.
+# name -> (module, function, one-line help); functions take argv (list[str]), return an exit code
 COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "provision": ("pose_perception.provision", "main",
                   "download, convert, validate and cache the ONNX models (+ manifest)"),

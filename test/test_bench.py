@@ -9,7 +9,6 @@ from pose_perception.apps import bench
 from model_env import require_models
 
 
-
 @pytest.fixture(scope="module")
 def models():
     require_models()

@@ -19,6 +19,7 @@ from pose_perception.core import face as face_mod
 from pose_perception.core.types import RotatedRect
 from model_env import require_models
 
+
 # ---------------------------------------------------------------- geometry (no models needed)
 def test_heatmap_refinement_moves_to_weighted_peak():
     hm = np.full((1, 64, 64, 2), -10.0, np.float32)

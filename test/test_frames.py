@@ -1,6 +1,5 @@
 """Rigid transform of every 3D field of a FrameResult."""
 import numpy as np
-import pytest
 from transforms3d.euler import euler2mat
 
 from pose_perception.core.frames import transform_frame

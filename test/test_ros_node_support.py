@@ -15,6 +15,7 @@ def test_camera_parameters_are_one_set_read_by_both_camera_nodes():
     from pose_perception.ros.lifting_node import node_param_specs as lifting_specs
     from pose_perception.ros.node_support import camera_param_specs
     from pose_perception.ros.pose_node import node_param_specs as pose_specs
+
     def same(s):
         return (s.name, s.default, s.kind, s.description, s.choices, s.check is None)
 

@@ -7,7 +7,6 @@ from pose_perception.sources import sample
 from model_env import require_models
 
 
-
 @pytest.fixture(scope="module")
 def models():
     require_models()

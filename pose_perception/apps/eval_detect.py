@@ -54,8 +54,8 @@ def eval_detect(pairs: Sequence[tuple], perception) -> dict:
     found_by_bin = {name: [0, 0] for name, _, _ in HEIGHT_BINS}
     found = total = unmatched = images = 0
     per_image = []
-    for images_dir, annotations in pairs:
-        data = load_coco(annotations)
+    for images_dir, annotation_file in pairs:
+        data = load_coco(annotation_file)
         gts = person_boxes(data)
         for im in data["images"]:
             perception.reset()

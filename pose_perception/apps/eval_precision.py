@@ -164,8 +164,8 @@ def read_images(paths: Iterable[Path], limit: Optional[int] = None
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in (".png", ".jpg",
-                                                                             ".jpeg"))
+            files += sorted(f for f in p.rglob("*")
+                            if f.suffix.lower() in (".png", ".jpg", ".jpeg"))
         elif p.is_file():
             files.append(p)
         else:

@@ -52,6 +52,8 @@ MAX_EARLY_FACES = 10      # faces messages kept while their skeletons have not c
 
 def _key(stamp) -> Tuple[int, int]:
     return int(stamp.sec), int(stamp.nanosec)
+
+
 STATE_COLOURS = {SafetyState.UNKNOWN: (0.6, 0.2, 0.8), SafetyState.CLEAR: (0.1, 0.8, 0.2),
                  SafetyState.WARNING: (1.0, 0.7, 0.0), SafetyState.PROTECTIVE_STOP: (1.0, 0.1, 0.1)}
 ZONE_COLOURS = {"protective": (1.0, 0.1, 0.1), "warning": (1.0, 0.7, 0.0),

@@ -1,4 +1,4 @@
-"""``geometry_msgs/Transform`` <-> 4x4 matrices (the math itself: :mod:`pose_perception.core.geometry`).
+"""``geometry_msgs/Transform`` <-> 4x4 matrices (the math: :mod:`pose_perception.core.geometry`).
 
 A transform ``T_target_source`` maps a point given in ``source`` to ``target`` coordinates, which
 is what ``tf2 lookup_transform(target, source, time)`` returns.

@@ -50,10 +50,6 @@ class CropTransform:
         cx, cy = self.center
         return np.array([[k[0], 0.0, c[0] - k[0] * cx], [0.0, k[1], c[1] - k[1] * cy]])
 
-    def to_input(self, xy: np.ndarray) -> np.ndarray:
-        k, c = self._k_c()
-        return (np.asarray(xy, np.float64) - self.center) * k + c
-
     def to_image(self, uv: np.ndarray) -> np.ndarray:
         """Input-pixel coordinates (..., 2) back to image pixels."""
         k, c = self._k_c()
