@@ -9,7 +9,7 @@ import pytest
 from pose_perception.core.camera import CameraModel
 from pose_perception.core.lifting import Lifter
 from pose_perception.core.ssd import Detection
-from pose_perception.core.keypoint_pipeline import box_only_person
+from pose_perception.core.person_fusion import box_only_person
 from pose_perception.core.types import FOUND_BY_BOX, FrameResult
 
 CAM = CameraModel(640, 480, [[540.0, 0, 320.0], [0, 540.0, 240.0], [0, 0, 1]])
@@ -79,3 +79,21 @@ def test_box_only_person_reaches_the_safety_monitors_distance():
     assert st.closest_distance_m == pytest.approx(max(expected, 0.0), abs=1e-6)
     assert observation_point_name(s, st.closest_keypoint_index) == "box_surface"
     assert st.unlocated_count == 0
+
+
+def test_box_only_person_is_drawn_in_rviz():
+    from ros_env import require_ros
+    require_ros()
+    from std_msgs.msg import Header
+
+    from pose_perception.ros.conversions import frame_result_to_msgs
+    from pose_perception.ros.markers import MarkerBuilder
+    res = FrameResult(persons=[box_only_person(Detection(BOX, 0.8, np.zeros((0, 2))))])
+    Lifter().lift_frame(res, _scene(), CAM)
+    sk, _ = frame_result_to_msgs(res, Header(frame_id="camera"), depth_used=True)
+    ms = MarkerBuilder().build(sk).markers
+    sphere = [m for m in ms if m.ns == "box_only"]
+    assert len(sphere) == 1
+    assert sphere[0].pose.position.z == pytest.approx(sk.skeletons[0].centroid.z)
+    assert any(m.ns == "labels" and "box only" in m.text for m in ms)
+    assert not any(m.ns in ("joints", "bones") for m in ms)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from pose_perception.sources import sample
-from pose_perception.core.keypoint_pipeline import KeypointConfig, KeypointPipeline, same_person
+from pose_perception.core.body import same_person
+from pose_perception.core.keypoint_pipeline import KeypointConfig, KeypointPipeline
 from pose_perception.core.types import Keypoints
 from model_env import require_models
 
@@ -196,7 +197,7 @@ def test_parallel_worker_gives_the_same_keypoints_as_inline(models, walk):
 def test_worker_errors_reach_the_caller(monkeypatch):
     """A model error on the worker thread is raised by ``process``, not lost."""
     from concurrent.futures import ThreadPoolExecutor
-    from pose_perception.core.keypoint_pipeline import _Job
+    from pose_perception.core.worker import Job as _Job
 
     def boom():
         raise RuntimeError("model failed")

@@ -47,7 +47,8 @@ class FakePerception:
             kps.xyz_sigma[:] = np.where(kps.xyz_valid, 0.01, np.nan)
             kps.xyz_source[:] = np.where(kps.xyz_valid, 1, 0)
         res = FrameResult(persons=[Person(kps, np.array([40, 30, 120, 90.0]), 0.9,
-                                          track_id=1)])
+                                          track_id=1)],
+                          interactions=list(getattr(self, "interactions", [])))
         res.timings_ms["total"] = 1.0
         return res
 

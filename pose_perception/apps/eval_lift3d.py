@@ -183,10 +183,12 @@ def _summary(errs: List[np.ndarray]) -> Dict:
 
 
 def _pick_person(persons, gt_xy: np.ndarray):
-    """The detected person whose box holds most of the ground-truth 2D joints (then the
-    largest)."""
+    """The detected person (with landmarks: box-only people have no joints) whose box holds
+    most of the ground-truth 2D joints (then the largest)."""
     best, best_key = None, None
     for p in persons:
+        if p.box_only:
+            continue
         x0, y0, x1, y1 = p.box
         inside = np.sum((gt_xy[:, 0] >= x0) & (gt_xy[:, 0] <= x1) & (gt_xy[:, 1] >= y0)
                         & (gt_xy[:, 1] <= y1))

@@ -21,7 +21,7 @@ from .crops import (CropBatcher, CropSampler, rect_from_alignment, transform_poi
                     transform_rect)
 from .inference import OnnxModel
 from .ssd import POSE_DETECTOR, Detection, DetectorSpec, SsdDetector
-from .types import RotatedRect
+from .types import Keypoints, RotatedRect
 
 NUM_BODY = 33
 NUM_ALL = 39          # 33 + auxiliary points (33 hip centre, 34 body size/rotation, ...)
@@ -118,6 +118,37 @@ def box_from_landmarks(xy: np.ndarray, presence: Optional[np.ndarray] = None,
         box[[0, 2]] = np.clip(box[[0, 2]], 0, width - 1)
         box[[1, 3]] = np.clip(box[[1, 3]], 0, height - 1)
     return box
+
+
+def same_person(a: Keypoints, b: Keypoints, width: int, height: int,
+                max_distance: float = 0.1, min_score: float = 0.5, min_common: int = 4) -> bool:
+    """Whether two body keypoint sets are one person found twice (e.g. by a tracked crop and by
+    the detector).
+
+    Compares the points that *both* sets see (score >= ``min_score``, inside the image): their
+    median distance must be below ``max_distance`` x the body size (the larger extent of either
+    body's seen points). Points a model only guesses (legs below the image, occluded arms)
+    differ a lot between two crops of one person, so comparing all points would keep such
+    duplicates. With fewer than ``min_common`` points seen by both, all points are compared."""
+    n = min(len(a), len(b))
+    pa, pb = a.xy[:n], b.xy[:n]
+
+    def seen(kp: Keypoints, p: np.ndarray) -> np.ndarray:
+        return ((kp.score[:n] >= min_score) & (p[:, 0] >= 0) & (p[:, 0] < width)
+                & (p[:, 1] >= 0) & (p[:, 1] < height))
+
+    sa, sb = seen(a, pa), seen(b, pb)
+    both = sa & sb
+    if int(both.sum()) < min_common:
+        both = np.ones(n, bool)
+        sa = sb = both
+
+    def extent(p: np.ndarray) -> float:
+        return float(max(np.ptp(p[:, 0]), np.ptp(p[:, 1]))) if len(p) else 0.0
+
+    size = max(extent(pa[sa]), extent(pb[sb]), 1.0)
+    dist = float(np.median(np.linalg.norm(pa[both] - pb[both], axis=1)))
+    return dist < max_distance * size
 
 
 def refine_from_heatmap(xy_norm: np.ndarray, heatmap: np.ndarray,

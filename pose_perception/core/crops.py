@@ -116,6 +116,23 @@ def rect_corners(rect: RotatedRect) -> np.ndarray:
     return transform_points(m, np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64))
 
 
+def rect_bounds(r: RotatedRect) -> np.ndarray:
+    """(4,) ``x0, y0, x1, y1``: the axis-aligned bounds of a rotated rect."""
+    c = rect_corners(r)
+    return np.array([c[:, 0].min(), c[:, 1].min(), c[:, 0].max(), c[:, 1].max()], np.float32)
+
+
+def scaled_rect(r: RotatedRect, scale: float) -> RotatedRect:
+    """The rect ``scale`` times larger about its centre."""
+    return RotatedRect(r.cx, r.cy, r.width * scale, r.height * scale, r.rotation)
+
+
+def size_ratio(a: RotatedRect, b: RotatedRect) -> float:
+    """How many times larger the larger of two crops is (inf for an empty one)."""
+    small, large = sorted((abs(a.width), abs(b.width)))
+    return large / small if small > 0 else math.inf
+
+
 def rect_contains(rect: RotatedRect, points: np.ndarray, margin: float = 0.0) -> np.ndarray:
     """(N,) bool: points inside the rect grown by ``margin`` (a fraction of its size; negative
     shrinks it)."""

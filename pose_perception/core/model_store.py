@@ -97,6 +97,10 @@ MODELS: Dict[str, ModelSpec] = {s.name: s for s in (
               (1, 192, 192, 3), (0.0, 1.0), False),
     ModelSpec("hand_landmark_full", f"{_MODULES}/hand_landmark/hand_landmark_full.tflite",
               (1, 224, 224, 3), (0.0, 1.0), True),
+    # eye contour (71 points) and iris (5 points) on a 64x64 crop of a left eye (right eyes are
+    # mirrored): eye gaze. Batch 1: its reshapes fix the batch (a dynamic batch gave wrong shapes)
+    ModelSpec("iris_landmark", f"{_MODULES}/iris_landmark/iris_landmark.tflite",
+              (1, 64, 64, 3), (0.0, 1.0), False),
     # whole-body person detector: the graph between the pre-processor's output (the image
     # resized to 300x300, in [-1, 1]) and the decoded boxes / sigmoid scores, i.e. without the
     # pre-processing loop and TF's own NMS (done in core/person_detector.py)

@@ -15,6 +15,8 @@ import numpy as np
 
 from .association import AssociationConfig, associate_frame, sync_face_track_ids
 from .camera import CameraModel
+from .gaze import GazeConfig, estimate_gaze
+from .interaction import AttentionConfig, EngagementConfig, InteractionTracker
 from .keypoint_pipeline import KeypointConfig, KeypointPipeline
 from .lifting import Lifter, LiftingConfig
 from .smoothing import PersonSmoother, SmootherConfig
@@ -57,13 +59,19 @@ class PerceptionConfig:
     # path of a custom model's YAML (docs/bring_your_own_model.md: heatmap, simcc, yolo_pose,
     # openpose families), which then replaces the built-in body and face stage.
     keypoint_model: str = ""
+    # gaze, attention and engagement per tracked person (sections gaze, attention, engagement)
+    gaze: GazeConfig = field(default_factory=GazeConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    engagement: EngagementConfig = field(default_factory=EngagementConfig)
+    enable_interaction: bool = True
 
     @classmethod
     def from_dict(cls, values: Optional[Mapping[str, Any]]) -> "PerceptionConfig":
         values = dict(values or {})
         sections = {"keypoints": KeypointConfig, "lifting": LiftingConfig,
                     "association": AssociationConfig, "tracking": TrackerConfig,
-                    "smoothing": SmootherConfig}
+                    "smoothing": SmootherConfig, "gaze": GazeConfig,
+                    "attention": AttentionConfig, "engagement": EngagementConfig}
         kwargs = {name: dataclass_from_dict(kind, values.pop(name, None), name)
                   for name, kind in sections.items()}
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
@@ -94,6 +102,9 @@ class Perception:
         self.tracker = Tracker(self.config.tracking, ids)
         self.face_tracker = Tracker(self.config.tracking, ids)
         self.smoother = PersonSmoother(self.config.smoothing)
+        self.interaction = InteractionTracker(self.config.attention, self.config.engagement)
+        # the robot's point for attention and engagement, in the frame of the 3D results
+        self.attention_target = (0.0, 0.0, 0.0)
         self._last_stamp: Optional[float] = None
         self.resets = 0
 
@@ -117,8 +128,27 @@ class Perception:
         self.tracker.reset()
         self.face_tracker.reset()
         self.smoother.reset()
+        self.interaction.reset()
         self._last_stamp = None
         self.resets += 1
+
+    def interact(self, result: FrameResult, stamp_s: float,
+                 target=(0.0, 0.0, 0.0)) -> list:
+        """Gaze of every face with a head pose, then attention and engagement per tracked
+        person (and body-less face), towards ``target`` (the robot's point in the frame of the
+        3D results; default the camera centre)."""
+        people = []
+        for p in result.persons:
+            face = p.face
+            if face is not None and face.gaze is None:
+                face.gaze = estimate_gaze(face.head_pose, face.mesh.xy, face.eyes,
+                                          self.config.gaze)
+            people.append((p.track_id, face.gaze if face is not None else None, p.centroid))
+        for f in result.faces_without_body:
+            if f.gaze is None:
+                f.gaze = estimate_gaze(f.head_pose, f.mesh.xy, f.eyes, self.config.gaze)
+            people.append((f.track_id, f.gaze, None))
+        return self.interaction.update(people, stamp_s, target)
 
     def process(self, rgb: np.ndarray, stamp_s: float, depth_m: Optional[np.ndarray] = None,
                 camera: Optional[CameraModel] = None,
@@ -156,5 +186,9 @@ class Perception:
             result.faces_without_body = self.face_tracker.update_faces(
                 result.faces_without_body, stamp_s)
         result.timings_ms["track"] = (time.perf_counter() - t) * 1e3
+        if self.config.enable_interaction and self.config.enable_tracking:
+            t = time.perf_counter()
+            result.interactions = self.interact(result, stamp_s, self.attention_target)
+            result.timings_ms["interaction"] = (time.perf_counter() - t) * 1e3
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result

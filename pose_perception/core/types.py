@@ -10,7 +10,7 @@ Conventions (used everywhere in the package):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -106,6 +106,8 @@ class Face:
     track_id: int = 0                    # the body's track id when associated, else the face's own
     associated: bool = False
     head_pose: Optional[HeadPose] = None
+    eyes: Optional[Any] = None           # iris.EyeLandmarks, when the iris model ran
+    gaze: Optional[Any] = None           # gaze.Gaze, when there is a head pose
 
     def ibug68(self) -> Keypoints:
         return self.mesh.remap("ibug68", FACE468_TO_IBUG68)
@@ -159,6 +161,8 @@ class FrameResult:
     persons: List[Person] = field(default_factory=list)
     faces_without_body: List[Face] = field(default_factory=list)
     timings_ms: Dict[str, float] = field(default_factory=dict)   # per stage
+    # interaction.PersonInteraction per tracked person (with interaction on)
+    interactions: List[Any] = field(default_factory=list)
     detector_ran: bool = False
     warnings: List[str] = field(default_factory=list)
 

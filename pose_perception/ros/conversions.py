@@ -24,7 +24,8 @@ from ..core.layouts import FACE468_TO_IBUG68
 from ..core.lifting import joint_radii
 from ..core.safety import PersonObservation
 from ..core.types import Face, FrameResult, Hand, Keypoints, Person
-from ..msg import FaceLandmarks, FaceLandmarksArray, Keypoint, Skeleton, SkeletonArray
+from ..msg import (FaceLandmarks, FaceLandmarksArray, Keypoint, PersonInteraction,
+                   PersonInteractionArray, Skeleton, SkeletonArray)
 
 NAN = float("nan")
 FACE_LAYOUTS = ("face468", "ibug68")
@@ -262,6 +263,40 @@ def frame_result_to_msgs(result: FrameResult, header, depth_used: bool,
     fa.header = header
     fa.faces = [face_to_msg(f, header, T, face_layout) for f in result.faces]
     return sk, fa
+
+
+_GAZE_SOURCES = {"eyes": PersonInteraction.GAZE_SOURCE_EYES,
+                 "head": PersonInteraction.GAZE_SOURCE_HEAD}
+
+
+def interaction_to_msg(it, T: Optional[np.ndarray] = None) -> PersonInteraction:
+    """A core ``interaction.PersonInteraction`` as a message (gaze moved by ``T``)."""
+    m = PersonInteraction(track_id=max(0, int(it.track_id)),
+                          looking_at_robot=bool(it.looking),
+                          looking_angle=math.radians(it.looking_angle_deg),
+                          looking_duration=float(it.looking_duration_s),
+                          engagement=int(it.engagement),
+                          engagement_level=float(it.engagement_level),
+                          distance=float(it.distance_m))
+    g = it.gaze
+    if g is not None:
+        origin = np.asarray(g.origin, np.float64) if T is None else geo.apply(T, g.origin)[0]
+        d = np.asarray(g.direction, np.float64) if T is None else geo.rotate(T, g.direction)[0]
+        m.gaze_valid = _set_point(m.gaze_origin, origin)
+        if m.gaze_valid:
+            m.gaze_direction.x, m.gaze_direction.y, m.gaze_direction.z = (float(v) for v in d)
+            m.gaze_confidence = float(np.clip(g.confidence, 0.0, 1.0))
+            m.gaze_source = _GAZE_SOURCES.get(g.source, PersonInteraction.GAZE_SOURCE_NONE)
+    else:
+        _set_point(m.gaze_origin, None)
+    return m
+
+
+def interactions_to_msg(interactions, header, T: Optional[np.ndarray] = None
+                        ) -> PersonInteractionArray:
+    out = PersonInteractionArray(people=[interaction_to_msg(it, T) for it in interactions])
+    out.header = header
+    return out
 
 
 # ------------------------------------------------------------------------ messages -> core

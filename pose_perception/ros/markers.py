@@ -50,6 +50,16 @@ def _valid_points(kps) -> List[Tuple[int, Point, float]]:
     return out
 
 
+# engagement state (PersonInteraction.ENGAGEMENT_*) -> colour and name
+ENGAGEMENT_COLORS = {0: ColorRGBA(r=0.6, g=0.6, b=0.6, a=0.9),    # unknown: grey
+                     1: ColorRGBA(r=0.3, g=0.5, b=1.0, a=0.9),    # disengaged: blue
+                     2: ColorRGBA(r=1.0, g=0.8, b=0.1, a=0.9),    # engaging: yellow
+                     3: ColorRGBA(r=0.1, g=0.9, b=0.2, a=0.9),    # engaged: green
+                     4: ColorRGBA(r=1.0, g=0.5, b=0.1, a=0.9)}    # disengaging: orange
+ENGAGEMENT_NAMES = {0: "UNKNOWN", 1: "DISENGAGED", 2: "ENGAGING", 3: "ENGAGED",
+                    4: "DISENGAGING"}
+
+
 class MarkerBuilder:
     """Builds a MarkerArray per frame and remembers which markers it drew, to delete the ones
     of people who left."""
@@ -70,11 +80,15 @@ class MarkerBuilder:
         m.frame_locked = False
         return m
 
-    def build(self, skeletons, faces=None) -> MarkerArray:
-        """Markers of one frame (``skeletons``: SkeletonArray; ``faces``: FaceLandmarksArray)."""
+    def build(self, skeletons, faces=None, interaction=None) -> MarkerArray:
+        """Markers of one frame (``skeletons``: SkeletonArray; ``faces``: FaceLandmarksArray;
+        ``interaction``: PersonInteractionArray, drawn as gaze arrows coloured by
+        engagement)."""
         header = skeletons.header
         out = MarkerArray()
         now: Set[Tuple[str, int]] = set()
+        for it in (interaction.people if interaction is not None else ()):
+            out.markers += self._gaze(header, it, now)
         for n, s in enumerate(skeletons.skeletons):
             mid = s.track_id if s.track_id > 0 else UNTRACKED_ID_BASE + n
             out.markers += self._skeleton(header, s, mid, now)
@@ -101,6 +115,8 @@ class MarkerBuilder:
         return out
 
     def _skeleton(self, header, s, mid: int, now: Set[Tuple[str, int]]) -> Iterable[Marker]:
+        if s.found_by == s.FOUND_BY_BOX:
+            return self._box_only(header, s, mid, now)
         pts = [(i, p, c) for i, p, c in _valid_points(s.keypoints) if c >= self.min_confidence]
         if not pts:
             return []
@@ -132,17 +148,55 @@ class MarkerBuilder:
             m.points = hand_pts
             out.append(m)
             now.add(("hands", mid))
-        anchor = s.centroid if s.centroid_valid else pts[0][1]
+        out.append(self._label(header, s, mid, s.centroid if s.centroid_valid else pts[0][1], ""))
+        now.add(("labels", mid))
+        return out
+
+    def _label(self, header, s, mid: int, anchor, note: str) -> Marker:
         t = self._marker(header, "labels", mid, Marker.TEXT_VIEW_FACING)
         t.pose.position.x, t.pose.position.y, t.pose.position.z = anchor.x, anchor.y, anchor.z
         t.scale.z = 0.12
         t.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
         dist = math.sqrt(anchor.x ** 2 + anchor.y ** 2 + anchor.z ** 2)
         who = f"id {s.track_id}" if s.track_id > 0 else "untracked"
-        t.text = f"{who}  {dist:.2f} m"
-        out.append(t)
+        t.text = f"{who}{note}  {dist:.2f} m"
+        return t
+
+    def _gaze(self, header, it, now: Set[Tuple[str, int]]) -> Iterable[Marker]:
+        """A 1 m arrow along the gaze (namespace ``gaze``), coloured by engagement, and the
+        engagement state as text above the head (namespace ``engagement``)."""
+        if not it.gaze_valid or it.track_id <= 0:
+            return []
+        o, d = it.gaze_origin, it.gaze_direction
+        a = self._marker(header, "gaze", it.track_id, Marker.ARROW)
+        a.points = [Point(x=o.x, y=o.y, z=o.z),
+                    Point(x=o.x + d.x, y=o.y + d.y, z=o.z + d.z)]
+        a.scale.x, a.scale.y, a.scale.z = 0.015, 0.03, 0.05
+        a.color = ENGAGEMENT_COLORS.get(it.engagement, ENGAGEMENT_COLORS[0])
+        t = self._marker(header, "engagement", it.track_id, Marker.TEXT_VIEW_FACING)
+        t.pose.position.x, t.pose.position.y, t.pose.position.z = o.x, o.y - 0.25, o.z
+        t.scale.z = 0.1
+        t.color = a.color
+        t.text = ENGAGEMENT_NAMES.get(it.engagement, "?") + (" (looking)" if it.looking_at_robot
+                                                             else "")
+        now.add(("gaze", it.track_id))
+        now.add(("engagement", it.track_id))
+        return [a, t]
+
+    def _box_only(self, header, s, mid: int, now: Set[Tuple[str, int]]) -> Iterable[Marker]:
+        """A person known by a whole-body box only: a translucent sphere at the measured nearest
+        surface (namespace ``box_only``) and a label."""
+        if not s.centroid_valid:
+            return []
+        m = self._marker(header, "box_only", mid, Marker.SPHERE)
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = \
+            s.centroid.x, s.centroid.y, s.centroid.z
+        m.pose.orientation.w = 1.0
+        m.scale.x = m.scale.y = m.scale.z = 0.4
+        m.color = track_color(s.track_id or mid, alpha=0.5)
+        now.add(("box_only", mid))
         now.add(("labels", mid))
-        return out
+        return [m, self._label(header, s, mid, s.centroid, " (box only)")]
 
     def _bones(self, header, ns: str, mid: int, edges, pts, color) -> Optional[Marker]:
         by_index = {i: p for i, p, _ in pts}

@@ -41,10 +41,10 @@ from ..core.frame_order import JUMP, RESTART, STALE, DepthWait, StampOrder
 from ..core.image_codec import ImageDecodeError, to_rgb
 from ..core.precision import PRECISIONS
 from ..core.types import FrameResult
-from ..msg import FaceLandmarksArray, SkeletonArray
+from ..msg import FaceLandmarksArray, PersonInteractionArray, SkeletonArray
 from . import compat
 from .conversions import (CameraModelCache, array_to_image_msg, frame_result_to_msgs,
-                          image_msg_to_array, stamp_to_ns, stamp_to_sec)
+                          image_msg_to_array, interactions_to_msg, stamp_to_ns, stamp_to_sec)
 from .depth_input import DepthInput, check_depth_parameters
 from .diagnostics import ERROR, OK, WARN, NodeDiagnostics
 from .markers import MarkerBuilder
@@ -57,7 +57,8 @@ from .startup import CLOCK
 
 NODE_NAME = "pose_node"
 OUTPUT_TOPICS = {"skeletons": "people/skeletons", "faces": "people/faces",
-                 "markers": "people/markers", "debug_image": "people/debug_image"}
+                 "interaction": "people/interaction", "markers": "people/markers",
+                 "debug_image": "people/debug_image"}
 # an image stamped this much before the last processed one means time restarted (bag loop)
 BACKWARDS_JUMP_S = 1.0
 # a gap between processed stamps longer than this (or than perception.tracking.max_age_s, when
@@ -106,6 +107,8 @@ def node_param_specs() -> List[ParamSpec]:
           choices=("face468", "ibug68")),
         S("target_frame", "", "str", "frame of the published 3D fields; empty = the colour "
           "camera's optical frame (image header). Looked up in TF at the image stamp"),
+        S("attention_frame", "", "str", "the robot's point for attention and engagement: the "
+          "origin of this frame (looked up in TF at the image stamp); empty = the camera"),
         C["tf_timeout_s"],
         C["static_transforms"],
         S("publish_markers", True, "bool", "RViz markers (published while subscribed)"),
@@ -258,6 +261,8 @@ class PoseNode(Node):
         out = output_qos()
         self.pub_skeletons = self.create_publisher(SkeletonArray, OUTPUT_TOPICS["skeletons"], out)
         self.pub_faces = self.create_publisher(FaceLandmarksArray, OUTPUT_TOPICS["faces"], out)
+        self.pub_interaction = self.create_publisher(PersonInteractionArray,
+                                                     OUTPUT_TOPICS["interaction"], out)
         self.pub_markers = (self.create_publisher(MarkerArray, OUTPUT_TOPICS["markers"], out)
                             if self.p["publish_markers"] else None)
         latest = output_qos(depth=1)
@@ -439,6 +444,7 @@ class PoseNode(Node):
             self._fact("depth path", "none (no synchronised depth for this frame)")
         t_decode = time.perf_counter()
 
+        self.perception.attention_target = self._attention_target(cam_frame, color.header.stamp)
         result = self.perception.process(rgb, stamp, depth_m, camera, depth_cam)
         t_pipe = time.perf_counter()
         for text in getattr(result, "warnings", []) or []:
@@ -451,10 +457,12 @@ class PoseNode(Node):
         sk, fa = frame_result_to_msgs(result, header, depth_used, T,
                                       hands=self.p["enable_hands"],
                                       face_layout=self.p["face_landmarks_layout"])
+        inter = interactions_to_msg(result.interactions, header, T)
         self.pub_skeletons.publish(sk)
         self.pub_faces.publish(fa)
+        self.pub_interaction.publish(inter)
         if self.pub_markers is not None and self.pub_markers.get_subscription_count() > 0:
-            self.pub_markers.publish(self._markers.build(sk, fa))
+            self.pub_markers.publish(self._markers.build(sk, fa, inter))
         if self.pub_debug is not None and self.pub_debug.get_subscription_count() > 0:
             from .debug_image import draw_result
             self.pub_debug.publish(array_to_image_msg(draw_result(rgb, result), "rgb8",
@@ -549,6 +557,24 @@ class PoseNode(Node):
         """(depth in metres on a grid the lifter understands, its camera model or None); see
         :class:`pose_perception.ros.depth_input.DepthInput`."""
         return self._depth_in.prepare(msg, self._depth_info, camera, cam_frame, stamp)
+
+    def _attention_target(self, cam_frame: str, stamp) -> Tuple[float, float, float]:
+        """The robot's point for attention and engagement in the camera's frame: the origin of
+        ``attention_frame`` (empty: the camera itself)."""
+        frame = self.p["attention_frame"]
+        if not frame or frame == cam_frame:
+            return (0.0, 0.0, 0.0)
+        try:
+            T = compat.lookup_matrix(self.tf_buffer, cam_frame, frame, stamp,
+                                     self.p["tf_timeout_s"])
+            with self._diag_lock:
+                self.diag.clear("attention_frame")
+            return tuple(float(v) for v in T[:3, 3])
+        except compat.TF_EXCEPTIONS as exc:
+            self._issue("attention_frame", WARN,
+                        f"no transform '{frame}' -> '{cam_frame}' at the image stamp ({exc}): "
+                        "attention measured towards the camera")
+            return (0.0, 0.0, 0.0)
 
     def _output_transform(self, cam_frame: str, stamp) -> Tuple[str, Optional[np.ndarray]]:
         target = self.p["target_frame"]

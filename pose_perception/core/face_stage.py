@@ -1,0 +1,135 @@
+"""The face stage of the keypoint pipeline: 468-point meshes for each body's face (a crop
+tracked from the last mesh, else a new crop from the head) and for faces without a body (tracked,
+or new from the face detector), then each face's eyes and irises (``iris``). ROS-free."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import face as face_mod
+from .crops import CropSampler, rect_bounds
+from .iris import IrisLandmarker
+from .ssd import Detection, box_iou
+from .types import FrameResult, Person, RotatedRect
+
+
+@dataclass
+class FaceTrack:
+    """A face without a body, carried to the next frame."""
+
+    roi: RotatedRect
+
+
+class FaceStage:
+    """Meshes for the people's faces and for faces without a body, with the crops carried from
+    frame to frame (``face_tracks``; a body's face crop lives in its pipeline track)."""
+
+    def __init__(self, landmarker: "face_mod.FaceLandmarker",
+                 recrop: Optional["face_mod.FaceDetector"], min_presence: float,
+                 refine_new_crops: bool, iris: Optional[IrisLandmarker] = None) -> None:
+        self.landmarker = landmarker
+        self.recrop = recrop
+        self.iris = iris                       # eyes and irises of every face found, if set
+        self.min_presence = min_presence
+        self.refine_new_crops = refine_new_crops
+        self.face_tracks: List[FaceTrack] = []
+
+    def speculate(self, sampler: CropSampler, tracks: Sequence[Any]
+                  ) -> Tuple[List[RotatedRect], Optional[face_mod.FaceMeshes]]:
+        """Meshes on the crops tracked from the previous frame's meshes (bodies' faces and faces
+        without a body), before this frame's bodies are known: ``run`` uses those whose
+        crop still agrees with the body's head."""
+        rois = [t.face_roi for t in tracks if t.face_roi is not None]
+        rois += [ft.roi for ft in self.face_tracks]
+        return rois, (self.landmarker.run(sampler, rois) if rois else None)
+
+    def run(self, sampler: CropSampler, persons: List[Person], tracks: List[Any],
+            res: FrameResult, face_dets: Sequence[Detection], w: int, h: int,
+            speculated: Tuple[List[RotatedRect], Optional[face_mod.FaceMeshes]] = ([], None)
+            ) -> None:
+        """Meshes for each body's face (tracked crop, else a new crop from the head) and for
+        faces without a body (tracked, or new from the face detector). ``speculated``: meshes
+        already run on some of these crops (``speculate``; matched by identity)."""
+        rois, fresh, owner = [], [], []
+        for i, p in enumerate(persons):
+            roi, tracked = face_mod.face_roi_for_body(p.body.xy, tracks[i].face_roi, sampler,
+                                                      self.recrop)
+            if roi.width >= 2:
+                rois.append(roi), fresh.append(not tracked), owner.append(i)
+        for ft in self.face_tracks:
+            if not face_mod.overlaps_any(rect_bounds(ft.roi), rois):
+                rois.append(ft.roi), fresh.append(False), owner.append(-1)
+        for d in face_dets:
+            if not face_mod.overlaps_any(d.box, rois):
+                rois.append(face_mod.roi_from_detection(d)), fresh.append(True), owner.append(-1)
+        if not rois:
+            self.face_tracks = []
+            return
+        meshes = self._meshes(sampler, rois, speculated)
+        thr = self.min_presence
+        # a body's tracked crop lost the face: start again from the head this frame
+        retry = [k for k in range(len(rois)) if owner[k] >= 0 and not fresh[k]
+                 and meshes.presence[k] < thr]
+        if retry:
+            again = self.landmarker.run(sampler, [face_mod.face_roi_for_body(
+                persons[owner[k]].body.xy, None, sampler, self.recrop)[0] for k in retry])
+            for j, k in enumerate(retry):
+                meshes.replace(k, again, j)
+                fresh[k] = True
+        if self.refine_new_crops:
+            redo = [k for k in range(len(rois)) if fresh[k] and meshes.presence[k] >= thr]
+            if redo:
+                again = self.landmarker.run(sampler, [face_mod.roi_from_mesh(meshes.xyz[k, :, :2])
+                                                      for k in redo])
+                for j, k in enumerate(redo):
+                    if again.presence[j] >= thr:
+                        meshes.replace(k, again, j)
+        face_tracks: List[FaceTrack] = []
+        kept_boxes: List[np.ndarray] = []
+        found = []
+        for k in range(len(rois)):
+            i = owner[k]
+            if meshes.presence[k] < thr:
+                if i >= 0:
+                    tracks[i].face_roi = None
+                continue
+            f = meshes.face(k, w, h)
+            if kept_boxes and box_iou(f.box, np.stack(kept_boxes)).max() > 0.5:
+                continue                      # a face-only track that is a body's face now
+            kept_boxes.append(f.box)
+            found.append(f)
+            nxt = face_mod.roi_from_mesh(meshes.xyz[k, :, :2])
+            if i >= 0:
+                f.person_index, f.associated = i, True
+                persons[i].face = f
+                tracks[i].face_roi = nxt
+            else:
+                res.faces_without_body.append(f)
+                face_tracks.append(FaceTrack(nxt))
+        self.face_tracks = face_tracks
+        if self.iris is not None and found:
+            for f, eyes in zip(found, self.iris.run(sampler, [f.mesh.xy for f in found])):
+                f.eyes = eyes
+
+    def _meshes(self, sampler: CropSampler, rois: List[RotatedRect],
+                speculated: Tuple[List[RotatedRect], Optional[face_mod.FaceMeshes]]
+                ) -> face_mod.FaceMeshes:
+        """Meshes on ``rois``: taken from ``speculated`` where it ran on the same crop object,
+        run now for the others."""
+        done_rois, done = speculated
+        where = {id(r): j for j, r in enumerate(done_rois)} if done is not None else {}
+        todo = [k for k, r in enumerate(rois) if id(r) not in where]
+        if len(todo) == len(rois):
+            return self.landmarker.run(sampler, rois)
+        meshes = face_mod.FaceMeshes(np.empty((len(rois), face_mod.NUM_POINTS, 3), np.float32),
+                                     np.zeros(len(rois), np.float32), list(rois))
+        for k, r in enumerate(rois):
+            if id(r) in where:
+                meshes.replace(k, done, where[id(r)])
+        if todo:
+            now = self.landmarker.run(sampler, [rois[k] for k in todo])
+            for j, k in enumerate(todo):
+                meshes.replace(k, now, j)
+        return meshes

@@ -1,0 +1,116 @@
+"""Where a person looks: a gaze ray in 3D from the head pose and the irises. ROS-free.
+
+The eye-in-head direction comes from where each iris sits between its eye corners: its offset
+from the corners' midpoint along the face's left axis as the head pose projects it into the
+image, divided by the eyeball radius in pixels (``EYE_WIDTH_PER_RADIUS``: an eye opening is about
+2.4 eyeball radii wide, 28-30 mm against 12 mm), is the sine of the eyes' yaw in the head. The
+eyes' vertical rotation is not read: the eyelids follow it and hide the iris (on real photos
+people looking down at a table read as looking up); the head's pitch stands for it. The
+direction, rotated by the head pose, is the gaze; its origin is the sellion (between the eyes;
+``HeadPose.position``).
+
+Where the eyes cannot be read (opening narrower than ``min_eye_px``, eyes closed, a face turned
+more than ``max_head_yaw_deg`` away so one eye is hidden, no irises), the gaze is the head's
+forward axis (``source = "head"``) with a lower confidence. Frames: the head pose's (the
+colour camera's optical frame unless a stage moved it).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from transforms3d.quaternions import quat2mat
+
+from .iris import EYE_VERTICES, EyeLandmarks
+from .types import HeadPose
+
+EYE_WIDTH_PER_RADIUS = 2.4
+SOURCE_EYES = "eyes"
+SOURCE_HEAD = "head"
+
+
+@dataclass
+class GazeConfig:
+    min_eye_px: float = 10.0          # narrower eye openings are not read
+    min_openness: float = 0.12        # lid distance / eye width below this: eyes closed
+    max_head_yaw_deg: float = 50.0    # a face turned further away: head direction only
+    eyes_confidence: float = 0.9      # confidence of an eye-based gaze at full eye size
+    head_confidence: float = 0.5      # confidence of the head-direction fallback
+
+
+@dataclass
+class Gaze:
+    origin: np.ndarray        # (3,) metres: the sellion, in the head pose's frame
+    direction: np.ndarray     # (3,) unit vector, same frame
+    confidence: float         # [0, 1]
+    source: str               # SOURCE_EYES or SOURCE_HEAD
+    eye_yaw_deg: float = 0.0  # eyes in the head: to the person's left (+)
+    eye_pitch_deg: float = 0.0  # eyes in the head: up (+)
+
+
+def _unit(v: np.ndarray) -> Optional[np.ndarray]:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 1e-9 else None
+
+
+def eye_in_head(mesh_xy: np.ndarray, eyes: EyeLandmarks, R: np.ndarray,
+                config: GazeConfig) -> Optional[tuple]:
+    """(yaw, pitch) radians of the eyes in the head (yaw: mean of the readable eyes; pitch: 0,
+    see the module docstring) and the mean readable eye width in pixels, or None when no eye
+    can be read. ``R``: face frame (x forward, y left, z up) -> camera optical frame."""
+    left_img = _unit(R[:2, 1])       # the face's left axis as seen in the image
+    if left_img is None:
+        return None
+    yaws, widths = [], []
+    for k, (outer, inner, upper, lower) in enumerate(EYE_VERTICES):
+        width = float(eyes.eye_width_px[k])
+        openness = float(np.linalg.norm(mesh_xy[upper] - mesh_xy[lower])) / max(width, 1e-6)
+        if width < config.min_eye_px or openness < config.min_openness:
+            continue
+        offset = eyes.iris[k, 0] - (mesh_xy[outer] + mesh_xy[inner]) / 2.0
+        radius = width / EYE_WIDTH_PER_RADIUS
+        yaws.append(math.asin(float(np.clip(offset @ left_img / radius, -1.0, 1.0))))
+        widths.append(width)
+    if not yaws:
+        return None
+    return float(np.mean(yaws)), 0.0, float(np.mean(widths))
+
+
+def estimate_gaze(head: Optional[HeadPose], mesh_xy: Optional[np.ndarray],
+                  eyes: Optional[EyeLandmarks], config: Optional[GazeConfig] = None
+                  ) -> Optional[Gaze]:
+    """The gaze of a face with a head pose (None without one); see the module docstring."""
+    cfg = config or GazeConfig()
+    if head is None or not head.valid or not np.all(np.isfinite(head.position)):
+        return None
+    q = np.asarray(head.orientation, np.float64)          # x, y, z, w (ROS order)
+    R = quat2mat([q[3], q[0], q[1], q[2]])
+    forward = R[:, 0]
+    origin = np.asarray(head.position, np.float64)
+    # how far the face is turned from the camera (its forward axis against the line of sight)
+    to_camera = _unit(-origin)
+    turned = (math.degrees(math.acos(float(np.clip(forward @ to_camera, -1.0, 1.0))))
+              if to_camera is not None else 180.0)
+    read = None
+    if eyes is not None and mesh_xy is not None and turned <= cfg.max_head_yaw_deg:
+        read = eye_in_head(mesh_xy, eyes, R, cfg)
+    if read is None:
+        return Gaze(origin, forward / np.linalg.norm(forward), cfg.head_confidence, SOURCE_HEAD)
+    yaw, pitch, width = read
+    d_head = np.array([math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw),
+                       math.sin(pitch)])
+    d = R @ d_head
+    size = min(1.0, width / (2.0 * cfg.min_eye_px))       # small eyes: less sure
+    return Gaze(origin, d / np.linalg.norm(d), cfg.eyes_confidence * size, SOURCE_EYES,
+                math.degrees(yaw), math.degrees(pitch))
+
+
+def angle_to_target_deg(gaze: Gaze, target: np.ndarray) -> float:
+    """Angle (degrees) between the gaze and the line from its origin to ``target`` (same
+    frame); 180 when the target is at the origin."""
+    to = _unit(np.asarray(target, np.float64) - gaze.origin)
+    if to is None:
+        return 180.0
+    return math.degrees(math.acos(float(np.clip(gaze.direction @ to, -1.0, 1.0))))
