@@ -9,7 +9,7 @@ import importlib
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
-# name -> (module, function, one-line help). Functions take argv (list[str]) and return an exit code.
+# name -> (module, function, one-line help); functions take argv (list[str]), return an exit code
 COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "provision": ("pose_perception.provision", "main",
                   "download, convert, validate and cache the ONNX models (+ manifest)"),
@@ -20,24 +20,27 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "safety": ("pose_perception.ros.safety_monitor_node", "main", "run the safety monitor node"),
     "camera": ("pose_perception.ros.sample_camera_node", "main",
                "publish RGB-D frames (built-in sample, a folder or a bag) as a camera would"),
-    "demo": ("pose_perception.demo", "main", "run the whole ROS graph on a sample and save pictures"),
-    "bench": ("pose_perception.bench", "main", "benchmark the core pipeline (latency, fps, memory)"),
-    "bench-ros": ("pose_perception.ros.bench_ros", "main",
+    "demo": ("pose_perception.apps.demo", "main",
+             "run the whole ROS graph on a sample and save pictures"),
+    "bench": ("pose_perception.apps.bench", "main",
+              "benchmark the core pipeline (latency, fps, memory)"),
+    "bench-ros": ("pose_perception.apps.bench_ros", "main",
                   "benchmark through ROS topics at camera rate (rate, drops, latency)"),
-    "soak": ("pose_perception.bench", "main_soak", "long run: memory growth and latency drift"),
+    "soak": ("pose_perception.apps.bench", "main_soak",
+             "long run: memory growth and latency drift"),
 }
 # the ROS nodes: exit code 0 on SIGINT / SIGTERM at any moment (pose_perception.ros.stop)
 NODE_COMMANDS = ("node", "lift", "safety", "camera")
 EVAL_COMMANDS: Dict[str, Tuple[str, str, str]] = {
-    "body": ("pose_perception.core.evaluation", "main_eval_body",
+    "body": ("pose_perception.apps.eval_body_face", "main_eval_body",
              "PCK@0.2, OKS, COCO AP on COCO-format keypoint annotations"),
-    "face": ("pose_perception.core.evaluation", "main_eval_face",
+    "face": ("pose_perception.apps.eval_body_face", "main_eval_face",
              "NME-68/NME-51 on COCO-style 68-point annotations"),
-    "lift3d": ("pose_perception.core.eval_lift3d", "main",
+    "lift3d": ("pose_perception.apps.eval_lift3d", "main",
                "MPJPE of 3D lifting on Human3.6M-style data with rendered depth"),
     "detect": ("pose_perception.apps.eval_detect", "main",
                "person recall of the published person boxes on COCO-style person boxes"),
-    "precision": ("pose_perception.core.eval_precision", "main",
+    "precision": ("pose_perception.apps.eval_precision", "main",
                   "fp16 (emulated on CPU, or on a GPU) against fp32: keypoint deviations"),
 }
 

@@ -5,9 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from pose_perception import bench
+from pose_perception.apps import bench
 from model_env import require_models
-
 
 
 @pytest.fixture(scope="module")

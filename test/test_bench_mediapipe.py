@@ -10,7 +10,8 @@ import json
 import pytest
 
 from model_env import require_models
-from pose_perception import bench, provision
+from pose_perception import provision
+from pose_perception.apps import bench
 
 MEASURED = ("fps", "latency_ms", "people_per_frame", "faces_per_frame", "cpu_ms_per_frame",
             "cpu_utilisation")

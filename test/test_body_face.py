@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from pose_perception.core import evaluation as ev
+from pose_perception.apps import eval_body_face as ev
 from pose_perception.core import hands as hands_mod
 from pose_perception.core.crops import CropSampler
 from pose_perception.core.keypoint_pipeline import KeypointConfig, KeypointPipeline
@@ -18,6 +18,7 @@ from pose_perception.core import body as body_mod
 from pose_perception.core import face as face_mod
 from pose_perception.core.types import RotatedRect
 from model_env import require_models
+
 
 # ---------------------------------------------------------------- geometry (no models needed)
 def test_heatmap_refinement_moves_to_weighted_peak():

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from pose_perception.core.camera_mount import (optical_frame_pose, parse_mount,
-                                               quaternion_from_rpy, static_transform_publisher_args,
+                                               static_transform_publisher_args,
                                                static_transform_spec)
+from pose_perception.core.geometry import quat_from_rpy
 from pose_perception.ros.compat import parse_static_transform
-from pose_perception.sample import SAMPLE_CAMERA_MOUNT
+from pose_perception.sources.sample import SAMPLE_CAMERA_MOUNT
 
 
 def _optical_to_robot(mount):
@@ -41,7 +42,7 @@ def test_the_rpy_parameter_form_and_the_publisher_arguments_agree_with_the_spec(
     assert (values["--frame-id"], values["--child-frame-id"]) == ("base_link", "cam")
     # 'parent child x y z roll pitch yaw' (compat) uses the same RPY convention
     _, _, T = parse_static_transform("a b 0 0 0 0.1 0.2 0.3")
-    _, _, T2 = parse_static_transform("a b 0 0 0 " + " ".join(map(str, quaternion_from_rpy(
+    _, _, T2 = parse_static_transform("a b 0 0 0 " + " ".join(map(str, quat_from_rpy(
         0.1, 0.2, 0.3))))
     assert T == pytest.approx(T2)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pose_perception import demo
+from pose_perception.apps import demo
 from model_env import require_models
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pose_perception.core import evaluation as ev
+from pose_perception.apps import eval_body_face as ev
 from pose_perception.core.layouts import BLAZEPOSE33_TO_COCO17, FACE468_TO_IBUG68
 from pose_perception.core.types import Face, FrameResult, Keypoints, Person
 from model_env import require_models

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pose_perception.core.camera import CameraModel
-from pose_perception.core.eval_lift3d import evaluate, main, render_depth
+from pose_perception.apps.eval_lift3d import evaluate, main, render_depth
 from model_env import require_models
 
 

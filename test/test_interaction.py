@@ -120,7 +120,7 @@ def test_gaze_on_real_face_photos(shared_data):
     from model_env import require_models
     require_models()
     from pose_perception.core.camera import CameraModel
-    from pose_perception.core.evaluation import read_rgb
+    from pose_perception.apps.eval_body_face import read_rgb
     from pose_perception.core.perception import Perception, PerceptionConfig
     from pose_perception.provision import find_test_image
     photos = {"grace_hopper (frontal, looking at the camera)": (find_test_image(), True)}

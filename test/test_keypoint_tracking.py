@@ -1,19 +1,18 @@
 """Tracking in the keypoint stage: no duplicate people on fast motion, nobody lost when frames are
 far apart in time (a slow consumer drops frames), the detector's schedule, duplicate merging.
 
-The sequences are the built-in sample (``pose_perception.sample.builtin_sample``): one person
+The sequences are the built-in sample (``sources.sample.builtin_sample``): one person
 walking 3.4 m -> 0.9 m -> 3.4 m, or three people stepping in and out in their own lanes.
 Needs the provisioned models (skips otherwise); no development data.
 """
 import numpy as np
 import pytest
 
-from pose_perception import sample
+from pose_perception.sources import sample
 from pose_perception.core.body import same_person
 from pose_perception.core.keypoint_pipeline import KeypointConfig, KeypointPipeline
 from pose_perception.core.types import Keypoints
 from model_env import require_models
-
 
 
 # ------------------------------------------------------------------ same_person (no models)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pose_perception.core.camera import CameraModel
-from pose_perception.core.eval_lift3d import add_sensor_effects, render_depth
+from pose_perception.apps.eval_lift3d import add_sensor_effects, render_depth
 from pose_perception.core.lifting import Lifter, LiftingConfig
 from pose_perception.core.types import (SOURCE_DEPTH, SOURCE_MODEL, SOURCE_NONE, Face,
                                         FrameResult, Hand, Keypoints, Person)

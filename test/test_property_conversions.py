@@ -27,9 +27,9 @@ def random_transform(rng, kind):
         return None
     if kind == "identity":
         return np.eye(4)
-    from pose_perception.ros import transforms as tfm
+    from pose_perception.core import geometry as geo
     q = rng.normal(size=4)
-    return tfm.make_transform(rng.uniform(-5, 5, 3), q / np.linalg.norm(q))
+    return geo.make_transform(rng.uniform(-5, 5, 3), q / np.linalg.norm(q))
 
 
 def check_keypoint_msgs(kps, n=None, strict=True):

@@ -5,7 +5,7 @@ import pytest
 
 from pose_perception.core.camera import CameraModel
 from pose_perception.core.perception import Perception, PerceptionConfig
-from pose_perception.core.rgbd_folder import load_rgbd_folder
+from pose_perception.sources.rgbd_folder import load_rgbd_folder
 from pose_perception.core.smoothing import PersonSmoother
 
 TORSO = [11, 12, 23, 24]   # BlazePose shoulders and hips

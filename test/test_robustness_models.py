@@ -76,7 +76,7 @@ def test_required_gpu_that_is_not_there_fails_at_start():
 # ------------------------------------------------------------------ extreme image sizes
 def _frame(shared):
     """(rgb, depth 16UC1 mm, K) of a real RGB-D frame with two people, or a noise image."""
-    from pose_perception.core.rgbd_folder import load_rgbd_folder
+    from pose_perception.sources.rgbd_folder import load_rgbd_folder
     folder = shared / "rgbd_dev" / "realsense_two_people" if shared else None
     if folder is not None and folder.is_dir():
         f = load_rgbd_folder(folder, limit=1)[0]

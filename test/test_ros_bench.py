@@ -1,4 +1,4 @@
-"""ros.bench_ros: the report numbers computed from raw measurements."""
+"""apps.bench_ros: the report numbers computed from raw measurements."""
 import pytest
 
 from ros_env import require_ros
@@ -8,7 +8,7 @@ pytestmark = pytest.mark.ros
 
 def test_summary_of_rate_drops_latency_and_lag():
     require_ros()
-    from pose_perception.ros.bench_ros import summarise
+    from pose_perception.apps.bench_ros import summarise
     r = summarise([10.0, 20.0, 30.0, 40.0, 100.0], [0, 1, 3, 1, 2], published=20, processed=5,
                   seconds=2.0)
     assert (r["published"], r["processed"], r["dropped"]) == (20, 5, 15)

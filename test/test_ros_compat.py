@@ -139,7 +139,7 @@ def test_parse_static_transform_quaternion_and_rpy():
 
 def test_static_buffer_composes_chains_and_raises_clear_lookup_errors():
     require_ros()
-    from pose_perception.ros import transforms as tfm
+    from pose_perception.core import geometry as geo
     from pose_perception.ros.compat import (FallbackLookupException, StaticTransformBuffer,
                                             lookup_matrix, parse_static_transform,
                                             transform_stamped)
@@ -150,7 +150,7 @@ def test_static_buffer_composes_chains_and_raises_clear_lookup_errors():
         buf.set_transform_static(transform_stamped(*parse_static_transform(spec)), "test")
     # a point 2 m in front of the optical frame is 2 m ahead of the robot, 1.2 m up
     T = lookup_matrix(buf, "base_link", "camera_color_optical_frame", None)
-    np.testing.assert_allclose(tfm.apply(T, [[0, 0, 2.0]])[0], [2.1, 0, 1.2], atol=1e-9)
+    np.testing.assert_allclose(geo.apply(T, [[0, 0, 2.0]])[0], [2.1, 0, 1.2], atol=1e-9)
     T_inv = lookup_matrix(buf, "camera_color_optical_frame", "map", None)
     np.testing.assert_allclose(T_inv @ lookup_matrix(buf, "map", "camera_color_optical_frame",
                                                      None), np.eye(4), atol=1e-9)

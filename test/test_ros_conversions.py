@@ -110,13 +110,13 @@ def test_ibug68_layout_and_2d_only_results():
 
 def test_output_transform_moves_points_centroid_velocity_and_head_pose():
     require_ros()
-    from pose_perception.ros import transforms as tfm
+    from pose_perception.core import geometry as geo
     from pose_perception.ros.conversions import frame_result_to_msgs
     res = _result()
     # optical frame -> a robot-like frame: x forward = optical z, y left = -optical x,
     # z up = -optical y, camera 1.2 m above the origin
-    T = tfm.make_transform([0, 0, 1.2], [-0.5, 0.5, -0.5, 0.5])
-    np.testing.assert_allclose(tfm.apply(T, [[0, 0, 1.0]])[0], [1, 0, 1.2], atol=1e-9)
+    T = geo.make_transform([0, 0, 1.2], [-0.5, 0.5, -0.5, 0.5])
+    np.testing.assert_allclose(geo.apply(T, [[0, 0, 1.0]])[0], [1, 0, 1.2], atol=1e-9)
     sk, fa = frame_result_to_msgs(res, _header("base_link"), True, T)
     s = sk.skeletons[0]
     assert sk.header.frame_id == "base_link"
@@ -129,7 +129,7 @@ def test_output_transform_moves_points_centroid_velocity_and_head_pose():
                                                                        abs=1e-9)
     hp = fa.faces[0].head_pose
     assert (hp.position.x, hp.position.z) == pytest.approx((2.5, 1.7))
-    R = tfm.quat_to_matrix([hp.orientation.x, hp.orientation.y, hp.orientation.z,
+    R = geo.quat_to_matrix([hp.orientation.x, hp.orientation.y, hp.orientation.z,
                             hp.orientation.w])
     np.testing.assert_allclose(R, T[:3, :3], atol=1e-6)
 
@@ -171,12 +171,12 @@ def test_image_messages_roundtrip():
 
 def test_skeletons_to_observations_with_transform_and_hand_names():
     require_ros()
-    from pose_perception.ros import transforms as tfm
+    from pose_perception.core import geometry as geo
     from pose_perception.ros.conversions import (frame_result_to_msgs, observation_point_name,
                                                  skeletons_to_observations)
     res = _result()
     sk, _ = frame_result_to_msgs(res, _header(), True)
-    T = tfm.make_transform([1, 2, 3], [0, 0, 0, 1])
+    T = geo.make_transform([1, 2, 3], [0, 0, 0, 1])
     (ob,) = skeletons_to_observations(sk, T)
     body = res.persons[0].body
     assert ob.track_id == 7 and ob.points.shape == (33 + 21, 3) and ob.layout == "blazepose33"
@@ -194,13 +194,13 @@ def test_faces_to_observations_and_back_to_faces():
     """Only faces without a skeleton become safety observations; a FaceLandmarks message reads
     back as the Face it came from (lifting_node's input)."""
     require_ros()
-    from pose_perception.ros import transforms as tfm
+    from pose_perception.core import geometry as geo
     from pose_perception.ros.conversions import (face_msg_to_face, faces_to_observations,
                                                  frame_result_to_msgs)
     res = _result()
     _, fa = frame_result_to_msgs(res, _header(), True)
     assert [f.associated for f in fa.faces] == [True, False]
-    (ob,) = faces_to_observations(fa, tfm.make_transform([1, 0, 0], [0, 0, 0, 1]))
+    (ob,) = faces_to_observations(fa, geo.make_transform([1, 0, 0], [0, 0, 0, 1]))
     assert ob.track_id == 0 and ob.layout == "face468" and ob.points.shape == (468, 3)
     np.testing.assert_allclose(ob.points[0], [1.0, -0.5, 2.5], atol=1e-6)
     assert ob.valid.all() and ob.velocity is None

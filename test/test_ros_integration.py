@@ -25,7 +25,7 @@ def test_standing_person_found_with_hip_at_his_depth(shared_data):
     from rclpy.parameter import Parameter
     from visualization_msgs.msg import MarkerArray
 
-    from pose_perception.core.rgbd_folder import load_rgbd_folder
+    from pose_perception.sources.rgbd_folder import load_rgbd_folder
     from pose_perception.msg import FaceLandmarksArray, Skeleton, SkeletonArray
     from pose_perception.ros.conversions import stamp_to_ns
     from pose_perception.ros.pose_node import PoseNode

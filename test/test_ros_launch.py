@@ -104,7 +104,7 @@ def test_camera_mount_becomes_a_static_transform(monkeypatch):
     """issue 17, defect 4: camera_mount (and, by default, the built-in sample's mount) reaches the
     nodes as a static_transforms entry without tf2_ros, as a static_transform_publisher with it."""
     from pose_perception.core.camera_mount import static_transform_spec
-    from pose_perception.sample import SAMPLE_CAMERA_MOUNT, SAMPLE_FRAME_ID
+    from pose_perception.sources.sample import SAMPLE_CAMERA_MOUNT, SAMPLE_FRAME_ID
     mod = _load_launch()
     monkeypatch.setattr(mod, "_has_package", lambda name: False)
     nodes = _nodes(mod, safety="true", sample_camera="true")

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.ros
 
 
 def _frames(shared_data, name, n=None):
-    from pose_perception.core.rgbd_folder import load_rgbd_folder
+    from pose_perception.sources.rgbd_folder import load_rgbd_folder
     return load_rgbd_folder(shared_data / "rgbd_dev" / name, limit=n)
 
 

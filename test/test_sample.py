@@ -3,9 +3,8 @@ frame sources beside it (recorded folders, bags, looping)."""
 import numpy as np
 import pytest
 
-from pose_perception import sample
+from pose_perception.sources import sample
 from model_env import require_models
-
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def test_sample_camera_info_is_ideal_pinhole_in_labelled_frame():
 
 
 def _fake_seq(n=3, fps=10.0):
-    from pose_perception.core.rgbd_folder import RGBDFrame
+    from pose_perception.sources.rgbd_folder import RGBDFrame
     frames = [RGBDFrame(str(i), np.zeros((4, 4, 3), np.uint8), None, "", {}, stamp_s=i / fps)
               for i in range(n)]
     return sample.RGBDSequence("fake", frames, fps)

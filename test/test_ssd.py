@@ -57,12 +57,6 @@ def test_weighted_nms_averages_overlaps_and_keeps_separate():
     assert len(ssd.weighted_nms(boxes, scores, kps, 0.3, max_detections=1)[1]) == 1
 
 
-def test_box_iou():
-    iou = ssd.box_iou(np.array([0, 0, 10, 10.]), np.array([[0, 0, 10, 10], [5, 0, 15, 10],
-                                                           [20, 20, 30, 30], [0, 0, 0, 0]]))
-    assert iou == pytest.approx([1.0, 1 / 3, 0.0, 0.0])
-
-
 @pytest.fixture(scope="module")
 def fake_face_detector(tmp_path_factory):
     """A face-short-range-shaped model that always 'detects' one face at anchor 100."""

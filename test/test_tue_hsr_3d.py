@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from pose_perception.core.camera import CameraModel
-from pose_perception.core.head_pose import rotation_from_xyzw
+from pose_perception.core.geometry import quat_to_matrix
 from pose_perception.core.lifting import Lifter
 from pose_perception.core.types import SOURCE_DEPTH
 from model_env import require_models
@@ -62,7 +62,7 @@ def test_standing_person_in_3d(shared_data, pipeline, frame):
     assert np.all(b.xyz_sigma[ok] > 0) and np.all(b.xyz_sigma[ok] < 0.3)
     # head pose: profile to the image's left in 41-38, towards the camera in 42-*
     assert person.face is not None and person.face.head_pose is not None
-    fwd = rotation_from_xyzw(person.face.head_pose.orientation)[:, 0]
+    fwd = quat_to_matrix(person.face.head_pose.orientation)[:, 0]
     if frame == "41-38":
         assert fwd[0] < -0.5
     else:

@@ -1,1 +1,2 @@
-"""Programs built on the core library (evaluations); not imported by the core or the nodes."""
+"""Programs built on the library: the demo, benchmarks and evaluations behind the
+``pose-perception`` command. Nothing in ``core`` or ``ros`` imports them."""

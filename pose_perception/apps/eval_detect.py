@@ -16,9 +16,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..core.evaluation import greedy_match, load_coco, read_rgb
 from ..core.precision import PRECISIONS
-from ..core.tracking import box_iou
+from ..core.geometry import box_iou_matrix
+from .eval_body_face import greedy_match, load_coco, read_rgb
 
 MIN_IOU = 0.5
 HEIGHT_BINS = (("<100", 0.0, 100.0), ("100-200", 100.0, 200.0), (">=200", 200.0, np.inf))
@@ -45,7 +45,7 @@ def match_boxes(gt: np.ndarray, pred: np.ndarray, min_iou: float = MIN_IOU) -> D
     """GT index -> prediction index: one-to-one, greedily by IoU, IoU >= ``min_iou``."""
     if not len(gt) or not len(pred):
         return {}
-    return greedy_match(box_iou(gt, pred), min_iou)
+    return greedy_match(box_iou_matrix(gt, pred), min_iou)
 
 
 def eval_detect(pairs: Sequence[tuple], perception) -> dict:
@@ -54,8 +54,8 @@ def eval_detect(pairs: Sequence[tuple], perception) -> dict:
     found_by_bin = {name: [0, 0] for name, _, _ in HEIGHT_BINS}
     found = total = unmatched = images = 0
     per_image = []
-    for images_dir, annotations in pairs:
-        data = load_coco(annotations)
+    for images_dir, annotation_file in pairs:
+        data = load_coco(annotation_file)
         gts = person_boxes(data)
         for im in data["images"]:
             perception.reset()

@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .tracking import box_iou
+from .geometry import box_iou_matrix
 from .types import Face, FrameResult, Person
 
 # BlazePose-33 head keypoints: nose, eyes (inner, centre, outer), ears, mouth corners
@@ -161,7 +161,7 @@ def associate_frame(result: FrameResult, config: Optional[AssociationConfig] = N
             f.person_index = candidates[f.person_index]
     attached = [p.face.box for p in result.persons if p.face is not None]
     if attached and rest:
-        iou = box_iou(np.stack([np.asarray(f.box) for f in rest]), np.stack(attached))
+        iou = box_iou_matrix(np.stack([np.asarray(f.box) for f in rest]), np.stack(attached))
         rest = [f for f, row in zip(rest, iou) if row.max() <= cfg.duplicate_iou]
     result.faces_without_body = rest
     return result

@@ -58,14 +58,14 @@ class BodyStage:
         lost = [c for c, s in zip(cands, status) if s == ABSENT]
         if lost and cfg.lost_retry_scale > 1.0:
             retry = [BodyTrack(scaled_rect(c.roi, cfg.lost_retry_scale), c.face_roi, c.hand_rois,
-                            c.box_margin) for c in lost]
+                               c.box_margin) for c in lost]
             status = self.add_candidates(sampler, retry, nan[:len(retry)], len(retry), persons,
-                                      tracks, w, h)
+                                         tracks, w, h)
             lost = [c for c, s in zip(retry, status) if s == ABSENT]
         return persons, tracks, len(lost)
 
     def add_detections(self, sampler: CropSampler, dets: Sequence[Detection],
-                    persons: List[Person], tracks: List[BodyTrack], w: int, h: int) -> None:
+                       persons: List[Person], tracks: List[BodyTrack], w: int, h: int) -> None:
         """Landmarks for the detections that are none of ``persons``.
 
         A detection is a person already found when its box centre (the detector finds faces)
@@ -133,7 +133,7 @@ class BodyStage:
             idx = [i for i in range(first_new, len(rois)) if lm.flag[i] >= cfg.min_pose_presence]
             if idx:
                 again = self.landmarker.run(sampler, [body_mod.roi_from_landmarks(lm.xy[i])
-                                                    for i in idx])
+                                                      for i in idx])
                 for j, i in enumerate(idx):
                     if again.flag[j] >= cfg.min_pose_presence:
                         lm.replace(i, again, j)
@@ -154,8 +154,8 @@ class BodyStage:
                       next_roi=nxt, detector_score=det_score)
 
     def add_candidates(self, sampler: CropSampler, cands: List[BodyTrack], det_scores: List[float],
-                    first_new: int, persons: List[Person], tracks: List[BodyTrack],
-                    w: int, h: int) -> List[str]:
+                       first_new: int, persons: List[Person], tracks: List[BodyTrack],
+                       w: int, h: int) -> List[str]:
         """Run the landmark model on candidate crops and append the people found to
         ``persons``/``tracks`` (skipping duplicates of people already there, ``same_person``).
         Candidates from index ``first_new`` on are new crops (refined once when
@@ -180,7 +180,7 @@ class BodyStage:
                 status[i] = DUPLICATE
                 continue
             accepted[i] = (person, BodyTrack(person.next_roi, cands[i].face_roi,
-                                          dict(cands[i].hand_rois), cands[i].box_margin))
+                                             dict(cands[i].hand_rois), cands[i].box_margin))
             status[i] = FOUND
         for i in sorted(accepted):            # keep the candidates' (tracks') order
             persons.append(accepted[i][0])
@@ -188,8 +188,8 @@ class BodyStage:
         return status
 
     def seed_from_faces(self, sampler: CropSampler, faces: List[Detection],
-                         persons: List[Person], tracks: List[BodyTrack], w: int, h: int
-                         ) -> List[Detection]:
+                        persons: List[Person], tracks: List[BodyTrack], w: int, h: int
+                        ) -> List[Detection]:
         """Look for a body below each detected face that no person accounts for (the person
         detector misses some people); returns the faces still without a body."""
         cfg = self.config
@@ -239,7 +239,7 @@ class BodyStage:
             elif check and not any(d is t for t in tried):
                 unchecked.append(d)
         out += [box_only_person(d) for d in self._confirmed(sampler, unchecked, persons + out,
-                                                             w, h)]
+                                                            w, h)]
         ages = [0] * len(out)
         for p, age in held_box_only(box_tracks, scanned_tiles, max_held, persons + out):
             out.append(p)
@@ -286,9 +286,9 @@ class BodyStage:
             if seen is None:
                 continue
             agree = boxes_agree(d.box, seen.box, cfg.person_box_match_iou)
-            dup = any(not p.box_only and body_mod.same_person(seen.body, p.body, w, h,
-                                                     cfg.duplicate_distance) for p in known)
+            dup = any(not p.box_only
+                      and body_mod.same_person(seen.body, p.body, w, h, cfg.duplicate_distance)
+                      for p in known)
             if agree and not dup:
                 out.append(d)
         return out
-

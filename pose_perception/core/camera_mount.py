@@ -12,33 +12,16 @@ publish it. ROS-free: the launch file turns the result into a static transform (
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Tuple
 
 import numpy as np
+
+from .geometry import quat_from_rpy, quat_multiply
 
 # the optical frame (x right, y down, z forward) in the camera body frame (x forward, y left,
 # z up), quaternion (x, y, z, w)
 OPTICAL_IN_BODY = np.array([-0.5, 0.5, -0.5, 0.5])
 MOUNT_FORMAT = "'x y z roll pitch yaw' (metres, radians)"
-
-
-def quaternion_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
-    """Quaternion (x, y, z, w) of the rotation R = Rz(yaw) Ry(pitch) Rx(roll) (ROS RPY)."""
-    cr, sr = np.cos(roll / 2), np.sin(roll / 2)
-    cp, sp = np.cos(pitch / 2), np.sin(pitch / 2)
-    cy, sy = np.cos(yaw / 2), np.sin(yaw / 2)
-    return np.array([sr * cp * cy - cr * sp * sy, cr * sp * cy + sr * cp * sy,
-                     cr * cp * sy - sr * sp * cy, cr * cp * cy + sr * sp * sy])
-
-
-def quaternion_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
-    """Hamilton product a * b of quaternions (x, y, z, w): rotate by b, then by a."""
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return np.array([aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw,
-                     aw * bw - ax * bx - ay * by - az * bz])
 
 
 def parse_mount(text: str) -> np.ndarray:
@@ -57,7 +40,7 @@ def optical_frame_pose(mount: str) -> Tuple[np.ndarray, np.ndarray]:
     """(translation (3,), quaternion (x, y, z, w)) of the camera's optical frame in the robot
     frame, for the camera mount text ``mount``."""
     m = parse_mount(mount)
-    q = quaternion_multiply(quaternion_from_rpy(*m[3:]), OPTICAL_IN_BODY)
+    q = quat_multiply(quat_from_rpy(*m[3:]), OPTICAL_IN_BODY)
     return m[:3], q / np.linalg.norm(q)
 
 

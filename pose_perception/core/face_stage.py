@@ -47,8 +47,8 @@ class FaceStage:
 
     def run(self, sampler: CropSampler, persons: List[Person], tracks: List[Any],
             res: FrameResult, face_dets: Sequence[Detection], w: int, h: int,
-               speculated: Tuple[List[RotatedRect], Optional[face_mod.FaceMeshes]] = ([], None)
-               ) -> None:
+            speculated: Tuple[List[RotatedRect], Optional[face_mod.FaceMeshes]] = ([], None)
+            ) -> None:
         """Meshes for each body's face (tracked crop, else a new crop from the head) and for
         faces without a body (tracked, or new from the face detector). ``speculated``: meshes
         already run on some of these crops (``speculate``; matched by identity)."""
@@ -82,7 +82,7 @@ class FaceStage:
             redo = [k for k in range(len(rois)) if fresh[k] and meshes.presence[k] >= thr]
             if redo:
                 again = self.landmarker.run(sampler, [face_mod.roi_from_mesh(meshes.xyz[k, :, :2])
-                                                    for k in redo])
+                                                      for k in redo])
                 for j, k in enumerate(redo):
                     if again.presence[j] >= thr:
                         meshes.replace(k, again, j)
@@ -133,4 +133,3 @@ class FaceStage:
             for j, k in enumerate(todo):
                 meshes.replace(k, now, j)
         return meshes
-

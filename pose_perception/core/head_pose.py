@@ -26,9 +26,9 @@ from typing import Optional, Tuple
 
 import cv2
 import numpy as np
-from transforms3d.quaternions import mat2quat, quat2mat
 
 from .camera import CameraModel
+from .geometry import matrix_to_quat, weighted_kabsch
 from .types import SOURCE_DEPTH, HeadPose, Keypoints
 
 # mesh vertex -> (x forward, y left, z up) metres, origin at the sellion (vertex 168)
@@ -56,7 +56,6 @@ CANONICAL_FACE_M = {
 }
 _IDS = np.array(sorted(CANONICAL_FACE_M), dtype=np.intp)
 _MODEL = np.array([CANONICAL_FACE_M[i] for i in _IDS], dtype=np.float64)
-_FLIP_Z = np.array([1.0, 1.0, -1.0])
 _EYE3 = np.eye(3)
 
 
@@ -76,40 +75,11 @@ class HeadPoseConfig:
 _DEFAULT_CONFIG = HeadPoseConfig()
 
 
-def quaternion_xyzw(R: np.ndarray) -> np.ndarray:
-    """Rotation matrix -> quaternion (x, y, z, w) (transforms3d returns w, x, y, z)."""
-    w, x, y, z = mat2quat(np.asarray(R, dtype=np.float64))
-    q = np.array([x, y, z, w])
-    return q if w >= 0 else -q
-
-
-def rotation_from_xyzw(q) -> np.ndarray:
-    """Quaternion (x, y, z, w) -> rotation matrix."""
-    x, y, z, w = np.asarray(q, dtype=np.float64)
-    return quat2mat([w, x, y, z])
-
-
-def _kabsch(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:
-    """R, t minimising sum |R src + t - dst|^2 (rows matched), and the RMS residual."""
-    cs, cd = src.mean(axis=0), dst.mean(axis=0)
-    H = (src - cs).T @ (dst - cd)
-    U, _, Vt = np.linalg.svd(H)
-    R = Vt.T @ U.T
-    if np.linalg.det(R) < 0:   # reflection: flip the axis of the smallest singular value
-        R = (Vt.T * _FLIP_Z) @ U.T
-    t = cd - R @ cs
-    r = src @ R.T
-    r += t
-    r -= dst
-    rms = float(np.sqrt(np.einsum("ij,ij->", r, r) / len(src)))
-    return R, t, rms
-
-
-def fit_face_frame_3d(points: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:
-    """Rigid fit of the canonical landmarks (rows of ``points`` in :data:`CANONICAL_FACE_M`
-    order of ``_IDS``, NaN = missing) -> (R face->camera, sellion position, RMS residual)."""
-    ok = np.all(np.isfinite(points), axis=1)
-    return _kabsch(_MODEL[ok], points[ok])
+def _fit(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:
+    """R, t of the rigid fit ``src`` -> ``dst`` (rows matched), and its RMS residual."""
+    R, t = weighted_kabsch(src, dst)
+    r = src @ R.T + t - dst
+    return R, t, float(np.sqrt(np.einsum("ij,ij->", r, r) / len(src)))
 
 
 def solve_face_pnp(xy: np.ndarray, camera: CameraModel) -> Optional[Tuple[np.ndarray, np.ndarray]]:
@@ -152,9 +122,9 @@ def estimate_head_pose(mesh: Keypoints, camera: CameraModel,
                & np.isfinite(pts3).all(axis=1))
     n3 = int(ok3.sum())
     if cfg.method in ("auto", "depth") and n3 >= max(cfg.min_depth_points, 4):
-        R, t, rms = _kabsch(_MODEL[ok3], pts3[ok3])
+        R, t, rms = _fit(_MODEL[ok3], pts3[ok3])
         if rms <= cfg.max_fit_rms_m or cfg.method == "depth":
-            return HeadPose(position=t, orientation=quaternion_xyzw(R), valid=True)
+            return HeadPose(position=t, orientation=matrix_to_quat(R), valid=True)
     if cfg.method == "depth":
         return None
     xy = mesh.xy[_IDS].astype(np.float64)
@@ -171,4 +141,4 @@ def estimate_head_pose(mesh: Keypoints, camera: CameraModel,
         scale = float(np.median(pts3[ok3, 2]) / np.median(pred_z))
         if np.isfinite(scale) and 0.5 < scale < 2.0:
             t = t * scale
-    return HeadPose(position=t, orientation=quaternion_xyzw(R), valid=True)
+    return HeadPose(position=t, orientation=matrix_to_quat(R), valid=True)

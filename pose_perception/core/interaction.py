@@ -154,7 +154,7 @@ class InteractionTracker:
             st.last_gaze_s = t
         # attention, with hysteresis in angle and time
         inside = math.isfinite(angle) and angle <= (a.cone_deg + (a.hysteresis_deg
-                                                                   if st.looking else 0.0))
+                                                                  if st.looking else 0.0))
         if inside != st.looking:
             if math.isnan(st.pending_since):
                 st.pending_since = t

@@ -4,8 +4,8 @@ ROS-free. Index ``i`` of a layout always means the same joint; messages never us
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 

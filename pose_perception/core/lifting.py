@@ -74,6 +74,7 @@ from .camera import CameraModel
 from .depth import colour_to_depth_pixels
 from .depth_windows import (disc_offsets, front_cluster_1d, front_cluster_rows, median,
                             sample_windows, surface_factor)
+from .geometry import weighted_kabsch
 from .head_pose import estimate_head_pose
 from .layouts import BLAZEPOSE33_TO_COCO17
 from .occlusion import (SKELETONS, Measured, SkeletonSpec, ray_capsule_range,  # noqa: F401
@@ -565,18 +566,6 @@ class Lifter:
 
 
 # ------------------------------------------------------------------------- numeric helpers
-def _weighted_kabsch(src: np.ndarray, dst: np.ndarray, w: np.ndarray
-                     ) -> Tuple[np.ndarray, np.ndarray]:
-    """R, t minimising sum w |R src + t - dst|^2."""
-    w = w / w.sum()
-    cs, cd = w @ src, w @ dst
-    H = ((src - cs) * w[:, None]).T @ (dst - cd)
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(Vt.T @ U.T)) or 1.0
-    R = Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
-    return R, cd - R @ cs
-
-
 def _robust_rigid_fit(src: np.ndarray, dst: np.ndarray, w: np.ndarray, min_joints: int,
                       outlier_m: Optional[float]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rigid fit model -> measured; with fewer than ``min_joints`` (or a degenerate, e.g.
@@ -589,7 +578,7 @@ def _robust_rigid_fit(src: np.ndarray, dst: np.ndarray, w: np.ndarray, min_joint
         s, d, ww = src[inl], dst[inl], w[inl]
         spread = np.linalg.svd(s - s.mean(axis=0), compute_uv=False) if len(s) >= 3 else None
         if len(s) >= max(3, min_joints) and spread is not None and spread[1] > 0.05:
-            R, t = _weighted_kabsch(s, d, ww)
+            R, t = weighted_kabsch(s, d, ww)
         else:
             R = np.eye(3)
             t = (ww / ww.sum()) @ (d - s)

@@ -22,7 +22,8 @@ import numpy as np
 
 from .crops import CropSampler, to_tensor, transform_points
 from .inference import OnnxModel
-from .ssd import Detection, box_iou
+from .geometry import covered_fraction, nms
+from .ssd import Detection
 from .types import RotatedRect
 
 INPUT = 300
@@ -57,26 +58,6 @@ def tile_grid(width: int, height: int, tile_px: float, min_short_side: float = 1
             cy = side / 2 + (j * (height - side) / (ny - 1) if ny > 1 else (height - side) / 2)
             out.append(RotatedRect(cx, cy, side, side, 0.0))
     return out
-
-
-def hard_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression (best score first)."""
-    order = np.argsort(-scores, kind="stable")
-    keep: List[int] = []
-    while order.size:
-        top = int(order[0])
-        keep.append(top)
-        rest = order[1:]
-        order = rest[box_iou(boxes[top], boxes[rest]) <= iou_threshold]
-    return np.asarray(keep, np.int64)
-
-
-def covered_fraction(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Fraction of ``box``'s area inside each of (M, 4) ``boxes``."""
-    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-9)
-    return ix * iy / area
 
 
 class PersonDetector:
@@ -118,7 +99,7 @@ class PersonDetector:
         b, s, c = np.concatenate(boxes), np.concatenate(scores), np.concatenate(cut)
         b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, w - 1)
         b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, h - 1)
-        keep = hard_nms(b, s, self.iou_threshold)
+        keep = nms(b, s, self.iou_threshold)
         b, s, c = b[keep], s[keep], c[keep]
         # a box cut by a tile's inner edge that another box mostly covers is a part of someone
         drop = np.zeros(len(b), bool)

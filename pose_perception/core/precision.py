@@ -82,6 +82,7 @@ def fp16_emulated(model_bytes: bytes) -> bytes:
     inferred = onnx.shape_inference.infer_shapes(model)
     float_values = {vi.name for vi in list(inferred.graph.value_info) + list(inferred.graph.output)
                     if vi.type.tensor_type.elem_type == TensorProto.FLOAT}
+
     def round_trip(src: str, dst: str) -> list:
         """Cast ``src`` to fp16 and back into ``dst``."""
         half = src + "__fp16"

@@ -150,9 +150,6 @@ class KeypointSmoother:
     def reset(self) -> None:
         self._states.clear()
 
-    def forget(self, key: Hashable) -> None:
-        self._states.pop(key, None)
-
     def __contains__(self, key: Hashable) -> bool:
         return key in self._states
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from .crops import (CropSampler, crop_to_image_matrix, letterbox_rect, to_tensor,
                     transform_points)
+from .geometry import box_iou
 from .inference import OnnxModel
 from .types import RotatedRect
 
@@ -98,21 +99,6 @@ def decode(raw: np.ndarray, anchors: np.ndarray, input_size: int,
     kp = raw[:, 4:4 + 2 * num_keypoints].reshape(-1, num_keypoints, 2) / input_size
     kp = kp * np.stack([aw, ah], axis=-1) + np.stack([acx, acy], axis=-1)
     return boxes, kp
-
-
-def _area(b: np.ndarray) -> np.ndarray:
-    return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-
-
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one ``x0, y0, x1, y1`` box with each of (M, 4) boxes (0 for empty unions)."""
-    ix0 = np.maximum(box[0], boxes[:, 0])
-    iy0 = np.maximum(box[1], boxes[:, 1])
-    ix1 = np.minimum(box[2], boxes[:, 2])
-    iy1 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
-    union = _area(box) + _area(boxes) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,

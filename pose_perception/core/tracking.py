@@ -40,6 +40,7 @@ from typing import Iterator, List, Optional, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .geometry import box_iou_matrix
 from .types import Face, Keypoints, Person
 
 # BlazePose-33 torso joints: shoulders and hips
@@ -79,19 +80,6 @@ def person_centroid(person: Person, min_score: float = 0.0) -> Optional[np.ndarr
         if np.isfinite(c).all():
             return c
     return torso_centroid(person.body, min_score)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of boxes ``a`` (N, 4) and ``b`` (M, 4), both x_min, y_min, x_max, y_max."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 @dataclass
@@ -311,7 +299,7 @@ class Tracker:
         preds = [t.predict(stamp_s, cfg.max_prediction_s) for t in self._tracks]
         pred_boxes = np.stack([p[0] for p in preds])
         det_boxes = np.stack([d.box for d in dets])
-        iou = box_iou(pred_boxes, det_boxes)
+        iou = box_iou_matrix(pred_boxes, det_boxes)
         cost = np.zeros((len(preds), len(dets)))
         for i, (box, xy, centroid) in enumerate(preds):
             track = self._tracks[i]

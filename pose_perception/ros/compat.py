@@ -30,9 +30,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..core.camera_mount import quaternion_from_rpy
+from ..core.geometry import invert, make_transform, quat_from_rpy
 from ..core.image_codec import ImageDecodeError, decode_image, encode_image, to_rgb
-from . import transforms as tfm
+from .transforms import matrix_to_transform_msg, transform_msg_to_matrix
 
 _FORCE = os.environ.get("POSE_PERCEPTION_FORCE_FALLBACK", "") not in ("", "0", "false")
 
@@ -241,8 +241,8 @@ def parse_static_transform(spec: str) -> Tuple[str, str, np.ndarray]:
         raise ValueError(f"static transform '{spec}': numbers expected; {fmt}") from None
     if parent == child:
         raise ValueError(f"static transform '{spec}': parent and child frames are the same")
-    q = quaternion_from_rpy(*nums[3:]) if len(nums) == 6 else nums[3:]
-    return parent, child, tfm.make_transform(nums[:3], q)
+    q = quat_from_rpy(*nums[3:]) if len(nums) == 6 else nums[3:]
+    return parent, child, make_transform(nums[:3], q)
 
 
 def transform_stamped(parent: str, child: str, T: np.ndarray, stamp=None):
@@ -252,7 +252,7 @@ def transform_stamped(parent: str, child: str, T: np.ndarray, stamp=None):
     ts.header.frame_id, ts.child_frame_id = parent, child
     if stamp is not None:
         ts.header.stamp = stamp
-    tfm.matrix_to_transform_msg(T, ts.transform)
+    matrix_to_transform_msg(T, ts.transform)
     return ts
 
 
@@ -269,10 +269,10 @@ class StaticTransformBuffer:
         self._edges: Dict[str, Dict[str, np.ndarray]] = {}
 
     def set_transform_static(self, ts, authority: str = "") -> bool:
-        T = tfm.transform_msg_to_matrix(ts.transform)
+        T = transform_msg_to_matrix(ts.transform)
         p, c = ts.header.frame_id.lstrip("/"), ts.child_frame_id.lstrip("/")
         self._edges.setdefault(p, {})[c] = T             # T_p_c: child -> parent
-        self._edges.setdefault(c, {})[p] = tfm.invert(T)
+        self._edges.setdefault(c, {})[p] = invert(T)
         return True
 
     def frames(self) -> List[str]:
@@ -358,4 +358,4 @@ def lookup_matrix(buffer, target: str, source: str, stamp, timeout_s: float = 0.
                                      timeout=Duration(seconds=max(0.0, timeout_s)))
     else:
         ts = buffer.lookup_transform(target, source, stamp)
-    return tfm.transform_msg_to_matrix(ts.transform)
+    return transform_msg_to_matrix(ts.transform)

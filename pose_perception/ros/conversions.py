@@ -17,6 +17,7 @@ import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
 from sensor_msgs.msg import CameraInfo, Image
 
+from ..core import geometry as geo
 from ..core.camera import CameraModel
 from ..core.image_codec import decode_image, encode_image
 from ..core.layouts import FACE468_TO_IBUG68
@@ -25,7 +26,6 @@ from ..core.safety import PersonObservation
 from ..core.types import Face, FrameResult, Hand, Keypoints, Person
 from ..msg import (FaceLandmarks, FaceLandmarksArray, Keypoint, PersonInteraction,
                    PersonInteractionArray, Skeleton, SkeletonArray)
-from . import transforms as tfm
 
 NAN = float("nan")
 FACE_LAYOUTS = ("face468", "ibug68")
@@ -134,7 +134,7 @@ class CameraModelCache:
 def _points_out(kps: Keypoints, T: Optional[np.ndarray]):
     if kps.xyz is None:
         return None, None, None, None
-    xyz = kps.xyz if T is None else tfm.apply(T, kps.xyz)
+    xyz = kps.xyz if T is None else geo.apply(T, kps.xyz)
     valid = np.asarray(kps.xyz_valid, bool) & np.all(np.isfinite(xyz), axis=1)
     return xyz, valid, kps.xyz_sigma, kps.xyz_source
 
@@ -193,11 +193,11 @@ def person_to_skeleton(p: Person, header, T: Optional[np.ndarray] = None,
     s.keypoints = keypoints_to_msgs(p.body, T)
     _bbox(s, p.box)
     c = None if p.centroid is None else (np.asarray(p.centroid, np.float64) if T is None
-                                         else tfm.apply(T, p.centroid)[0])
+                                         else geo.apply(T, p.centroid)[0])
     s.centroid_valid = _set_point(s.centroid, c)
     v = None
     if p.velocity is not None and np.all(np.isfinite(p.velocity)):
-        v = np.asarray(p.velocity, np.float64) if T is None else tfm.rotate(T, p.velocity)[0]
+        v = np.asarray(p.velocity, np.float64) if T is None else geo.rotate(T, p.velocity)[0]
     if v is not None:
         s.velocity.x, s.velocity.y, s.velocity.z = (float(x) for x in v)
         s.velocity_valid = True
@@ -231,13 +231,13 @@ def face_to_msg(face: Face, header, T: Optional[np.ndarray] = None,
     if hp is not None and hp.valid and np.all(np.isfinite(hp.position)) and \
             np.all(np.isfinite(hp.orientation)):
         try:
-            H = tfm.make_transform(hp.position, hp.orientation)
+            H = geo.make_transform(hp.position, hp.orientation)
         except ValueError:      # not a rotation (e.g. a zero quaternion): no head pose
             H = None
     if H is not None:
         if T is not None:
             H = T @ H
-        q = tfm.matrix_to_quat(H[:3, :3])
+        q = geo.matrix_to_quat(H[:3, :3])
         pos = f.head_pose.position
         pos.x, pos.y, pos.z = (float(v) for v in H[:3, 3])
         o = f.head_pose.orientation
@@ -255,7 +255,7 @@ def frame_result_to_msgs(result: FrameResult, header, depth_used: bool,
                          ) -> Tuple[SkeletonArray, FaceLandmarksArray]:
     """The SkeletonArray and FaceLandmarksArray of one frame. ``header``: colour image stamp and
     the output frame; ``T_out_cam``: camera optical frame -> output frame (None = identity)."""
-    T = None if T_out_cam is None or tfm.is_identity(T_out_cam) else T_out_cam
+    T = None if T_out_cam is None or geo.is_identity(T_out_cam) else T_out_cam
     sk = SkeletonArray(depth_used=bool(depth_used))
     sk.header = header
     sk.skeletons = [person_to_skeleton(p, header, T, hands) for p in result.persons]
@@ -280,8 +280,8 @@ def interaction_to_msg(it, T: Optional[np.ndarray] = None) -> PersonInteraction:
                           distance=float(it.distance_m))
     g = it.gaze
     if g is not None:
-        origin = np.asarray(g.origin, np.float64) if T is None else tfm.apply(T, g.origin)[0]
-        d = np.asarray(g.direction, np.float64) if T is None else tfm.rotate(T, g.direction)[0]
+        origin = np.asarray(g.origin, np.float64) if T is None else geo.apply(T, g.origin)[0]
+        d = np.asarray(g.direction, np.float64) if T is None else geo.rotate(T, g.direction)[0]
         m.gaze_valid = _set_point(m.gaze_origin, origin)
         if m.gaze_valid:
             m.gaze_direction.x, m.gaze_direction.y, m.gaze_direction.z = (float(v) for v in d)
@@ -385,7 +385,7 @@ def skeletons_to_observations(msg: SkeletonArray, T_robot_frame: Optional[np.nda
         if s.velocity_valid:
             vel = np.array([s.velocity.x, s.velocity.y, s.velocity.z])
             if T_robot_frame is not None:
-                vel = tfm.rotate(T_robot_frame, vel)[0]
+                vel = geo.rotate(T_robot_frame, vel)[0]
         kps = list(s.keypoints) + list(s.left_hand) + list(s.right_hand)
         radius = np.concatenate([np.zeros(0)] + [
             joint_radii(layout, len(k)) for layout, k in
@@ -423,7 +423,7 @@ def _observation(track_id: int, kps: Sequence[Keypoint], layout: str,
     None: the layout's body radii (see core.safety.PersonObservation)."""
     _, conf, xyz, valid = keypoint_msgs_to_arrays(kps)
     if T_robot_frame is not None:
-        xyz = tfm.apply(T_robot_frame, xyz)
+        xyz = geo.apply(T_robot_frame, xyz)
     sigma = np.array([k.position_sigma for k in kps], np.float64)
     inferred = np.array([k.position_source == Keypoint.SOURCE_MODEL for k in kps], bool)
     return PersonObservation(track_id, xyz, valid, conf, velocity, layout, sigma, inferred,

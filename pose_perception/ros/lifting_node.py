@@ -34,7 +34,6 @@ executor no locking is needed.
 """
 from __future__ import annotations
 
-import re
 import sys
 import time
 import traceback
@@ -42,7 +41,6 @@ from collections import deque
 from typing import Deque, Dict, List, Optional, Tuple, Union
 
 from rclpy.node import Node
-from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -53,26 +51,20 @@ from . import compat
 from .conversions import (CameraModelCache, face_msg_to_face, face_to_msg, person_to_skeleton,
                           skeleton_msg_to_person, stamp_to_sec)
 from .depth_input import DepthInput, check_depth_parameters
-from .diagnostics import RateLimitedLog
+from .node_support import (camera_info_qos, camera_param_specs, output_qos, problem_key,
+                           rate_limited_log, sensor_qos)
 from .params import (ParameterError, ParamSpec, at_least, changed_from_defaults, dataclass_specs,
                      declare_checked, nest, non_negative, positive, resolve_topic)
 from .run import run_node
 
 NODE_NAME = "lifting_node"
 Message = Union[SkeletonArray, FaceLandmarksArray]
-_DIGITS = re.compile(r"[0-9][0-9.e+-]*")
-# parameters shared with pose_node (same names, defaults, meaning)
-_SHARED = ("camera_namespace", "color_info_topic", "depth_image_topic", "depth_info_topic",
-           "depth_registered", "depth_unit_scale", "depth_min_m", "depth_max_m",
-           "qos_reliability", "qos_depth", "tf_timeout_s", "static_transforms", "log_period_s")
 
 
 def node_param_specs() -> List[ParamSpec]:
     """The node's parameters (``perception.lifting.*`` come from LiftingConfig)."""
-    from .pose_node import node_param_specs as pose_specs
     S = ParamSpec
-    shared = {s.name: s for s in pose_specs() if s.name in _SHARED}
-    return [shared[n] for n in _SHARED] + [
+    return list(camera_param_specs().values()) + [
         S("input_topic", "people/skeletons", "str", "2D SkeletonArray input (e.g. pose_node "
           "with use_depth:=false)"),
         S("output_topic", "people/skeletons_3d", "str", "3D SkeletonArray output"),
@@ -99,7 +91,7 @@ class LiftingNode(Node):
         super().__init__(node_name, **node_kwargs)
         self.p, lifting = self._read_parameters()
         self.lifter = Lifter(lifting)
-        self._log = RateLimitedLog(self._log_fn, self.p["log_period_s"])
+        self._log = rate_limited_log(self.get_logger(), self.p["log_period_s"])
         self.counts: Dict[str, int] = {"input": 0, "lifted": 0, "published 2D": 0,
                                        "skipped": 0}
         self._depths: Deque[Image] = deque(maxlen=self.p["depth_history"])
@@ -120,12 +112,9 @@ class LiftingNode(Node):
         self._depth_in = DepthInput(p, self.topics, self.tf_buffer,
                                     bad_input=lambda text: self._warn("input", text),
                                     issue=self._warn, path=lambda text: None)
-        rel = (QoSReliabilityPolicy.BEST_EFFORT if p["qos_reliability"] == "best_effort"
-               else QoSReliabilityPolicy.RELIABLE)
-        cam_qos = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=p["qos_depth"],
-                             reliability=rel, durability=QoSDurabilityPolicy.VOLATILE)
-        info_qos = QoSProfile(depth=2, reliability=rel)
-        out = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
+        cam_qos = sensor_qos(p["qos_reliability"], p["qos_depth"])
+        info_qos = camera_info_qos(p["qos_reliability"])
+        out = output_qos()
         self.pub = self.create_publisher(SkeletonArray, self.topics["output"], out)
         self.pub_faces = None
         if self.topics["faces_input"]:
@@ -307,14 +296,7 @@ class LiftingNode(Node):
 
     # ------------------------------------------------------------------ logging
     def _warn(self, key: str, text: str) -> None:
-        self._log(key + ":" + _DIGITS.sub("#", text)[:200], "warn", text)
-
-    def _log_fn(self, level: str, text: str) -> None:
-        lg = self.get_logger()     # one call site per severity (rclpy requires it)
-        if level == "error":
-            lg.error(text)
-        else:
-            lg.warning(text)
+        self._log(problem_key(key, text), "warn", text)
 
 
 def _drop_3d(person: Person) -> None:

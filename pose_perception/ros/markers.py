@@ -178,7 +178,7 @@ class MarkerBuilder:
         t.scale.z = 0.1
         t.color = a.color
         t.text = ENGAGEMENT_NAMES.get(it.engagement, "?") + (" (looking)" if it.looking_at_robot
-                                                            else "")
+                                                             else "")
         now.add(("gaze", it.track_id))
         now.add(("engagement", it.track_id))
         return [a, t]

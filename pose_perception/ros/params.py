@@ -57,10 +57,6 @@ def non_negative(v) -> Optional[str]:
     return None if v >= 0 else "must be >= 0"
 
 
-def unit_interval(v) -> Optional[str]:
-    return None if 0.0 <= v <= 1.0 else "must be in [0, 1]"
-
-
 def at_least(n: float) -> Callable[[Any], Optional[str]]:
     return lambda v: None if v >= n else f"must be >= {n}"
 

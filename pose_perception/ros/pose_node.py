@@ -23,7 +23,6 @@ documents every topic and parameter.
 """
 from __future__ import annotations
 
-import re
 import sys
 import threading
 import time
@@ -33,7 +32,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from rclpy.node import Node
-from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -48,8 +46,10 @@ from . import compat
 from .conversions import (CameraModelCache, array_to_image_msg, frame_result_to_msgs,
                           image_msg_to_array, interactions_to_msg, stamp_to_ns, stamp_to_sec)
 from .depth_input import DepthInput, check_depth_parameters
-from .diagnostics import ERROR, OK, WARN, NodeDiagnostics, RateLimitedLog
+from .diagnostics import ERROR, OK, WARN, NodeDiagnostics
 from .markers import MarkerBuilder
+from .node_support import (camera_info_qos, camera_param_specs, output_qos, problem_key,
+                           rate_limited_log, sensor_qos)
 from .params import (ParameterError, ParamSpec, at_least, changed_from_defaults, dataclass_specs,
                      declare_checked, nest, non_negative, positive, resolve_topic)
 from .run import run_node
@@ -65,44 +65,33 @@ BACKWARDS_JUMP_S = 1.0
 # larger) is reported as a time jump: people's tracks restart
 FORWARD_JUMP_S = 1.0
 ARRIVALS_KEPT = 64         # arrival times of images still unpaired (for the synchroniser's wait)
-_DIGITS = re.compile(r"[0-9][0-9.e+-]*")
 # keypoint settings that have their own top-level parameter
 _KEYPOINT_TOP_LEVEL = ("enable_face", "enable_hands", "providers", "require_gpu", "precision")
 
 
 def node_param_specs() -> List[ParamSpec]:
     """The node's own parameters (the ``perception.*`` ones come from the core's dataclasses)."""
-    S = ParamSpec
+    S, C = ParamSpec, camera_param_specs()
     return [
-        S("camera_namespace", "/camera", "str",
-          "prefix of the four input topics below when they are relative"),
+        C["camera_namespace"],
         S("color_image_topic", "color/image_raw", "str", "colour image (rgb8, bgr8, mono8, "
           "rgba8, bgra8, yuv422/uyvy, yuyv, mono16)"),
-        S("color_info_topic", "color/camera_info", "str", "CameraInfo of the colour image"),
-        S("depth_image_topic", "aligned_depth_to_color/image_raw", "str",
-          "depth image: 16UC1 (millimetres by default) or 32FC1 (metres)"),
-        S("depth_info_topic", "aligned_depth_to_color/camera_info", "str",
-          "CameraInfo of the depth image"),
+        C["color_info_topic"],
+        C["depth_image_topic"],
+        C["depth_info_topic"],
         S("use_depth", True, "bool", "false: RGB-only mode (2D keypoints, every 3D field invalid)"),
-        S("depth_registered", True, "bool",
-          "true: depth is registered/aligned to the colour image (any resolution); false: depth "
-          "is in its own camera frame and is reprojected with the depth->colour transform (TF)"),
-        S("depth_unit_scale", 0.0, "float", "metres per depth unit; 0 = encoding default "
-          "(16UC1: 0.001, 32FC1: 1)", check=non_negative),
-        S("depth_min_m", 0.1, "float", "depth readings nearer than this are ignored",
-          check=non_negative),
-        S("depth_max_m", 10.0, "float", "depth readings farther than this are ignored",
-          check=positive),
+        C["depth_registered"],
+        C["depth_unit_scale"],
+        C["depth_min_m"],
+        C["depth_max_m"],
         S("sync_slop_s", 0.1, "float", "max stamp difference of a colour/depth pair [s]",
           check=non_negative),
         S("sync_queue_size", 10, "int", "messages per input kept by the synchroniser",
           check=at_least(1)),
         S("depth_wait_s", 1.0, "float", "without a synchronised pair for this long, colour images "
           "are processed alone (2D) [s]", check=positive),
-        S("qos_reliability", "best_effort", "str", "QoS reliability of the image and CameraInfo "
-          "subscriptions", choices=("best_effort", "reliable")),
-        S("qos_depth", 5, "int", "QoS history depth of the image subscriptions",
-          check=at_least(1)),
+        C["qos_reliability"],
+        C["qos_depth"],
         S("use_gpu", True, "bool", "try GPU execution providers first (TensorRT, CUDA); false: "
           "CPU only"),
         S("providers", ["tensorrt", "cuda", "cpu"], "str_list",
@@ -122,17 +111,13 @@ def node_param_specs() -> List[ParamSpec]:
           "frames /humans/... where hri_msgs is installed"),
         S("attention_frame", "", "str", "the robot's point for attention and engagement: the "
           "origin of this frame (looked up in TF at the image stamp); empty = the camera"),
-        S("tf_timeout_s", 0.05, "float", "how long to wait for a transform [s]",
-          check=non_negative),
-        S("static_transforms", [], "str_list",
-          "extra static transforms 'parent child x y z qx qy qz qw' (or 'x y z roll pitch yaw'),"
-          " e.g. the depth->colour extrinsics when no TF publishes them"),
+        C["tf_timeout_s"],
+        C["static_transforms"],
         S("publish_markers", True, "bool", "RViz markers (published while subscribed)"),
         S("marker_lifetime_s", 0.5, "float", "lifetime of every marker [s]", check=positive),
         S("debug_image", True, "bool", "annotated colour image (drawn only while subscribed)"),
         S("diagnostics_period_s", 1.0, "float", "period of /diagnostics [s]", check=positive),
-        S("log_period_s", 5.0, "float", "a repeated warning is logged at most this often [s]",
-          check=positive),
+        C["log_period_s"],
     ]
 
 
@@ -169,7 +154,7 @@ class PoseNode(Node):
         self.diag = NodeDiagnostics(f"pose_perception: {self.get_name()}",
                                     hardware_id=self.get_fully_qualified_name(),
                                     period_s=self.p["diagnostics_period_s"])
-        self._log = RateLimitedLog(self._log_fn, self.p["log_period_s"])
+        self._log = rate_limited_log(self.get_logger(), self.p["log_period_s"])
         factory = perception_factory or default_perception_factory
         self.perception = factory(self.perception_config)
         CLOCK.mark("models (load + warm-up)")
@@ -274,14 +259,8 @@ class PoseNode(Node):
             raise ParameterError(f"invalid perception.* parameters of {self.get_name()}: {exc}")
         return cfg
 
-    def _qos(self) -> QoSProfile:
-        rel = (QoSReliabilityPolicy.BEST_EFFORT if self.p["qos_reliability"] == "best_effort"
-               else QoSReliabilityPolicy.RELIABLE)
-        return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=self.p["qos_depth"],
-                          reliability=rel, durability=QoSDurabilityPolicy.VOLATILE)
-
     def _make_publishers(self) -> None:
-        out = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
+        out = output_qos()
         self.pub_skeletons = self.create_publisher(SkeletonArray, OUTPUT_TOPICS["skeletons"], out)
         self.pub_faces = self.create_publisher(FaceLandmarksArray, OUTPUT_TOPICS["faces"], out)
         self.pub_interaction = self.create_publisher(PersonInteractionArray,
@@ -289,8 +268,7 @@ class PoseNode(Node):
         self.rep155 = self._rep155_publisher()
         self.pub_markers = (self.create_publisher(MarkerArray, OUTPUT_TOPICS["markers"], out)
                             if self.p["publish_markers"] else None)
-        # reliable publishers reach reliable and best-effort subscribers alike
-        latest = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
+        latest = output_qos(depth=1)
         self.pub_debug = (self.create_publisher(Image, OUTPUT_TOPICS["debug_image"], latest)
                           if self.p["debug_image"] else None)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -299,8 +277,8 @@ class PoseNode(Node):
         p, ns = self.p, self.p["camera_namespace"]
         self.topics = {k: resolve_topic(ns, p[f"{k}_topic"]) for k in
                        ("color_image", "color_info", "depth_image", "depth_info")}
-        qos = self._qos()
-        info_qos = QoSProfile(depth=2, reliability=qos.reliability)
+        qos = sensor_qos(p["qos_reliability"], p["qos_depth"])
+        info_qos = camera_info_qos(p["qos_reliability"])
         self.create_subscription(CameraInfo, self.topics["color_info"], self._on_color_info,
                                  info_qos)
         if not p["use_depth"]:
@@ -442,18 +420,8 @@ class PoseNode(Node):
         with self._diag_lock:
             self.diag.report(key, level, text, self._now())
         if log:   # rate-limited per kind of message: numbers (stamps, sizes) do not count
-            self._log(key + ":" + _DIGITS.sub("#", text)[:200],
+            self._log(problem_key(key, text),
                       "error" if level >= ERROR else "warn", text)
-
-    def _log_fn(self, level: str, text: str) -> None:
-        # one call site per severity: rclpy refuses a call site that changes severity
-        lg = self.get_logger()
-        if level == "error":
-            lg.error(text)
-        elif level == "warn":
-            lg.warning(text)
-        else:
-            lg.info(text)
 
     def process_pair(self, color: Image, depth: Optional[Image]) -> Optional[FrameResult]:
         """Process one colour image (+ its depth); publishes and returns the result, or None

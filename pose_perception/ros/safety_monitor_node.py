@@ -27,7 +27,6 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA, Header
@@ -39,6 +38,7 @@ from . import compat
 from .conversions import faces_to_observations, observation_point_name, sec_to_stamp, \
     skeletons_to_observations, stamp_to_sec
 from .diagnostics import ERROR, WARN, NodeDiagnostics
+from .node_support import output_qos
 from .params import (ParameterError, ParamSpec, dataclass_specs, declare, non_negative,
                      positive, unknown_errors)
 from .run import run_node
@@ -52,6 +52,8 @@ MAX_EARLY_FACES = 10      # faces messages kept while their skeletons have not c
 
 def _key(stamp) -> Tuple[int, int]:
     return int(stamp.sec), int(stamp.nanosec)
+
+
 STATE_COLOURS = {SafetyState.UNKNOWN: (0.6, 0.2, 0.8), SafetyState.CLEAR: (0.1, 0.8, 0.2),
                  SafetyState.WARNING: (1.0, 0.7, 0.0), SafetyState.PROTECTIVE_STOP: (1.0, 0.1, 0.1)}
 ZONE_COLOURS = {"protective": (1.0, 0.1, 0.1), "warning": (1.0, 0.7, 0.0),
@@ -106,7 +108,7 @@ class SafetyMonitorNode(Node):
         self._pending: Optional[Tuple[SkeletonArray, float]] = None
         self._early_faces: Dict[Tuple[int, int], FaceLandmarksArray] = {}
         self._faces_rx_s = -math.inf                  # wall time of the last faces message
-        out = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
+        out = output_qos()
         self.pub_status = self.create_publisher(SafetyStatus, self.p["status_topic"], out)
         self.pub_markers = (self.create_publisher(MarkerArray, self.p["markers_topic"], out)
                             if self.p["publish_markers"] else None)

@@ -2,9 +2,9 @@
 CameraInfo and depth Image + CameraInfo with the same stamp and frame, at a fixed rate, looping.
 
 Sources (parameter ``source``): empty = the built-in synthetic sample
-(:func:`pose_perception.sample.builtin_sample`); a recorded folder (``color/*.png`` +
+(:func:`pose_perception.sources.sample.builtin_sample`); a recorded folder (``color/*.png`` +
 ``depth/*.png`` (uint16 mm) + ``camera_info.yaml``, or ``<frame>/rgb.png`` + ``depth.npy`` +
-``camera_info.yaml`` folders, see :mod:`pose_perception.core.rgbd_folder`). Depth is published as
+``camera_info.yaml`` folders, see :mod:`pose_perception.sources.rgbd_folder`). Depth is published as
 recorded (16UC1 millimetres or 32FC1 metres) unless ``depth_encoding`` asks for one of them.
 
 The default topics are the ones ``pose_node`` listens to (``/camera/color/image_raw``,
@@ -68,7 +68,7 @@ def frame_messages(frame, stamp_s: float, frame_id: str, color_encoding: str = "
                    depth_encoding: str = "auto", depth_stamp_s: Optional[float] = None
                    ) -> Tuple[Image, CameraInfo, Optional[Image], Optional[CameraInfo]]:
     """(colour Image, colour CameraInfo, depth Image or None, depth CameraInfo or None) of one
-    ``core.rgbd_folder.RGBDFrame``-like frame (``rgb``, ``depth``, ``depth_encoding``,
+    ``sources.rgbd_folder.RGBDFrame``-like frame (``rgb``, ``depth``, ``depth_encoding``,
     ``camera_info``)."""
     header = Header(stamp=sec_to_stamp(stamp_s), frame_id=frame_id)
     rgb = frame.rgb
@@ -96,7 +96,7 @@ def frame_messages(frame, stamp_s: float, frame_id: str, color_encoding: str = "
 
 def load_frames(source: str, max_frames: int = 0):
     """The frames of ``source`` (see module docstring) as a list, and a description."""
-    from ..sample import load_source
+    from ..sources.sample import load_source
     seq = load_source(source or None, frames=max_frames or None)
     frames = list(seq.frames)
     if not frames:

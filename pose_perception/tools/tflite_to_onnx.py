@@ -12,8 +12,9 @@ path), "input_range" ([lo, hi]), "dynamic_batch" (bool), "sigmoid_outputs" (TFLi
 of ill-conditioned logit maps, e.g. segmentation, validated after a sigmoid)}``. A job may name
 its own ``"wheel"``; a job with ``"kind": "graphdef"`` is a frozen TensorFlow graph instead
 (``convert_graphdef``: ``"inputs"``/``"outputs"`` name the tensors where the ONNX graph starts and
-ends, ``"input_shape"`` is the input's NHWC shape (``null`` batch: dynamic, checked), ``"rename"`` maps TF tensor names to ONNX
-names, ``"tf_image_input"`` is the graph's own uint8 image input used as the reference).
+ends, ``"input_shape"`` is the input's NHWC shape (``null`` batch: dynamic, checked),
+``"rename"`` maps TF tensor names to ONNX names, ``"tf_image_input"`` is the graph's own uint8
+image input used as the reference).
 
 For each model it:
 1. reads the .tflite from the wheel; if it holds ``DENSIFY`` ops (sparse weights), computes the
@@ -512,8 +513,8 @@ def main(argv=None) -> int:
                     else:
                         rec = convert_one(job, wz, opset, jobs.get("test_image"), tmp)
                 worst = max(rec["validation_max_abs_diff"].values())
-                log(f"  converted {job['name']}: batch={rec['batch']} max|onnx-reference|={worst:.2e}"
-                    f" ({rec['seconds']} s)")
+                log(f"  converted {job['name']}: batch={rec['batch']} "
+                    f"max|onnx-reference|={worst:.2e} ({rec['seconds']} s)")
             except Exception as e:  # noqa: BLE001 - reported per model, run continues
                 failed += 1
                 rec = {"name": job["name"], "error": f"{type(e).__name__}: {e}",

@@ -16,7 +16,8 @@ import numpy as np
 from ._onnx import (ModelMetadataError, check_image_input, check_normalisation, create_session,
                     describe_outputs, fmt_shape, metadata_of, outputs_of, parse_meta_value,
                     resolve_model_path)
-from .preprocess import InputNormaliser, letterbox, nms
+from ..geometry import nms
+from .preprocess import InputNormaliser, letterbox
 
 DETECTOR_TYPES = ("yolo", "rtmdet", "blazepose", "full_image")
 

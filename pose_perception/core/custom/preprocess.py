@@ -50,10 +50,6 @@ class CropTransform:
         cx, cy = self.center
         return np.array([[k[0], 0.0, c[0] - k[0] * cx], [0.0, k[1], c[1] - k[1] * cy]])
 
-    def to_input(self, xy: np.ndarray) -> np.ndarray:
-        k, c = self._k_c()
-        return (np.asarray(xy, np.float64) - self.center) * k + c
-
     def to_image(self, uv: np.ndarray) -> np.ndarray:
         """Input-pixel coordinates (..., 2) back to image pixels."""
         k, c = self._k_c()
@@ -129,21 +125,3 @@ class InputNormaliser:
         if self.nchw:
             batch = batch.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(batch)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
-        max_det: int = 300) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression of xyxy ``boxes``, best score first."""
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
-    area = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    keep: List[int] = []
-    while order.size and len(keep) < max_det:
-        i, rest = order[0], order[1:]
-        keep.append(int(i))
-        w = np.clip(np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0]), 0, None)
-        h = np.clip(np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1]), 0, None)
-        inter = w * h
-        iou = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, np.int64)

@@ -13,7 +13,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from ._onnx import ModelMetadataError, TensorInfo, fmt_shape
-from .preprocess import InputNormaliser, letterbox, nms
+from ..geometry import nms
+from .preprocess import InputNormaliser, letterbox
 from ..layouts import get_layout
 from ..types import Keypoints, Person
 

@@ -38,7 +38,7 @@ class RGBDFrame:
         """Depth in metres, float32, NaN where there is no reading."""
         if self.depth is None:
             return None
-        from .depth import depth_to_metres
+        from ..core.depth import depth_to_metres
         return depth_to_metres(self.depth, self.depth_encoding)
 
 

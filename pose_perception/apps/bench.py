@@ -41,7 +41,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .core.precision import PRECISIONS
+from ..core.precision import PRECISIONS
 
 STAGES = ("detect", "body", "face", "hands", "lift", "track", "total")
 RSS_GROWTH_TARGET_MB = 20.0
@@ -124,7 +124,7 @@ def parse_providers(text: Optional[str]) -> Optional[List[str]]:
     if not text:
         return None
     names = [p.strip() for p in text.split(",") if p.strip()]
-    from .core.inference import provider_name
+    from ..core.inference import provider_name
     for n in names:
         provider_name(n)               # raises ValueError naming the valid choices
     return names
@@ -136,7 +136,7 @@ def make_perception(providers: Optional[List[str]], threads: Optional[int], face
     """The core pipeline with the benchmark's settings (``tracking`` False: no id tracking nor
     smoothing, i.e. the keypoint stage alone plus face-body association; ``interaction``
     False: no irises, gaze, attention nor engagement)."""
-    from .core.perception import Perception, PerceptionConfig
+    from ..core.perception import Perception, PerceptionConfig
 
     kp: Dict[str, Any] = {"enable_face": face, "enable_hands": hands, "precision": precision,
                           "enable_gaze": bool(interaction)}
@@ -161,7 +161,7 @@ class _Prepared:
 
 
 def prepare_source(data: Optional[str], frames: Optional[int], people: int) -> _Prepared:
-    from .sample import load_source
+    from ..sources.sample import load_source
 
     seq = load_source(data, frames=frames if data is not None else None, people=people)
     cams, cache = [], {}
@@ -199,7 +199,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def measure(per, src: _Prepared, n: int, warm: int, lift: bool = True) -> Dict[str, Any]:
     """Run ``warm + n`` frames of ``src`` (looped) through ``per``; the last ``n`` measured.
     ``lift`` False: no depth is passed, so nothing is lifted to 3D."""
-    from .sample import looped
+    from ..sources.sample import looped
 
     stage_ms: Dict[str, List[float]] = {s: [] for s in STAGES}
     e2e: List[float] = []
@@ -240,7 +240,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
     """Our pipeline on the source; with ``args.mediapipe`` also body + face alone
     (``body_face``) and MediaPipe itself (``mediapipe``, ``speed_ratio``; ``mediapipe_error``
     when it cannot be run)."""
-    from .core.inference import default_threads
+    from ..core.inference import default_threads
 
     providers = parse_providers(args.providers)
     src = prepare_source(args.data, None, args.people)
@@ -308,7 +308,7 @@ def run_mediapipe(src: _Prepared, n: int, warm: int, face: bool = True) -> Dict[
     created on first use). Its JSON result."""
     import tempfile
 
-    from . import provision
+    from .. import provision
 
     try:
         py = provision.ensure_oracle_env()
@@ -444,7 +444,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 # ------------------------------------------------------------------------------------- soak
 def run_soak(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
-    from .sample import looped
+    from ..sources.sample import looped
 
     n = int(args.frames)
     warm = args.warmup if args.warmup is not None else min(100, max(1, n // 10))

@@ -27,11 +27,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .camera import CameraModel
-from .depth import depth_to_metres, metres_to_16uc1
-from .layouts import Layout, register_layout
-from .lifting import Lifter, LiftingConfig, SkeletonSpec, ray_capsule_range
-from .types import Keypoints
+from ..core.camera import CameraModel
+from ..core.depth import depth_to_metres, metres_to_16uc1
+from ..core.layouts import Layout, register_layout
+from ..core.lifting import Lifter, LiftingConfig, SkeletonSpec, ray_capsule_range
+from ..core.types import Keypoints
 
 H36M17_NAMES = ("pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
                 "left_ankle", "spine", "thorax", "neck_base", "head", "left_shoulder",
@@ -211,7 +211,7 @@ def evaluate(data_path: Path, detected: bool = True, noise_a: float = 0.001,
     rng = np.random.default_rng(seed)
     pipeline = None
     if detected:
-        from .keypoint_pipeline import KeypointConfig, KeypointPipeline
+        from ..core.keypoint_pipeline import KeypointConfig, KeypointPipeline
         kcfg = KeypointConfig()
         if detector_min_score is not None:
             kcfg.detector_min_score = detector_min_score

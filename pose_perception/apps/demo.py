@@ -40,8 +40,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .core.camera_mount import static_transform_spec
-from .core.colors import track_rgb
+from ..core.camera_mount import static_transform_spec
+from ..core.colors import track_rgb
 
 DEFAULT_OUT = "demo_output"
 # where the built-in sample's camera sits on the robot: 1.5 m up, looking along base_link's x
@@ -270,7 +270,7 @@ def plot_skeletons_3d(log: DemoLog, path: Path, n_frames: int = 5) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .core.layouts import LAYOUTS
+    from ..core.layouts import LAYOUTS
 
     frames = [f for f in log.ordered() if f.persons]
     fig = plt.figure(figsize=(9, 6.5))
@@ -585,8 +585,8 @@ def _make_recorder(context, log: DemoLog, status_topic: str, keeper: _ImageKeepe
     from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from .msg import FaceLandmarksArray, PersonInteractionArray, SafetyStatus, SkeletonArray
-    from .ros.conversions import image_msg_to_array, keypoint_msgs_to_arrays, stamp_to_sec
+    from ..msg import FaceLandmarksArray, PersonInteractionArray, SafetyStatus, SkeletonArray
+    from ..ros.conversions import image_msg_to_array, keypoint_msgs_to_arrays, stamp_to_sec
 
     class Recorder(Node):
         def __init__(self) -> None:
@@ -670,8 +670,8 @@ def run_graph(setup: GraphSetup, drain_s: float = 8.0, verbose: bool = True) -> 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from .ros.pose_node import PoseNode
-    from .ros.safety_monitor_node import SafetyMonitorNode
+    from ..ros.pose_node import PoseNode
+    from ..ros.safety_monitor_node import SafetyMonitorNode
 
     log = DemoLog(setup.source, setup.synthetic, truth=setup.truth,
                   camera_height_m=setup.camera_height_m, face_enabled=setup.face)
@@ -696,7 +696,7 @@ def run_graph(setup: GraphSetup, drain_s: float = 8.0, verbose: bool = True) -> 
             executor.add_node(n)
         camera = None
         if setup.frames is not None:
-            from .ros.sample_camera_node import SampleCameraNode
+            from ..ros.sample_camera_node import SampleCameraNode
             camera = SampleCameraNode(frames=setup.frames, context=context,
                                       parameter_overrides=_params(
                                           {"rate_hz": float(setup.rate_hz), "loop": False}))
@@ -759,7 +759,7 @@ def run_graph(setup: GraphSetup, drain_s: float = 8.0, verbose: bool = True) -> 
 
 # ---------------------------------------------------------------------------------- main
 def build_setup(args: argparse.Namespace) -> GraphSetup:
-    from . import sample
+    from ..sources import sample
 
     pose: Dict[str, Any] = {"enable_face": not args.no_face, "enable_hands": args.hands,
                             "debug_image": True, "publish_markers": False}
@@ -841,7 +841,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         import rclpy  # noqa: F401
-        from . import msg  # noqa: F401
+        from .. import msg  # noqa: F401
     except Exception as exc:  # ImportError or a type-support library that does not load
         print(f"pose-perception demo: ROS 2 Python (rclpy) or the built pose_perception "
               f"messages are not available: {exc}\nRun `make setup` (or `make demo`), or source "

@@ -30,8 +30,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .layouts import COCO17_SIGMAS
-from .precision import PRECISIONS
+from ..core.layouts import COCO17_SIGMAS
+from ..core.precision import PRECISIONS
 
 PCK_ALPHA = 0.2
 
@@ -95,7 +95,7 @@ def greedy_match(sim: np.ndarray, min_sim: float) -> Dict[int, int]:
 def _make_pipeline(pipeline, **overrides):
     if pipeline is not None:
         return pipeline
-    from .keypoint_pipeline import KeypointConfig, KeypointPipeline
+    from ..core.keypoint_pipeline import KeypointConfig, KeypointPipeline
     return KeypointPipeline(KeypointConfig(**overrides))
 
 
@@ -253,7 +253,7 @@ def _parser(what: str) -> argparse.ArgumentParser:
 
 
 def _config(args, **kw):
-    from .keypoint_pipeline import KeypointConfig, KeypointPipeline
+    from ..core.keypoint_pipeline import KeypointConfig, KeypointPipeline
     cfg = KeypointConfig(providers=tuple(s for s in args.providers.split(",") if s),
                          threads=args.threads, precision=args.precision, **kw)
     return KeypointPipeline(cfg)
@@ -294,6 +294,6 @@ if __name__ == "__main__":  # pragma: no cover
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     fn = {"body": main_eval_body, "face": main_eval_face}.get(what)
     if fn is None:
-        sys.exit("usage: python -m pose_perception.core.evaluation body|face --images DIR "
+        sys.exit("usage: python -m pose_perception.apps.eval_body_face body|face --images DIR "
                  "--annotations FILE [--json]")
     sys.exit(fn(sys.argv[2:]))

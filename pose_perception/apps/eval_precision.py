@@ -30,10 +30,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .crops import points_box
-from .evaluation import greedy_match
-from .tracking import box_iou
-from .types import FrameResult
+from ..core.crops import points_box
+from ..core.geometry import box_iou_matrix
+from ..core.types import FrameResult
+from .eval_body_face import greedy_match
 
 KINDS = ("body", "face", "hand")
 MIN_BODY_SCORE = 0.5
@@ -72,7 +72,7 @@ def _pairs(ref_boxes: Sequence[np.ndarray], test_boxes: Sequence[np.ndarray]
     """Greedy IoU matching; returns (pairs, number of unmatched items on either side)."""
     if not len(ref_boxes) or not len(test_boxes):
         return [], len(ref_boxes) + len(test_boxes)
-    match = greedy_match(box_iou(np.stack(ref_boxes), np.stack(test_boxes)), MATCH_IOU)
+    match = greedy_match(box_iou_matrix(np.stack(ref_boxes), np.stack(test_boxes)), MATCH_IOU)
     return list(match.items()), len(ref_boxes) + len(test_boxes) - 2 * len(match)
 
 
@@ -164,8 +164,8 @@ def read_images(paths: Iterable[Path], limit: Optional[int] = None
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in (".png", ".jpg",
-                                                                             ".jpeg"))
+            files += sorted(f for f in p.rglob("*")
+                            if f.suffix.lower() in (".png", ".jpg", ".jpeg"))
         elif p.is_file():
             files.append(p)
         else:
@@ -204,7 +204,7 @@ def check_precision(images: Sequence[Tuple[str, np.ndarray]], precision: str = "
     """The comparison described in the module docstring. ``config``: a KeypointConfig for
     both runs (default: faces and hands on, CPU; the whole-body person detector off: it is not
     checked here and stays fp32 under 'auto', see ``precision.FP16_KEEPS_ACCURACY``)."""
-    from .keypoint_pipeline import KeypointConfig, KeypointPipeline
+    from ..core.keypoint_pipeline import KeypointConfig, KeypointPipeline
 
     base = config or KeypointConfig(enable_face=True, enable_hands=True, providers=("cpu",),
                                     person_detector=False)
@@ -260,11 +260,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object (last line)")
     args = p.parse_args(argv)
 
-    from .keypoint_pipeline import KeypointConfig
+    from ..core.keypoint_pipeline import KeypointConfig
     if args.images:
         images = read_images(args.images, args.limit)
     else:
-        from ..sample import sample_photos
+        from ..sources.sample import sample_photos
         images = sample_photos("default")
     if not images:
         print("no colour images found", file=sys.stderr)

@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     from rclpy.parameter import Parameter
 
     from ..msg import SkeletonArray
-    from .conversions import stamp_to_ns
-    from .sample_camera_node import SampleCameraNode, load_frames
+    from ..ros.conversions import stamp_to_ns
+    from ..ros.sample_camera_node import SampleCameraNode, load_frames
 
     source = default_source() if args.source is None else args.source
     frames, desc = load_frames(source)
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
                                parameter_overrides=cam_params)
         nodes.append(cam)
         if args.in_process:
-            from .pose_node import PoseNode
+            from ..ros.pose_node import PoseNode
             pose = PoseNode(parameter_overrides=[Parameter(k, value=v)
                                                  for k, v in node_params.items()])
             nodes.append(pose)
