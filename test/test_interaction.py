@@ -195,13 +195,13 @@ def test_eye_yaw_turns_the_gaze_and_small_or_closed_eyes_fall_back_to_the_head()
                                            estimate_gaze)
     head = _facing_camera()
     g = estimate_gaze(head, _eyes(0.0))
-    assert g.source == SOURCE_EYES and angle_to_target_deg(g, np.zeros(3)) == pytest.approx(0.0,
-                                                                                         abs=1e-6)
+    assert g.source == SOURCE_EYES
+    assert angle_to_target_deg(g, np.zeros(3)) == pytest.approx(0.0, abs=1e-6)
     r = 30.0 / EYE_WIDTH_PER_RADIUS
     g = estimate_gaze(head, _eyes(r * math.sin(math.radians(20.0))))
     assert g.eye_yaw_deg == pytest.approx(20.0, abs=1e-3)     # to the person's left
-    assert g.direction[0] > 0 and angle_to_target_deg(g, np.zeros(3)) == pytest.approx(20.0,
-                                                                                        abs=1e-3)
+    assert g.direction[0] > 0
+    assert angle_to_target_deg(g, np.zeros(3)) == pytest.approx(20.0, abs=1e-3)
     small = estimate_gaze(head, _eyes(5.0, width=6.0), GazeConfig(min_eye_px=10.0))
     closed = estimate_gaze(head, _eyes(5.0, lid_gap=1.0))
     for g in (small, closed, estimate_gaze(head, None)):

@@ -133,7 +133,6 @@ class DemoLog:
                 earlier = s
         return exact or earlier
 
-
     def interaction_for(self, stamp: float) -> List[InteractionRec]:
         return [r for r in self.interaction if abs(r.stamp - stamp) < 1e-6]
 

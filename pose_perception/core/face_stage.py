@@ -28,10 +28,12 @@ class FaceStage:
 
     def __init__(self, landmarker: "face_mod.FaceLandmarker",
                  recrop: Optional["face_mod.FaceDetector"], min_presence: float,
-                 refine_new_crops: bool, iris: Optional[IrisLandmarker] = None) -> None:
+                 refine_new_crops: bool, iris: Optional[IrisLandmarker] = None,
+                 iris_min_eye_px: float = 10.0) -> None:
         self.landmarker = landmarker
         self.recrop = recrop
         self.iris = iris                       # eyes and irises of every face found, if set
+        self.iris_min_eye_px = iris_min_eye_px  # narrower eyes are not run
         self.min_presence = min_presence
         self.refine_new_crops = refine_new_crops
         self.face_tracks: List[FaceTrack] = []
@@ -110,7 +112,8 @@ class FaceStage:
                 face_tracks.append(FaceTrack(nxt))
         self.face_tracks = face_tracks
         if self.iris is not None and found:
-            for f, eyes in zip(found, self.iris.run(sampler, [f.mesh.xy for f in found])):
+            for f, eyes in zip(found, self.iris.run(sampler, [f.mesh.xy for f in found],
+                                                    self.iris_min_eye_px)):
                 f.eyes = eyes
 
     def _meshes(self, sampler: CropSampler, rois: List[RotatedRect],

@@ -67,7 +67,8 @@ def eye_in_head(eyes: EyeLandmarks, R: np.ndarray, config: GazeConfig) -> Option
         outer, inner, upper, lower = eyes.mesh_points[k]      # the mesh the irises came from
         width = float(eyes.eye_width_px[k])
         openness = float(np.linalg.norm(upper - lower)) / max(width, 1e-6)
-        if width < config.min_eye_px or openness < config.min_openness:
+        if (width < config.min_eye_px or openness < config.min_openness
+                or not np.all(np.isfinite(eyes.iris[k, 0]))):      # not run: too small
             continue
         offset = eyes.iris[k, 0] - (outer + inner) / 2.0
         radius = width / EYE_WIDTH_PER_RADIUS

@@ -68,22 +68,24 @@ class IrisLandmarker:
         self._u8 = np.empty((INPUT, INPUT, 3), np.uint8)
         self._in = np.empty((1, INPUT, INPUT, 3), np.float32)
 
-    def run(self, sampler: CropSampler, meshes_xy: Sequence[np.ndarray]) -> List[EyeLandmarks]:
-        """Eye landmarks for each (468, 2) mesh."""
+    def run(self, sampler: CropSampler, meshes_xy: Sequence[np.ndarray],
+            min_eye_px: float = 0.0) -> List[EyeLandmarks]:
+        """Eye landmarks for each (468, 2) mesh. Eyes narrower than ``min_eye_px`` (corner to
+        corner) are not run (too small to read a gaze from): their points are NaN."""
         out = []
         for mesh in meshes_xy:
-            iris = np.empty((2, NUM_IRIS, 2), np.float32)
-            contour = np.empty((2, NUM_CONTOUR, 2), np.float32)
-            width = np.empty(2, np.float32)
+            iris = np.full((2, NUM_IRIS, 2), np.nan, np.float32)
+            contour = np.full((2, NUM_CONTOUR, 2), np.nan, np.float32)
             points = np.asarray(mesh, np.float32)[np.asarray(EYE_VERTICES)].copy()
+            width = np.linalg.norm(points[:, 0] - points[:, 1], axis=1).astype(np.float32)
             for k, roi in enumerate(eye_rois(mesh)):
+                if not width[k] >= min_eye_px:
+                    continue
                 m = sampler.crop(roi, self._u8, border="replicate")
                 to_tensor(self._u8, self._in[0])
                 res = self.model.run(self._in)
                 iris[k] = transform_points(m, res[self.i_iris].reshape(NUM_IRIS, 3)[:, :2])
                 contour[k] = transform_points(m, res[self.i_contour]
                                               .reshape(NUM_CONTOUR, 3)[:, :2])
-                outer, inner = EYE_VERTICES[k][:2]
-                width[k] = float(np.hypot(*(mesh[outer] - mesh[inner])))
             out.append(EyeLandmarks(iris, contour, width, points))
         return out

@@ -15,6 +15,9 @@ class KeypointConfig:
 
     enable_face: bool = True
     enable_gaze: bool = True               # eyes and irises of every face (iris_landmark)
+    # eyes narrower than this (corner to corner, px) are not run through the iris model: too
+    # small to read (keep perception.gaze.min_eye_px at least this)
+    iris_min_eye_px: float = 10.0
     enable_hands: bool = False
     providers: Tuple[str, ...] = DEFAULT_PROVIDERS
     threads: Optional[int] = None          # intra-op threads per model; None = cores, max 4

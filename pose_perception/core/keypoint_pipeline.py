@@ -81,7 +81,7 @@ class KeypointPipeline:
                 self._face_det = face_mod.FaceDetector(load("face_detection_full_range"), "full")
             iris = (IrisLandmarker(load("iris_landmark")) if cfg.enable_gaze else None)
             self._faces = FaceStage(face_lm, recrop, cfg.min_face_presence, cfg.refine_new_crops,
-                                    iris)
+                                    iris, cfg.iris_min_eye_px)
         self._hand_lm = None
         if cfg.enable_hands:
             self._hand_lm = hands_mod.HandLandmarker(
@@ -171,7 +171,8 @@ class KeypointPipeline:
             with timed(ms, "body"):
                 face_dets = found.faces
                 if face_dets:
-                    face_dets = self._bodies.seed_from_faces(sampler, face_dets, persons, tracks, w, h)
+                    face_dets = self._bodies.seed_from_faces(sampler, face_dets, persons,
+                                                             tracks, w, h)
                 # whole-body boxes nobody accounts for: a landmark run each, else box-only
                 box_only, ages, boxed = ([], [], set())
                 if found.boxes_ran:
@@ -335,5 +336,3 @@ class _Found:
     boxes: List[Detection] = field(default_factory=list)    # whole-body boxes
     boxes_ran: bool = False                                  # the whole-body detector ran
     regions: List[RotatedRect] = field(default_factory=list)  # where it ran
-
-
