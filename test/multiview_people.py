@@ -19,8 +19,7 @@ import pytest
 from pose_perception.core.layouts import get_layout
 from pose_perception.core.types import SOURCE_DEPTH, SOURCE_MODEL, Keypoints, Person
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "multiview_dev"
-_SHARED = Path("/work/shared/data/multiview_dev")
+from conftest import SHARED_DATA
 
 # Panoptic coco19 joint -> BlazePose-33 index
 COCO19_TO_BP33 = {1: 0, 15: 2, 17: 5, 16: 7, 18: 8, 3: 11, 9: 12, 4: 13, 10: 14, 5: 15, 11: 16,
@@ -59,10 +58,10 @@ class Camera:
 
 
 def data_root() -> Path:
-    for root in (_SHARED, DATA):
-        if root.is_dir():
-            return root
-    pytest.skip("multiview_dev data not available (shared/data/multiview_dev)")
+    root = SHARED_DATA / "multiview_dev"
+    if not root.is_dir():
+        pytest.skip(f"multiview_dev data not found at {root} (set POSE_PERCEPTION_DATA)")
+    return root
 
 
 def panoptic_cameras(seq: str, names: Sequence[str]) -> List[Camera]:

@@ -1,0 +1,144 @@
+"""ROS integration of the people_fusion node, three processes: two stand-in pose nodes
+(test/fusion_camera_proc.py, two cameras 0.6 m apart with a known transform, both seeing the same
+two people) and the fusion node; this process listens. One fused person per real person, each
+seen by both cameras, ids kept when a camera stalls; a camera without a transform is reported in
+/diagnostics and fused into nothing."""
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ros_env import isolated_domain_id, require_ros
+
+pytestmark = pytest.mark.ros
+
+HERE = Path(__file__).resolve().parent
+# optical frame (x right, y down, z forward) of a camera looking along the world's x axis (z up)
+R_WORLD_OPTICAL = np.array([[0, 0, 1.0], [-1.0, 0, 0], [0, -1.0, 0]])
+CAMERAS = {"/cam_left": ("cam_left_optical", [0.0, 0.3, 1.2]),
+           "/cam_right": ("cam_right_optical", [0.0, -0.3, 1.2])}
+
+
+def _pose_args(position):
+    from pose_perception.ros import transforms as tfm
+    q = tfm.matrix_to_quat(R_WORLD_OPTICAL)
+    return [str(v) for v in [*position, *q]]
+
+
+def _start_camera(ns):
+    frame, pos = CAMERAS[ns]
+    return subprocess.Popen([sys.executable, str(HERE / "fusion_camera_proc.py"), ns, frame,
+                             *_pose_args(pos), "60"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+def _static(frame, pos):
+    return "world " + frame + " " + " ".join(_pose_args(pos))
+
+
+def _stop(proc, sig_int=True):
+    if proc.poll() is None:
+        proc.send_signal(2 if sig_int else 9)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def test_two_cameras_one_fused_person_per_real_person(tmp_path):
+    require_ros()
+    isolated_domain_id()
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+
+    from pose_perception.msg import SkeletonArray
+    from fusion_camera_proc import PEOPLE_WORLD, body_points
+
+    params = tmp_path / "fusion.yaml"
+    statics = ", ".join(f'"{_static(f, p)}"' for f, p in CAMERAS.values())
+    params.write_text("people_fusion:\n  ros__parameters:\n"
+                      "    cameras: ['/cam_left', '/cam_right', '/cam_bad']\n"
+                      "    fusion_frame: world\n"
+                      f"    static_transforms: [{statics}]\n"
+                      "    max_age_s: 0.5\n")
+    fusion = subprocess.Popen([sys.executable, "-m", "pose_perception.cli", "fusion",
+                               "--ros-args", "--params-file", str(params)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cams = {ns: _start_camera(ns) for ns in CAMERAS}
+    got, diags = [], {}
+    rclpy.init()
+    try:
+        node = rclpy.create_node("fusion_listener")
+        qos = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+        node.create_subscription(SkeletonArray, "/fused/skeletons", got.append, qos)
+
+        def on_diag(msg):
+            for st in msg.status:
+                diags[st.name] = st
+        node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+        bad = node.create_publisher(SkeletonArray, "/cam_bad/people/skeletons", qos)
+
+        def spin_for(seconds, until=None):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end and fusion.poll() is None:
+                rclpy.spin_once(node, timeout_sec=0.05)
+                if until is not None and until():
+                    return True
+            return False
+
+        def both_seen():
+            return any(len(m.skeletons) == 2 and all(len(s.cameras) == 2 for s in m.skeletons)
+                       for m in got[-5:])
+        assert spin_for(60, both_seen), f"no fused output with both cameras; got {len(got)}"
+        # a camera whose frame has no transform: reported, fused into nothing
+        for _ in range(5):
+            msg = SkeletonArray(depth_used=True)
+            msg.header.frame_id = "nowhere_optical"
+            msg.header.stamp = node.get_clock().now().to_msg()
+            msg.skeletons = list(got[-1].skeletons)
+            bad.publish(msg)
+            spin_for(0.1)
+        got.clear()
+        spin_for(2.0)
+        assert len(got) > 10
+        ids = set()
+        for m in got[2:]:
+            assert m.header.frame_id == "world"
+            assert len(m.skeletons) == 2, "a phantom or a lost person"
+            for s in m.skeletons:
+                assert sorted(s.cameras) == ["/cam_left", "/cam_right"]
+                pts = np.array([[k.position.x, k.position.y, k.position.z]
+                                for k in s.keypoints])
+                err = min(np.linalg.norm(pts - body_points(p), axis=1).mean()
+                          for p in PEOPLE_WORLD)
+                assert err < 0.03          # 1 cm noise per camera, both fused
+                ids.add(s.track_id)
+        assert ids == {1, 2}
+        assert spin_for(3.0, lambda: any("cam_bad" in n and "no transform" in st.message
+                                         for n, st in diags.items()))
+        # the right camera stalls: the left one carries on alone, same ids, no phantom
+        _stop(cams["/cam_right"], sig_int=False)
+        spin_for(1.5)
+        got.clear()
+        spin_for(1.5)
+        assert len(got) > 5
+        for m in got:
+            assert len(m.skeletons) == 2
+            assert all(list(s.cameras) == ["/cam_left"] for s in m.skeletons)
+            assert {s.track_id for s in m.skeletons} == {1, 2}
+        assert spin_for(3.0, lambda: any("cam_right" in n and "stale" in st.message
+                                         or "cam_right" in n and "no fresh" in st.message
+                                         for n, st in diags.items()))
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+        for p in cams.values():
+            _stop(p)
+        rc = _stop(fusion)
+        out = fusion.stdout.read()
+    assert rc == 0, out
