@@ -204,3 +204,18 @@ def test_id_kept_when_walking_from_one_view_into_another():
             seen_by.append(tuple(sorted(fp.cameras)))
     assert ("left",) in seen_by and ("right",) in seen_by and ("left", "right") in seen_by
     assert ids == {1}
+
+
+def test_masked_median_matches_numpy():
+    from pose_perception.core.people_fusion import _masked_median
+    rng = np.random.default_rng(0)
+    v, m = rng.random((40, 33)), rng.random((40, 33)) < 0.4
+    m[:, 5] = True
+    assert np.allclose(_masked_median(v, m), [np.median(r[k]) for r, k in zip(v, m)])
+
+
+def test_bench_fusion_command_runs(capsys):
+    from pose_perception.apps.bench_fusion import main
+    assert main(["--frames", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "fusion core, 4 cameras x 3 people" in out and "fused people per frame: 3.00" in out

@@ -149,30 +149,40 @@ class _Obs:
         return float(np.median(self.sigma[self.ok])) if self.ok.any() else 0.1
 
 
-def pair_cost(a: _Obs, b: _Obs, cfg: FusionConfig) -> float:
-    """Association cost of two observations (median normalised distance; _INVALID if gated)."""
-    common = a.ok & b.ok
-    if common.sum() >= cfg.min_common_joints:
-        d = np.linalg.norm(a.xyz[common] - b.xyz[common], axis=1)
-        s = np.sqrt(a.sigma[common] ** 2 + b.sigma[common] ** 2 + cfg.sigma_floor_m ** 2)
-        if np.median(d) > cfg.max_joint_distance_m:
-            return _INVALID
-        cost = float(np.median(d / s))
-    elif a.centroid is not None and b.centroid is not None:
-        d = float(np.linalg.norm(a.centroid - b.centroid))
-        if d > cfg.max_joint_distance_m:
-            return _INVALID
-        s = math.sqrt(a.centroid_sigma ** 2 + b.centroid_sigma ** 2 + cfg.sigma_floor_m ** 2)
-        cost = d / s
-    else:
-        return _INVALID
-    return cost if cost <= cfg.max_cost else _INVALID
+def _masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median along the last axis of the entries where ``mask`` (each row has at least one)."""
+    v = np.sort(np.where(mask, values, np.inf), axis=-1)
+    k = mask.sum(axis=-1, keepdims=True)
+    lo = np.take_along_axis(v, (k - 1) // 2, axis=-1)
+    hi = np.take_along_axis(v, k // 2, axis=-1)
+    return ((lo + hi) / 2)[..., 0]
 
 
-def _group_cost(group: List[_Obs], ob: _Obs, cfg: FusionConfig) -> float:
-    """Cost of adding ``ob`` to a group: the mean of its pair costs (any gated pair gates)."""
-    costs = [pair_cost(g, ob, cfg) for g in group]
-    return _INVALID if max(costs) >= _INVALID else float(np.mean(costs))
+def pair_costs(a: Sequence[_Obs], b: Sequence[_Obs], cfg: FusionConfig) -> np.ndarray:
+    """(len(a), len(b)) association costs: the median normalised distance of the common valid
+    joints (too few: of the centroids); gated pairs cost ``_INVALID``."""
+    xa, xb = np.stack([o.xyz for o in a]), np.stack([o.xyz for o in b])        # (A, N, 3)
+    common = np.stack([o.ok for o in a])[:, None, :] & np.stack([o.ok for o in b])[None]
+    d = np.linalg.norm(xa[:, None] - xb[None], axis=-1)                         # (A, B, N)
+    sa, sb = np.stack([o.sigma for o in a]), np.stack([o.sigma for o in b])
+    s = np.sqrt(sa[:, None] ** 2 + sb[None] ** 2 + cfg.sigma_floor_m ** 2)
+    enough = common.sum(axis=-1) >= cfg.min_common_joints
+    cost = np.full(enough.shape, _INVALID)
+    if enough.any():
+        m = common[enough]
+        dist = _masked_median(d[enough], m)
+        norm = _masked_median(d[enough] / s[enough], m)
+        cost[enough] = np.where(dist <= cfg.max_joint_distance_m, norm, _INVALID)
+    for i, j in zip(*np.nonzero(~enough)):          # few common joints: the centroids
+        oa, ob = a[i], b[j]
+        if oa.centroid is None or ob.centroid is None:
+            continue
+        dc = float(np.linalg.norm(oa.centroid - ob.centroid))
+        if dc <= cfg.max_joint_distance_m:
+            cost[i, j] = dc / math.sqrt(oa.centroid_sigma ** 2 + ob.centroid_sigma ** 2
+                                        + cfg.sigma_floor_m ** 2)
+    cost[cost > cfg.max_cost] = _INVALID
+    return cost
 
 
 def associate(observations: Sequence[Sequence[_Obs]], cfg: FusionConfig) -> List[List[_Obs]]:
@@ -184,7 +194,12 @@ def associate(observations: Sequence[Sequence[_Obs]], cfg: FusionConfig) -> List
             continue
         if not cam_obs:
             continue
-        cost = np.array([[_group_cost(g, o, cfg) for o in cam_obs] for g in groups])
+        members = [o for g in groups for o in g]
+        pc = pair_costs(members, cam_obs, cfg)                  # (members, camera's people)
+        owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+        # a group's cost: the mean over its members (any gated pair gates the group)
+        cost = np.stack([pc[owner == k].mean(axis=0) for k in range(len(groups))])
+        cost[cost >= _INVALID] = _INVALID
         rows, cols = linear_sum_assignment(cost)
         taken = set()
         for r, c in zip(rows, cols):
