@@ -109,6 +109,7 @@ def test_two_cameras_one_fused_person_per_real_person(tmp_path):
         ids = set()
         for m in got[2:]:
             assert m.header.frame_id == "world"
+            assert sorted(m.cameras) == ["/cam_left", "/cam_right"]   # /cam_bad: no transform
             assert len(m.skeletons) == 2, "a phantom or a lost person"
             for s in m.skeletons:
                 assert sorted(s.cameras) == ["/cam_left", "/cam_right"]
@@ -128,6 +129,7 @@ def test_two_cameras_one_fused_person_per_real_person(tmp_path):
         spin_for(1.5)
         assert len(got) > 5
         for m in got:
+            assert list(m.cameras) == ["/cam_left"]
             assert len(m.skeletons) == 2
             assert all(list(s.cameras) == ["/cam_left"] for s in m.skeletons)
             assert {s.track_id for s in m.skeletons} == {1, 2}

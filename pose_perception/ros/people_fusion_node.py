@@ -10,8 +10,9 @@ and tracking are documented there).
 - A timer at ``rate_hz`` fuses the latest frame of every camera that is fresh (``max_age_s``
   against the node's clock; stamps too far in the future, i.e. clock offsets between machines,
   are left out too) whenever one of them brought something new, and publishes the fused
-  ``SkeletonArray`` (``Skeleton.cameras``: who saw each person; stamp: the newest fused frame)
-  and markers. With no fresh camera nothing is published, so a safety monitor downstream goes
+  ``SkeletonArray`` (``Skeleton.cameras``: who saw each person; ``SkeletonArray.cameras``: the
+  fresh cameras fused, for the safety monitor's coverage; stamp: the newest fused frame) and
+  markers. With no fresh camera nothing is published, so a safety monitor downstream goes
   stale (UNKNOWN) as for one dead camera.
 - ``/diagnostics``: one status for the node (fusion latency, people) and one per camera (rate,
   age of its last frame, received, dropped = frames replaced before they were fused, TF status,
@@ -211,6 +212,7 @@ class PeopleFusionNode(Node):
         out = SkeletonArray(depth_used=any(c.depth_used for c in self.cams.values()
                                            if c.namespace in res.fresh_cameras))
         out.header = header
+        out.cameras = list(res.fresh_cameras)
         for fp in res.people:
             s = person_to_skeleton(fp.person, header)
             s.cameras = list(fp.cameras)
