@@ -1,7 +1,7 @@
 """Multi-camera coverage for the safety monitor node (a helper of ``safety_monitor_node``).
 
 Each camera of ``coverage_cameras`` gives its viewing volume from its CameraInfo
-(``<namespace>/<coverage_info_topic>``) and TF (the CameraInfo's frame -> robot_frame, the
+(``<namespace>/<coverage_info_topic>``, or its entry of ``coverage_info_topics``) and TF (the CameraInfo's frame -> robot_frame, the
 latest transform: a camera mounted on the robot). The cameras that observe *now* are those the
 people_fusion node fused into the incoming ``SkeletonArray`` (its ``cameras`` field); the areas
 (the safety zones, and the disk of the warning distance when ``coverage_warning_disk``) that
@@ -33,6 +33,8 @@ def coverage_specs() -> List[ParamSpec]:
           "people_fusion node's cameras); empty: coverage not checked (one camera)"),
         S("coverage_info_topic", "color/camera_info", "str", "CameraInfo topic under each "
           "camera namespace"),
+        S("coverage_info_topics", [], "str_list", "one CameraInfo topic per coverage camera, "
+          "in order (empty: <namespace>/<coverage_info_topic>)"),
         S("coverage_min_range_m", 0.3, "float", "nearest depth people are measured at [m]",
           check=non_negative),
         S("coverage_max_range_m", 5.0, "float", "farthest depth people are measured at [m]",
@@ -60,8 +62,13 @@ class CoverageInput:
         self.errors: Dict[str, str] = {}
         self._cache: Tuple[Optional[tuple], List[str]] = (None, [])
         qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
-        for ns in self.cameras:
-            node.create_subscription(CameraInfo, resolve_topic(ns, params["coverage_info_topic"]),
+        topics = list(params["coverage_info_topics"]) or [
+            resolve_topic(ns, params["coverage_info_topic"]) for ns in self.cameras]
+        if len(topics) != len(self.cameras):
+            raise ValueError(f"'coverage_info_topics' has {len(topics)} topics for "
+                             f"{len(self.cameras)} coverage_cameras")
+        for ns, topic in zip(self.cameras, topics):
+            node.create_subscription(CameraInfo, topic,
                                      lambda msg, ns=ns: self.on_info(ns, msg), qos)
 
     @property
