@@ -219,3 +219,18 @@ def test_bench_fusion_command_runs(capsys):
     assert main(["--frames", "30"]) == 0
     out = capsys.readouterr().out
     assert "fusion core, 4 cameras x 3 people" in out and "fused people per frame: 3.00" in out
+
+
+def test_a_camera_with_a_wrong_transform_shows_in_its_residual():
+    rng = np.random.default_rng(5)
+    people = [_body([2.0, 0, 0]), _body([2.0, 1.5, 0])]
+
+    def seen(offset):
+        return [_person(p + offset + rng.normal(0, 0.01, (33, 3))) for p in people]
+    f = PeopleFusion()
+    res = f.update([CameraPeople("a", 0.0, seen(0.0)), CameraPeople("b", 0.0, seen(0.0)),
+                    CameraPeople("c", 0.0, seen(np.array([0.25, 0, 0])))], 0.0)
+    assert len(res.people) == 2                       # 25 cm off: still one person each
+    r = res.camera_residual_m
+    assert r["a"] < 0.12 and r["b"] < 0.12 and r["c"] > 0.12
+    assert r["c"] > 1.8 * max(r["a"], r["b"])

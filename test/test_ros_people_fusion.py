@@ -144,3 +144,66 @@ def test_two_cameras_one_fused_person_per_real_person(tmp_path):
         rc = _stop(fusion)
         out = fusion.stdout.read()
     assert rc == 0, out
+
+
+def test_wrong_transform_and_clock_offset_are_diagnosed_without_phantoms(ros):
+    """In one process: cameras a and b right, c's transform 0.3 m off, d's clock 2 s ahead."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+
+    from pose_perception.core.types import SOURCE_DEPTH, Keypoints, Person
+    from pose_perception.msg import SkeletonArray
+    from pose_perception.ros.conversions import person_to_skeleton, sec_to_stamp
+    from pose_perception.ros.people_fusion_node import PeopleFusionNode
+
+    ns = f"/pf{int(time.time() * 1000) % 100000}"
+    statics = [f"world {c} 0 0 0 0 0 0 1" for c in "abd"] + ["world c 0.3 0 0 0 0 0 1"]
+    node = PeopleFusionNode(namespace=ns, parameter_overrides=[
+        Parameter("cameras", value=[f"{ns}/{c}" for c in "abcd"]),
+        Parameter("fusion_frame", value="world"), Parameter("static_transforms", value=statics)])
+    io = ros.create_node("io", namespace=ns)
+    qos = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
+    pubs = {c: io.create_publisher(SkeletonArray, f"{c}/people/skeletons", qos) for c in "abcd"}
+    got, diags = [], {}
+    io.create_subscription(SkeletonArray, "fused/skeletons", got.append, qos)
+    io.create_subscription(DiagnosticArray, "/diagnostics",
+                           lambda m: diags.update({s.name: s for s in m.status}), 10)
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    ex.add_node(io)
+    rng = np.random.default_rng(0)
+    centre = np.array([2.0, 0.0, 1.0])
+    shape = rng.uniform(-0.2, 0.2, (33, 3))
+    try:
+        end = time.monotonic() + 4.0
+        while time.monotonic() < end:
+            now = node.get_clock().now().nanoseconds * 1e-9
+            for c, pub in pubs.items():
+                msg = SkeletonArray(depth_used=True)
+                msg.header.frame_id = c
+                msg.header.stamp = sec_to_stamp(now + (2.0 if c == "d" else 0.0))
+                kp = Keypoints("blazepose33", np.zeros((33, 2)), np.full(33, 0.9))
+                kp.init_3d()
+                # in its own frame: c's frame is (wrongly) said to be 0.3 m ahead of the others
+                kp.xyz[:] = centre + shape + rng.normal(0, 0.01, (33, 3))
+                kp.xyz_valid[:], kp.xyz_sigma[:], kp.xyz_source[:] = True, 0.02, SOURCE_DEPTH
+                p = Person(body=kp, box=np.array([0, 0, 10, 10.0]), score=0.9, track_id=1)
+                msg.skeletons = [person_to_skeleton(p, msg.header)]
+                pub.publish(msg)
+            t = time.monotonic() + 1 / 30
+            while time.monotonic() < t:
+                ex.spin_once(timeout_sec=0.005)
+        assert len(got) > 20
+        for m in got[-10:]:
+            assert len(m.skeletons) == 1, "a phantom person"
+            assert sorted(m.skeletons[0].cameras) == [f"{ns}/{c}" for c in "abc"]
+        by_cam = {c: next(s for n, s in diags.items() if n.endswith(f"camera {ns}/{c}"))
+                  for c in "abcd"}
+        assert "wrong transform" in by_cam["c"].message
+        assert "wrong transform" not in by_cam["a"].message
+        assert "future" in by_cam["d"].message and "clock offset" in by_cam["d"].message
+    finally:
+        node.destroy_node()
+        io.destroy_node()

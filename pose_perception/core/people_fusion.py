@@ -102,6 +102,10 @@ class FusionResult:
     people: List[FusedPerson]
     camera_status: Dict[str, str]       # camera -> 'used' or why it was left out
     fresh_cameras: List[str]            # cameras whose frame was used
+    # camera -> median distance [m] of its joints from the fused joints, over the people it
+    # shared with other cameras (absent: it shared none). A camera far above the others has a
+    # wrong transform or calibration (with two cameras both show half the offset).
+    camera_residual_m: Dict[str, float] = field(default_factory=dict)
 
 
 class _Obs:
@@ -264,6 +268,20 @@ def _fused_person(group: List[_Obs], cfg: FusionConfig) -> Person:
     return p
 
 
+def _residuals(groups: Sequence[List[_Obs]], people: Sequence[Person]) -> Dict[str, float]:
+    """camera -> median joint distance from the fused joints over the shared people."""
+    per_cam: Dict[str, List[np.ndarray]] = {}
+    for g, p in zip(groups, people):
+        if len({o.camera for o in g}) < 2:
+            continue
+        for o in g:
+            common = o.ok & p.body.xyz_valid
+            if common.any():
+                per_cam.setdefault(o.camera, []).append(
+                    np.linalg.norm(o.xyz[common] - p.body.xyz[common], axis=1))
+    return {c: float(np.median(np.concatenate(d))) for c, d in per_cam.items()}
+
+
 class PeopleFusion:
     """See the module docstring."""
 
@@ -317,4 +335,5 @@ class PeopleFusion:
             if p.velocity is None and vel.get(p.track_id) is not None:
                 p.velocity = vel[p.track_id]
             out.append(FusedPerson(p, list(dict.fromkeys(o.camera for o in g)), len(g)))
-        return FusionResult(stamp, out, status, [f.camera for f in fresh])
+        return FusionResult(stamp, out, status, [f.camera for f in fresh],
+                            _residuals(groups, people))

@@ -16,15 +16,19 @@ and tracking are documented there).
   stale (UNKNOWN) as for one dead camera.
 - ``/diagnostics``: one status for the node (fusion latency, people) and one per camera (rate,
   age of its last frame, received, dropped = frames replaced before they were fused, TF status,
-  why it was left out of the last fusion).
+  why it was left out of the last fusion, and its residual: how far its people sit from the
+  fused people it shares with other cameras; above ``residual_warn_m`` it warns of a wrong
+  transform or calibration).
 """
 from __future__ import annotations
 
 import math
 import sys
 import time
-from typing import Dict, List, Optional
+from collections import deque
+from typing import Deque, Dict, List, Optional
 
+import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -45,6 +49,7 @@ from .run import run_node
 
 S = ParamSpec
 NODE_NAME = "people_fusion"
+RESIDUAL_FRAMES = 30      # fused frames over which a camera's residual is judged
 
 
 def fusion_node_specs() -> List[ParamSpec]:
@@ -60,6 +65,9 @@ def fusion_node_specs() -> List[ParamSpec]:
           "a new frame)", check=positive),
         S("tf_timeout_s", 0.02, "float", "how long to wait for a camera's transform [s]",
           check=non_negative),
+        S("residual_warn_m", 0.12, "float", "a camera whose people sit this far (median over "
+          "the last frames) from the fused people it shares is reported: wrong transform or "
+          "calibration [m]", check=positive),
         S("static_transforms", [], "str_list", "extra static transforms 'parent child x y z qx "
           "qy qz qw' (e.g. fusion_frame -> each camera's optical frame when no TF publishes it)"),
     ]
@@ -77,6 +85,7 @@ class _Camera:
         self.frame: Optional[CameraPeople] = None      # latest, in fusion_frame
         self.depth_used = False
         self.new = False                               # not fused yet
+        self.residuals: Deque[float] = deque(maxlen=RESIDUAL_FRAMES)
         self.diag = NodeDiagnostics(f"pose_perception: people_fusion: camera {namespace}",
                                     hardware_id=namespace, period_s=period_s, stall_s=math.inf)
         self.diag.fact("tf", "no message yet")
@@ -180,6 +189,7 @@ class PeopleFusionNode(Node):
             self.diag.latency_ms("fusion", (time.perf_counter() - t0) * 1e3)
             for c in self.cams.values():
                 c.new = False
+                self._check_residual(c, res.camera_residual_m.get(c.namespace), now)
                 status = res.camera_status.get(c.namespace, "no frame")
                 c.diag.fact("last fusion", status)
                 if status not in ("used", "no frame"):
@@ -206,6 +216,19 @@ class PeopleFusionNode(Node):
                 arr.status += c.diag.build(now, input_key="received",
                                            output_key="received").status
             self.pub_diag.publish(arr)
+
+    def _check_residual(self, cam: _Camera, residual: Optional[float], now: float) -> None:
+        if residual is None:
+            return
+        cam.residuals.append(residual)
+        med = float(np.median(cam.residuals))
+        cam.diag.fact("residual to fused people [m]", f"{med:.3f}")
+        if len(cam.residuals) >= RESIDUAL_FRAMES // 3 and med > self.p["residual_warn_m"]:
+            cam.diag.report("residual", WARN, f"its people sit {med:.2f} m from the fused "
+                            "people it shares with other cameras: wrong transform (TF, mount) "
+                            "or calibration of this camera or of the others?", now)
+        else:
+            cam.diag.clear("residual")
 
     def _publish(self, res, now_t) -> None:
         header = Header(stamp=sec_to_stamp(res.stamp_s), frame_id=self.frame)
