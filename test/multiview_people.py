@@ -144,3 +144,44 @@ def look_at(name: str, position, target, f: float = 600.0, width: int = 640,
     R = np.stack([x, y, z])                 # rows: camera axes in the world
     K = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]])
     return Camera(name, K, R, -R @ position, width, height)
+
+
+# Shelf 14 joints (r-ankle, r-knee, r-hip, l-hip, l-knee, l-ankle, r-wrist, r-elbow, r-shoulder,
+# l-shoulder, l-elbow, l-wrist, neck, head top) -> BlazePose-33 (the head has no counterpart)
+SHELF14_TO_BP33 = {0: 28, 1: 26, 2: 24, 3: 23, 4: 25, 5: 27, 6: 16, 7: 14, 8: 12, 9: 11,
+                   10: 13, 11: 15}
+SHELF_IMAGE = (1032, 776)
+
+
+def shelf_cameras() -> List[Camera]:
+    """The 5 Shelf cameras (``T`` is the camera centre in millimetres: x_cam = R (X - T))."""
+    calib = json.loads((data_root() / "shelf" / "calibration_shelf.json").read_text())
+    cams = []
+    for name in sorted(calib, key=int):
+        c = calib[name]
+        K = np.array([[c["fx"], 0, c["cx"]], [0, c["fy"], c["cy"]], [0, 0, 1.0]])
+        R = np.array(c["R"], float)
+        centre = np.array(c["T"], float).reshape(3) / 1000.0
+        cams.append(Camera(f"shelf{name}", K, R, -R @ centre, *SHELF_IMAGE))
+    return cams
+
+
+def shelf_people() -> List[List[np.ndarray]]:
+    """Per frame: the actors' BlazePose-33 3D joints in metres (actors absent from a frame left
+    out)."""
+    from scipy.io import loadmat
+    actors = loadmat(str(data_root() / "shelf" / "actorsGT.mat"))["actor3D"][0]
+    n_frames = len(actors[0])
+    frames = []
+    for k in range(n_frames):
+        people = []
+        for a in actors:
+            j = np.asarray(a[k][0], float)
+            if j.shape != (14, 3):
+                continue
+            bp = np.full((33, 3), np.nan)
+            for s14, i33 in SHELF14_TO_BP33.items():
+                bp[i33] = j[s14]
+            people.append(bp)
+        frames.append(people)
+    return frames

@@ -8,7 +8,8 @@ from pose_perception.core.people_fusion import (CameraPeople, FusionConfig, Peop
                                                 fuse_keypoints, _Obs)
 from pose_perception.core.types import SOURCE_DEPTH, SOURCE_MODEL, Keypoints, Person
 
-from multiview_people import look_at, observe, panoptic_cameras, panoptic_people
+from multiview_people import (look_at, observe, panoptic_cameras, panoptic_people,
+                              shelf_cameras, shelf_people)
 
 KINECTS = ["50_01", "50_03", "50_05", "50_07", "50_09"]
 
@@ -30,9 +31,8 @@ def _body(at):
     return np.asarray(at, float) + rng.uniform(-0.25, 0.25, (33, 3)) * [1, 1, 3]
 
 
-def _scene(seq, cams, frames, rng, motion=None):
+def _scene(gt_frames, cams, frames, rng, motion=None):
     """Per time step: (gt people, [CameraPeople]) with person index labels in ``labels``."""
-    gt_frames = panoptic_people(seq)
     out = []
     for k in range(frames):
         gts = gt_frames[k % len(gt_frames)]
@@ -70,14 +70,21 @@ def _mean_err(kp, gt, mask=None):
     return float(np.linalg.norm(kp.xyz[ok] - gt[ok], axis=1).mean()), ok
 
 
-@pytest.mark.parametrize("seq", ["160906_band1", "160906_band2"])
-def test_panoptic_association_and_fused_error(seq):
-    cams = panoptic_cameras(seq, KINECTS[:4])
+def _dataset(name):
+    """(cameras, ground-truth frames) of a multiview_dev scene."""
+    if name == "shelf":
+        return shelf_cameras(), shelf_people()                     # 5 cameras, 2 actors
+    return panoptic_cameras(name, KINECTS[:4]), panoptic_people(name)   # 4 Kinects, 3 people
+
+
+@pytest.mark.parametrize("seq", ["160906_band1", "160906_band2", "shelf"])
+def test_association_and_fused_error_on_multiview_ground_truth(seq):
+    cams, gt_frames = _dataset(seq)
     rng = np.random.default_rng(1)
     fusion = PeopleFusion()
     # the people sway by a few cm per frame so the tracker works on moving people
     motion = lambda i, k: np.array([0.01 * k * (i - 1), 0.0, 0.005 * k])   # noqa: E731
-    scene = _scene(seq, cams, 30, rng, motion)
+    scene = _scene(gt_frames, cams, 30, rng, motion)
     switches, mixed, phantoms = 0, 0, 0
     owner = {}
     single_err = {c.name: [] for c in cams}
