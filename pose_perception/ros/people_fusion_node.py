@@ -7,9 +7,10 @@ and tracking are documented there).
   ``fusion_frame`` with TF at the message's stamp (the ``static_transforms`` parameter fills in
   where no TF is published or tf2_ros is missing) and kept as that camera's latest frame. A
   camera whose transform is missing loses its frame (it is not fused) and reports a TF error.
-- A timer at ``rate_hz`` fuses the latest frame of every camera that is fresh (``max_age_s``
-  against the node's clock; stamps too far in the future, i.e. clock offsets between machines,
-  are left out too) whenever one of them brought something new, and publishes the fused
+- A fusion runs when a camera's frame arrives, at most ``rate_hz`` times a second (a frame
+  arriving sooner is fused by the next timer tick, at ``rate_hz``): it fuses the latest frame of
+  every camera that is fresh (``max_age_s`` against the node's clock; stamps too far in the
+  future, i.e. clock offsets between machines, are left out too) and publishes the fused
   ``SkeletonArray`` (``Skeleton.cameras``: who saw each person; ``SkeletonArray.cameras``: the
   fresh cameras fused, for the safety monitor's coverage; stamp: the newest fused frame) and
   markers. With no fresh camera nothing is published, so a safety monitor downstream goes
@@ -61,8 +62,9 @@ def fusion_node_specs() -> List[ParamSpec]:
         S("output_topic", "fused/skeletons", "str", "fused SkeletonArray output"),
         S("markers_topic", "fused/markers", "str", "fused people's markers (empty: none)"),
         S("fusion_frame", "base_link", "str", "frame the people are fused and published in"),
-        S("rate_hz", 30.0, "float", "fusion rate [Hz] (a fusion runs only when a camera brought "
-          "a new frame)", check=positive),
+        S("rate_hz", 60.0, "float", "most fusions per second: a frame is fused on arrival unless "
+          "the last fusion was less than 1/rate_hz ago, then at the next tick [Hz]",
+          check=positive),
         S("tf_timeout_s", 0.02, "float", "how long to wait for a camera's transform [s]",
           check=non_negative),
         S("residual_warn_m", 0.12, "float", "a camera whose people sit this far (median over "
@@ -105,6 +107,7 @@ class PeopleFusionNode(Node):
                                     hardware_id=self.get_fully_qualified_name(),
                                     period_s=1.0, stall_s=math.inf)
         self.cams: Dict[str, _Camera] = {}
+        self._last_fusion = -math.inf                  # monotonic time of the last fusion
         qos = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
         for ns in self.p["cameras"]:
             cam = self.cams[ns] = _Camera(ns, 1.0)
@@ -177,31 +180,15 @@ class PeopleFusionNode(Node):
         cam.frame = CameraPeople(cam.namespace, stamp_to_sec(msg.header.stamp), result.persons)
         cam.depth_used = bool(msg.depth_used)
         cam.new = True
+        if time.monotonic() - self._last_fusion >= 1.0 / self.p["rate_hz"]:
+            self._fuse(self.get_clock().now())      # at once, at most rate_hz times a second
 
     # ------------------------------------------------------------------ fusion + output
     def on_timer(self) -> None:
         now_t = self.get_clock().now()
         now = now_t.nanoseconds * 1e-9
-        frames = [c.frame for c in self.cams.values() if c.frame is not None]
         if any(c.new for c in self.cams.values()):
-            t0 = time.perf_counter()
-            res = self.fusion.update(frames, now)
-            self.diag.latency_ms("fusion", (time.perf_counter() - t0) * 1e3)
-            for c in self.cams.values():
-                c.new = False
-                self._check_residual(c, res.camera_residual_m.get(c.namespace), now)
-                status = res.camera_status.get(c.namespace, "no frame")
-                c.diag.fact("last fusion", status)
-                if status not in ("used", "no frame"):
-                    c.diag.report("fusion", WARN, f"left out of the fusion: {status}", now)
-                else:
-                    c.diag.clear("fusion")
-            if res.fresh_cameras:
-                self._publish(res, now_t)
-                self.diag.count("fused", now)
-                self.diag.fact("people", len(res.people))
-            else:
-                self.diag.report("cameras", ERROR, "no fresh camera: nothing published", now)
+            self._fuse(now_t)
         for c in self.cams.values():
             if c.frame is not None:
                 c.diag.fact("age of last frame [s]", f"{now - c.frame.stamp_s:.3f}")
@@ -216,6 +203,30 @@ class PeopleFusionNode(Node):
                 arr.status += c.diag.build(now, input_key="received",
                                            output_key="received").status
             self.pub_diag.publish(arr)
+
+    def _fuse(self, now_t) -> None:
+        """Fuse the latest frame of every camera and publish (see the module docstring)."""
+        now = now_t.nanoseconds * 1e-9
+        self._last_fusion = time.monotonic()
+        frames = [c.frame for c in self.cams.values() if c.frame is not None]
+        t0 = time.perf_counter()
+        res = self.fusion.update(frames, now)
+        self.diag.latency_ms("fusion", (time.perf_counter() - t0) * 1e3)
+        for c in self.cams.values():
+            c.new = False
+            self._check_residual(c, res.camera_residual_m.get(c.namespace), now)
+            status = res.camera_status.get(c.namespace, "no frame")
+            c.diag.fact("last fusion", status)
+            if status not in ("used", "no frame"):
+                c.diag.report("fusion", WARN, f"left out of the fusion: {status}", now)
+            else:
+                c.diag.clear("fusion")
+        if res.fresh_cameras:
+            self._publish(res, now_t)
+            self.diag.count("fused", now)
+            self.diag.fact("people", len(res.people))
+        else:
+            self.diag.report("cameras", ERROR, "no fresh camera: nothing published", now)
 
     def _check_residual(self, cam: _Camera, residual: Optional[float], now: float) -> None:
         if residual is None:
