@@ -67,6 +67,12 @@ def test_unobserved_zone_is_unknown_until_its_camera_is_back(ros):
         h.send_person(3.5)
         h.spin_until(lambda: h.status[-1].state == UNKNOWN, "UNKNOWN: 'behind' unobserved")
         assert "'behind'" in h.status[-1].reason and "'ahead'" not in h.status[-1].reason
+        # drawn: the unobserved zone in the UNKNOWN colour, the observed one in its own
+        zones = [m for m in h.node.markers(h.node.monitor.evaluate(h.now()),
+                                           h.node.get_clock().now()).markers
+                 if m.ns == "safety_zones"]
+        colour = {round(m.points[0].x, 3): (m.color.r, m.color.g, m.color.b) for m in zones}
+        assert colour[-1.0] == pytest.approx((0.6, 0.2, 0.8)) and colour[1.0][2] < 0.1
         cams[0] = ["/front", "/back"]
         h.send_person(3.5)
         h.spin_until(lambda: h.status[-1].state == CLEAR, "CLEAR again")

@@ -331,6 +331,11 @@ class SafetyMonitor:
         self._unobserved = None if unobserved is None else tuple(unobserved)
 
     @property
+    def unobserved(self) -> Optional[Tuple[str, ...]]:
+        """The areas last given to :meth:`set_coverage` (None: coverage not checked)."""
+        return self._unobserved
+
+    @property
     def state(self) -> SafetyState:
         """The state memory (the last state computed from data or reported by evaluate)."""
         return self._state

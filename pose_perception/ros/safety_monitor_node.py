@@ -329,12 +329,18 @@ class SafetyMonitorNode(Node):
     def markers(self, st, now_t) -> MarkerArray:
         header = Header(stamp=now_t.to_msg(), frame_id=self._frame)
         out = MarkerArray()
-        for i, z in enumerate(self.config.zones):
+        areas = list(self.config.zones)
+        unobserved = set()
+        if self.coverage is not None:          # the warning disk too; unobserved areas in purple
+            areas = self.coverage.areas
+            unobserved = set(self.monitor.unobserved or ())
+        for i, z in enumerate(areas):
             m = Marker(ns="safety_zones", id=i, type=Marker.LINE_STRIP, action=Marker.ADD)
             m.header = header
             m.pose.orientation.w = 1.0
             m.scale.x = 0.02
-            r, g, b = ZONE_COLOURS[z.kind]
+            r, g, b = STATE_COLOURS[SafetyState.UNKNOWN] if z.name in unobserved else \
+                ZONE_COLOURS[z.kind]
             m.color = ColorRGBA(r=r, g=g, b=b, a=1.0)
             zz = z.z_min if math.isfinite(z.z_min) else 0.0
             pts = [Point(x=float(x), y=float(y), z=float(zz)) for x, y in z.polygon]
