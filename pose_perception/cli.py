@@ -27,7 +27,7 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "bench-ros": ("pose_perception.ros.bench_ros", "main",
                   "benchmark through ROS topics at camera rate (rate, drops, latency)"),
     "bench-fusion": ("pose_perception.apps.bench_fusion", "main",
-                     "benchmark multi-camera people fusion (latency, rate; 4 cameras x 3 people)"),
+                     "benchmark multi-camera fusion (latency, rate; 4 cameras x 3 people)"),
     "soak": ("pose_perception.bench", "main_soak", "long run: memory growth and latency drift"),
 }
 # the ROS nodes: exit code 0 on SIGINT / SIGTERM at any moment (pose_perception.ros.stop)

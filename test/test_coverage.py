@@ -38,8 +38,8 @@ def test_camera_view_contains_points_in_its_cone_and_range():
 
 def test_four_cameras_cover_the_surroundings_and_one_silent_camera_leaves_a_hole():
     # 100 degrees wide each (overlapping by 10 degrees), 80 degrees high
-    cams = [view(n, a, fov_deg=100) for n, a in (("front", 0), ("left", 90), ("back", 180),
-                                                  ("right", 270))]
+    yaws = (("front", 0), ("left", 90), ("back", 180), ("right", 270))
+    cams = [view(n, a, fov_deg=100) for n, a in yaws]
     sides = [Zone.box("front", "warning", 0.8, -0.5, 2, 0.5),
              Zone.box("left", "warning", -0.5, 0.8, 0.5, 2),
              Zone.box("back", "protective", -2, -0.5, -0.8, 0.5),

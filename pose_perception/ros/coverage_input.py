@@ -1,13 +1,13 @@
 """Multi-camera coverage for the safety monitor node (a helper of ``safety_monitor_node``).
 
 Each camera of ``coverage_cameras`` gives its viewing volume from its CameraInfo
-(``<namespace>/<coverage_info_topic>``, or its entry of ``coverage_info_topics``) and TF (the CameraInfo's frame -> robot_frame, the
-latest transform: a camera mounted on the robot). The cameras that observe *now* are those the
-people_fusion node fused into the incoming ``SkeletonArray`` (its ``cameras`` field); the areas
-(the safety zones, and the disk of the warning distance when ``coverage_warning_disk``) that
-these cameras do not fully observe go to :meth:`SafetyMonitor.set_coverage`, so a silent camera
-shrinks the coverage with the first fused array that lacks it. See
-:mod:`pose_perception.core.coverage`.
+(``<namespace>/<coverage_info_topic>``, or its entry of ``coverage_info_topics``) and TF (the
+CameraInfo's frame -> robot_frame, the latest transform: a camera mounted on the robot). The
+cameras that observe *now* are those the people_fusion node fused into the incoming
+``SkeletonArray`` (its ``cameras`` field); the areas (the safety zones, and the disk of the
+warning distance when ``coverage_warning_disk``) that these cameras do not fully observe go to
+:meth:`SafetyMonitor.set_coverage`, so a silent camera shrinks the coverage with the first fused
+array that lacks it. See :mod:`pose_perception.core.coverage`.
 """
 from __future__ import annotations
 
