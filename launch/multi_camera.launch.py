@@ -19,6 +19,9 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from pose_perception.launch_support import has_package as _has_package
+from pose_perception.launch_support import share_dir as _share_dir
+
 PACKAGE = "pose_perception"
 ARGS = {
     "cameras": ("", "camera namespaces ('/cam_front /cam_back') or a cameras YAML file"),
@@ -39,30 +42,13 @@ def _flag(context, name: str) -> bool:
     return text == "true"
 
 
-def _has_package(name: str) -> bool:
-    try:
-        from ament_index_python.packages import get_package_prefix
-        get_package_prefix(name)
-        return True
-    except Exception:
-        return False
-
-
-def _share_dir() -> str:
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return get_package_share_directory(PACKAGE)
-    except Exception:  # running from a source tree
-        return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-
 def _nodes(context, *args, **kwargs):
     from pose_perception.core.camera_mount import static_transform_publisher_args
     from pose_perception.core.camera_rig import load_rig, rig_parameters, static_transforms
     rig = load_rig(LaunchConfiguration("cameras").perform(context))
     robot_frame = LaunchConfiguration("robot_frame").perform(context) or "base_link"
     params_file = LaunchConfiguration("params_file").perform(context) or \
-        os.path.join(_share_dir(), "config", "pose_perception.yaml")
+        os.path.join(_share_dir(__file__), "config", "pose_perception.yaml")
     if not os.path.isfile(params_file):
         raise FileNotFoundError(f"params_file '{params_file}' does not exist")
     log_level = LaunchConfiguration("log_level").perform(context)
