@@ -241,3 +241,21 @@ def test_a_camera_with_a_wrong_transform_shows_in_its_residual():
     r = res.camera_residual_m
     assert r["a"] < 0.12 and r["b"] < 0.12 and r["c"] > 0.12
     assert r["c"] > 1.8 * max(r["a"], r["b"])
+
+
+def test_ids_stay_when_cameras_stamps_nearly_coincide():
+    """Fusion on each camera's arrival: fused stamps alternate between two cameras' stamps
+    0.1 ms apart; centimetre noise over such a gap must not read as a huge velocity."""
+    rng = np.random.default_rng(2)
+    gt = _body([2.0, 0, 0])
+    f = PeopleFusion()
+    frames = {}
+    ids = set()
+    for k in range(60):
+        for cam, offset in (("a", 0.0), ("b", 1e-4)):
+            frames[cam] = CameraPeople(cam, k / 30 + offset,
+                                       [_person(gt + rng.normal(0, 0.01, (33, 3)))])
+            res = f.update(list(frames.values()), k / 30 + offset)
+            ids |= {p.person.track_id for p in res.people}
+            assert len(res.people) == 1
+    assert ids == {1}

@@ -22,7 +22,9 @@ people into one ``fusion_frame`` (TF at each message's stamp) and hands them her
    points (``SOURCE_MODEL``) of the others are not used; fused sigma = ``1 / sqrt(sum w)``;
 5. gives global track ids with a :class:`~pose_perception.core.tracking.Tracker` run on the
    fused people's 3D centroids only (boxes and pixels of different cameras are not comparable),
-   so an id survives a person walking out of one camera's view into another's.
+   so an id survives a person walking out of one camera's view into another's; stamps less than
+   ``track_min_interval_s`` after the tracker's last are given to it as that stamp (no velocity
+   from a microsecond gap between two cameras' frames).
 
 A fused :class:`FusedPerson` carries the :class:`Person` (keypoints in ``fusion_frame``; 2D
 pixels and box of its *primary* camera, the one with the most measured joints) and the names of
@@ -73,6 +75,11 @@ class FusionConfig:
     track_max_age_s: float = 1.0
     track_max_distance_m: float = 1.0
     track_min_hits: int = 1
+    # fused stamps closer than this to the last one the tracker saw are given to it as that same
+    # stamp (positions updated, no velocity): fusing on each camera's arrival makes stamps of
+    # different cameras alternate, sometimes only microseconds apart, and centimetres of noise
+    # over such a gap would read as a huge velocity and break the tracks
+    track_min_interval_s: float = 0.02
 
     def __post_init__(self) -> None:
         for name in ("max_age_s", "max_prediction_s", "sigma_floor_m", "default_sigma_m",
@@ -80,7 +87,8 @@ class FusionConfig:
                      "track_max_distance_m"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("max_future_s", "velocity_sigma_m_s", "unknown_velocity_sigma_m_s"):
+        for name in ("max_future_s", "velocity_sigma_m_s", "unknown_velocity_sigma_m_s",
+                     "track_min_interval_s"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.model_sigma_factor < 1:
@@ -292,9 +300,11 @@ class PeopleFusion:
             max_age_s=c.track_max_age_s, min_hits=c.track_min_hits, iou_weight=0.0,
             keypoint_weight=0.0, position_3d_weight=1.0, max_cost=1.0,
             max_distance_3d_m=c.track_max_distance_m, max_prediction_s=c.max_prediction_s))
+        self._track_stamp: Optional[float] = None     # last stamp given to the tracker
 
     def reset(self) -> None:
         self.tracker.reset()
+        self._track_stamp = None
 
     def select(self, frames: Sequence[CameraPeople], now_s: float):
         """(fresh frames, camera -> status) of ``frames`` at time ``now_s``."""
@@ -328,7 +338,10 @@ class PeopleFusion:
         per_cam.sort(key=lambda obs: -len(obs))
         groups = associate(per_cam, cfg)
         people = [_fused_person(g, cfg) for g in groups]
-        self.tracker.update(people, stamp)
+        last = self._track_stamp
+        if last is None or stamp < last or stamp - last >= cfg.track_min_interval_s:
+            last = self._track_stamp = stamp             # (going back: the tracker resets)
+        self.tracker.update(people, last)
         vel = {t.track_id: t.centroid_velocity for t in self.tracker.tracks if t.track_id > 0}
         out = []
         for p, g in zip(people, groups):
