@@ -3,6 +3,7 @@
 two people) and the fusion node; this process listens. One fused person per real person, each
 seen by both cameras, ids kept when a camera stalls; a camera without a transform is reported in
 /diagnostics and fused into nothing."""
+import signal
 import subprocess
 import sys
 import time
@@ -39,9 +40,9 @@ def _static(frame, pos):
     return "world " + frame + " " + " ".join(_pose_args(pos))
 
 
-def _stop(proc, sig_int=True):
+def _stop(proc, sig=signal.SIGINT):
     if proc.poll() is None:
-        proc.send_signal(2 if sig_int else 9)
+        proc.send_signal(sig)
     try:
         return proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
@@ -123,7 +124,7 @@ def test_two_cameras_one_fused_person_per_real_person(tmp_path):
         assert spin_for(3.0, lambda: any("cam_bad" in n and "no transform" in st.message
                                          for n, st in diags.items()))
         # the right camera stalls: the left one carries on alone, same ids, no phantom
-        _stop(cams["/cam_right"], sig_int=False)
+        _stop(cams["/cam_right"], signal.SIGKILL)
         spin_for(1.5)
         got.clear()
         spin_for(1.5)
@@ -141,7 +142,7 @@ def test_two_cameras_one_fused_person_per_real_person(tmp_path):
         rclpy.try_shutdown()
         for p in cams.values():
             _stop(p)
-        rc = _stop(fusion)
+        rc = _stop(fusion, signal.SIGTERM)         # exits 0 (ros/stop.py), as on SIGINT
         out = fusion.stdout.read()
     assert rc == 0, out
 
