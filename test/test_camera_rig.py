@@ -64,26 +64,9 @@ def test_launch_file_compiles():
 
 
 def test_launch_builds_a_pose_node_per_camera_plus_fusion_and_safety(monkeypatch):
-    try:
-        import launch  # noqa: F401
-        import launch_ros.actions  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"ros2 launch not installed ({exc}); core.camera_rig is tested above")
-    import importlib.util
-    from launch import LaunchContext
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction
-    spec = importlib.util.spec_from_file_location("mc_launch", LAUNCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from test_ros_launch import _load_launch, _nodes
+    mod = _load_launch(LAUNCH)
     monkeypatch.setattr(mod, "_has_package", lambda name: False)     # no tf2_ros
-    ld = mod.generate_launch_description()
-    ctx = LaunchContext()
-    args = {"cameras": "/cam_a /cam_b /cam_c"}
-    for e in ld.entities:
-        if isinstance(e, DeclareLaunchArgument):
-            ctx.launch_configurations[e.name] = args.get(
-                e.name, e.default_value[0].text if e.default_value else "")
-    (fn,) = [e for e in ld.entities if isinstance(e, OpaqueFunction)]
-    nodes = fn.execute(ctx)
+    nodes = _nodes(mod, cameras="/cam_a /cam_b /cam_c")
     assert [n.node_executable for n in nodes] == ["pose_node"] * 3 + [
         "people_fusion_node", "safety_monitor_node"]
