@@ -18,6 +18,9 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from pose_perception.launch_support import has_package as _has_package
+from pose_perception.launch_support import share_dir as _share_dir
+
 PACKAGE = "pose_perception"
 
 # launch argument -> (pose_node parameter, kind); empty arguments are not passed
@@ -72,15 +75,6 @@ DEFAULTS = {"params_file": "", "safety": "false", "robot_frame": "", "rviz": "fa
 DEFAULT_CAMERA_FRAME = "camera_color_optical_frame"
 
 
-def _has_package(name: str) -> bool:
-    try:
-        from ament_index_python.packages import get_package_prefix
-        get_package_prefix(name)
-        return True
-    except Exception:
-        return False
-
-
 def _node_params(params_file: str, node: str) -> dict:
     """The ros__parameters of ``node`` in the parameter file (keys '/**/node' or 'node')."""
     import yaml
@@ -123,14 +117,6 @@ def _with_transforms(params_file: str, node: str, specs: list) -> dict:
     return {"static_transforms": own + specs}
 
 
-def _share_dir() -> str:
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return get_package_share_directory(PACKAGE)
-    except Exception:  # running from a source tree
-        return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-
 def _as(kind, text: str):
     if kind is bool:
         low = text.strip().lower()
@@ -155,7 +141,7 @@ def pose_node_overrides(context) -> dict:
 
 
 def _nodes(context, *args, **kwargs):
-    share = _share_dir()
+    share = _share_dir(__file__)
     params_file = LaunchConfiguration("params_file").perform(context) or \
         os.path.join(share, "config", "pose_perception.yaml")
     if not os.path.isfile(params_file):

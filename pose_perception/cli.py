@@ -18,6 +18,8 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "lift": ("pose_perception.ros.lifting_node", "main",
              "run the 3D-lifting node alone: 2D skeletons + depth in, 3D skeletons out"),
     "safety": ("pose_perception.ros.safety_monitor_node", "main", "run the safety monitor node"),
+    "fusion": ("pose_perception.ros.people_fusion_node", "main",
+               "run the multi-camera people fusion node (N cameras' skeletons -> one set)"),
     "camera": ("pose_perception.ros.sample_camera_node", "main",
                "publish RGB-D frames (built-in sample, a folder or a bag) as a camera would"),
     "demo": ("pose_perception.apps.demo", "main",
@@ -26,11 +28,13 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
               "benchmark the core pipeline (latency, fps, memory)"),
     "bench-ros": ("pose_perception.apps.bench_ros", "main",
                   "benchmark through ROS topics at camera rate (rate, drops, latency)"),
+    "bench-fusion": ("pose_perception.apps.bench_fusion", "main",
+                     "benchmark multi-camera fusion (latency, rate; 4 cameras x 3 people)"),
     "soak": ("pose_perception.apps.bench", "main_soak",
              "long run: memory growth and latency drift"),
 }
 # the ROS nodes: exit code 0 on SIGINT / SIGTERM at any moment (pose_perception.ros.stop)
-NODE_COMMANDS = ("node", "lift", "safety", "camera")
+NODE_COMMANDS = ("node", "lift", "safety", "camera", "fusion")
 EVAL_COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "body": ("pose_perception.apps.eval_body_face", "main_eval_body",
              "PCK@0.2, OKS, COCO AP on COCO-format keypoint annotations"),

@@ -21,13 +21,13 @@ def test_launch_file_compiles_and_rviz_config_shows_the_topics():
     assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"]
 
 
-def _load_launch():
+def _load_launch(path=LAUNCH):
     try:
         import launch  # noqa: F401
         import launch_ros.actions  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"ros2 launch not installed ({exc}); checked by hand with `ros2 launch`")
-    spec = importlib.util.spec_from_file_location("pp_launch", LAUNCH)
+    spec = importlib.util.spec_from_file_location("pp_launch", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

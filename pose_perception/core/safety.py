@@ -160,6 +160,10 @@ class SafetyConfig:
     # each point counts as a sphere: its body radius + sigma_factor * its 1-sigma uncertainty
     sigma_factor: float = 2.0
     use_inferred_points: bool = True       # false: points inferred (model-filled) are not used
+    # multi-camera coverage (SafetyMonitor.set_coverage): an area no fresh camera observes is
+    # never CLEAR: 'unknown' (speed 0) or 'warning' (speed capped at unobserved_speed_scale)
+    unobserved_area_policy: str = "unknown"
+    unobserved_speed_scale: float = 0.3
     zones: List[Zone] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -179,12 +183,16 @@ class SafetyConfig:
             raise ValueError(f"stale_timeout_s must be > 0, got {self.stale_timeout_s}")
         if self.distance_mode not in ("xy", "xyz"):
             raise ValueError(f"distance_mode must be 'xy' or 'xyz', got '{self.distance_mode}'")
+        if self.unobserved_area_policy not in ("unknown", "warning"):
+            raise ValueError("unobserved_area_policy must be 'unknown' or 'warning', got "
+                             f"'{self.unobserved_area_policy}'")
         if self.unlocated_person_policy not in ("unknown", "warning"):
             raise ValueError("unlocated_person_policy must be 'unknown' or 'warning', got "
                              f"'{self.unlocated_person_policy}'")
         if not self.speed_scale_exponent > 0:
             raise ValueError("speed_scale_exponent must be > 0")
-        for name in ("min_confidence", "unlocated_speed_scale", "warning_zone_speed_scale"):
+        for name in ("min_confidence", "unlocated_speed_scale", "warning_zone_speed_scale",
+                     "unobserved_speed_scale"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         names = [z.name for z in self.zones]
@@ -299,6 +307,7 @@ class SafetyMonitor:
         self._full_speed = (self.config.full_speed_distance_m
                             if self.config.full_speed_distance_m is not None
                             else self.config.warning_distance_m)
+        self._unobserved: Optional[Tuple[str, ...]] = None   # set_coverage; kept by reset()
         self.reset("no perception data yet")
 
     # ------------------------------------------------------------------ public API
@@ -311,6 +320,20 @@ class SafetyMonitor:
         self._untrusted: Optional[str] = None          # reason when the last update was untrusted
         self._blocked: str = reason                    # reason while there is no verdict
         self._last_now: Optional[float] = None
+
+    def set_coverage(self, unobserved: Optional[Sequence[str]]) -> None:
+        """Names of the areas (zones, or e.g. the warning-distance disk) that no fresh camera
+        observes now (:func:`pose_perception.core.coverage.unobserved`); takes effect at once,
+        in every status until the next call. ``None`` (the default): coverage is not known and
+        not checked (one camera). While some area is unobserved the state is never CLEAR: it is
+        raised to UNKNOWN or WARNING by ``unobserved_area_policy`` (the state memory, and so the
+        hysteresis, is left as the data make it)."""
+        self._unobserved = None if unobserved is None else tuple(unobserved)
+
+    @property
+    def unobserved(self) -> Optional[Tuple[str, ...]]:
+        """The areas last given to :meth:`set_coverage` (None: coverage not checked)."""
+        return self._unobserved
 
     @property
     def state(self) -> SafetyState:
@@ -376,6 +399,29 @@ class SafetyMonitor:
 
     # ------------------------------------------------------------------ internals
     def _status_at(self, now_s: float) -> SafetyStatus:
+        return self._with_coverage(self._status_from_data(now_s))
+
+    def _with_coverage(self, st: SafetyStatus) -> SafetyStatus:
+        """``st`` made at least as restrictive as the unobserved-area policy requires."""
+        if not self._unobserved:
+            return st
+        cfg = self.config
+        names = ", ".join(f"'{n}'" for n in self._unobserved)
+        note = f"not observed by any fresh camera: {names}"
+        if cfg.unobserved_area_policy == "unknown":
+            if st.state == SafetyState.UNKNOWN:
+                return replace(st, reason=f"{st.reason}; {note}")
+            return replace(st, state=SafetyState.UNKNOWN, speed_scale=0.0,
+                           reason=f"{note}; {st.reason}")
+        if st.state == SafetyState.CLEAR:
+            return replace(st, state=SafetyState.WARNING,
+                           speed_scale=min(st.speed_scale, cfg.unobserved_speed_scale),
+                           reason=f"{note}; {st.reason}")
+        return replace(st, speed_scale=min(st.speed_scale, cfg.unobserved_speed_scale)
+                       if st.state == SafetyState.WARNING else st.speed_scale,
+                       reason=f"{st.reason}; {note}")
+
+    def _status_from_data(self, now_s: float) -> SafetyStatus:
         if self._untrusted is not None:
             return self._unknown(self._untrusted, self._last_stamp, now_s)
         v = self._verdict

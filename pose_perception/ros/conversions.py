@@ -333,8 +333,9 @@ def _keypoints_from_msgs(layout: str, kps: Sequence[Keypoint]) -> Keypoints:
 def skeleton_msg_to_person(s: Skeleton) -> Person:
     """A Skeleton message back as a core :class:`Person`: body keypoints (2D, and 3D where
     ``position_valid``), box, confidence, track id, centroid, hands (21 points each); the message
-    frame is kept as is. Not carried by the message, so None/empty: ``world`` (the model's
-    metric 3D: no model fill when such a person is lifted), ``face``, ``roi``, ``velocity``.
+    frame is kept as is; ``velocity`` when ``velocity_valid``. Not carried by the message, so
+    None/empty: ``world`` (the model's metric 3D: no model fill when such a person is lifted),
+    ``face``, ``roi``.
     Raises ``ValueError`` for an unknown layout or a keypoint count that does not match it."""
     from ..core.layouts import get_layout
     n = get_layout(s.layout).size     # ValueError naming the known layouts
@@ -347,6 +348,8 @@ def skeleton_msg_to_person(s: Skeleton) -> Person:
                centroid_sigma=float(s.centroid_sigma))
     if s.centroid_valid and is_finite_point(s.centroid):
         p.centroid = np.array([s.centroid.x, s.centroid.y, s.centroid.z])
+    if s.velocity_valid and is_finite_point(s.velocity):
+        p.velocity = np.array([s.velocity.x, s.velocity.y, s.velocity.z])
     for side, kps, conf in (("left", s.left_hand, s.left_hand_confidence),
                             ("right", s.right_hand, s.right_hand_confidence)):
         if len(kps) == 21:

@@ -13,6 +13,9 @@ function).
 - A timer evaluates the monitor at ``rate_hz`` and publishes the status even when no message
   arrives, so stale perception (a dead camera or pose node) turns into UNKNOWN after
   ``stale_timeout_s``.
+- Coverage (several cameras, ``coverage_cameras``): areas (zones, the warning-distance disk)
+  that the cameras fused into the input (``SkeletonArray.cameras``) do not observe are never
+  CLEAR (``unobserved_area_policy``); see :mod:`pose_perception.ros.coverage_input`.
 - Zones: ``zones`` lists names; each zone has ``zones.<name>.kind`` (protective | warning |
   ignore), ``zones.<name>.polygon`` (flat x0, y0, x1, y1, ... in robot_frame) and optional
   ``zones.<name>.z_min`` / ``z_max``. Zones and the closest point are drawn as markers.
@@ -35,6 +38,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from ..core.safety import SafetyConfig, SafetyMonitor, SafetyState, Zone
 from ..msg import FaceLandmarksArray, SafetyStatus, SkeletonArray
 from . import compat
+from .coverage_input import CoverageInput, coverage_specs
 from .conversions import faces_to_observations, observation_point_name, sec_to_stamp, \
     skeletons_to_observations, stamp_to_sec
 from .diagnostics import ERROR, WARN, NodeDiagnostics
@@ -82,7 +86,7 @@ def safety_node_specs() -> List[ParamSpec]:
         S("publish_markers", True, "bool", "zone and closest-point markers"),
         S("zones", [], "str_list", "zone names; each needs zones.<name>.kind and "
           "zones.<name>.polygon"),
-    ]
+    ] + coverage_specs()
 
 
 def safety_config_specs() -> List[ParamSpec]:
@@ -102,6 +106,11 @@ class SafetyMonitorNode(Node):
         self.diag = NodeDiagnostics(f"pose_perception: {self.get_name()}",
                                     hardware_id=self.get_fully_qualified_name(),
                                     period_s=1.0, stall_s=math.inf)
+        c = self.config
+        self.coverage = CoverageInput(
+            self, self.p, c.zones, c.warning_distance_m + c.robot_radius_m + max(
+                0.0, c.protective_separation_m() - c.protective_distance_m),
+            self.tf_buffer, self.robot_frame) if self.p["coverage_cameras"] else None
         self._last_msg: Optional[SkeletonArray] = None
         self._frame = self.robot_frame
         # skeletons waiting for the faces of their stamp, and faces that came first
@@ -158,6 +167,8 @@ class SafetyMonitorNode(Node):
                 if values["faces_topic"] and values["face_wait_s"] >= kwargs["stale_timeout_s"]:
                     raise ValueError("'face_wait_s' must be shorter than 'stale_timeout_s' (data "
                                      "that waited that long for its faces would be stale)")
+                if values["coverage_cameras"] and not values["robot_frame"]:
+                    raise ValueError("'coverage_cameras' needs a 'robot_frame'")
                 if not values["robot_frame"] and kwargs["distance_mode"] == "xy":
                     kwargs["distance_mode"] = "xyz"   # an optical frame's 'up' is not z
                 config = SafetyConfig(**kwargs, zones=zones)
@@ -249,6 +260,8 @@ class SafetyMonitorNode(Node):
             self.diag.report("input", WARN, reason, now)
             self.get_logger().warning(reason, throttle_duration_sec=5.0)
             return
+        if self.coverage is not None:
+            self._update_coverage(msg, now)
         if faces is not None and faces.header.frame_id == src:
             people += faces_to_observations(faces, T)
         elif faces is not None:
@@ -258,6 +271,14 @@ class SafetyMonitorNode(Node):
             self.get_logger().warning(reason, throttle_duration_sec=5.0)
         self.monitor.update(people, stamp)
         self.diag.count("skeleton arrays", now)
+
+    def _update_coverage(self, msg: SkeletonArray, now: float) -> None:
+        unobserved = self.coverage.unobserved(list(msg.cameras))
+        self.monitor.set_coverage(unobserved)
+        self.diag.fact("observing cameras", ", ".join(sorted(msg.cameras)) or "none")
+        self.diag.fact("unobserved areas", ", ".join(unobserved) or "none")
+        for ns, err in self.coverage.errors.items():
+            self.diag.report(f"coverage {ns}", WARN, f"camera {ns}: no view ({err})", now)
 
     # ------------------------------------------------------------------ output
     def on_timer(self) -> None:
@@ -310,12 +331,18 @@ class SafetyMonitorNode(Node):
     def markers(self, st, now_t) -> MarkerArray:
         header = Header(stamp=now_t.to_msg(), frame_id=self._frame)
         out = MarkerArray()
-        for i, z in enumerate(self.config.zones):
+        areas = list(self.config.zones)
+        unobserved = set()
+        if self.coverage is not None:          # the warning disk too; unobserved areas in purple
+            areas = self.coverage.areas
+            unobserved = set(self.monitor.unobserved or ())
+        for i, z in enumerate(areas):
             m = Marker(ns="safety_zones", id=i, type=Marker.LINE_STRIP, action=Marker.ADD)
             m.header = header
             m.pose.orientation.w = 1.0
             m.scale.x = 0.02
-            r, g, b = ZONE_COLOURS[z.kind]
+            r, g, b = STATE_COLOURS[SafetyState.UNKNOWN] if z.name in unobserved else \
+                ZONE_COLOURS[z.kind]
             m.color = ColorRGBA(r=r, g=g, b=b, a=1.0)
             zz = z.z_min if math.isfinite(z.z_min) else 0.0
             pts = [Point(x=float(x), y=float(y), z=float(zz)) for x, y in z.polygon]
