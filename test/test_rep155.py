@@ -99,7 +99,7 @@ def test_rep155_frames_match_the_face_message_head_pose(ros):
     from transforms3d.quaternions import mat2quat
 
     from pose_perception.core.types import Face, FrameResult
-    from pose_perception.ros import transforms as tfm
+    from pose_perception.core import geometry as tfm
     from pose_perception.ros.conversions import face_to_msg
     from pose_perception.ros.rep155 import Rep155Publisher
     R = np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0]], float).T

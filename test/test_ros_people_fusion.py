@@ -24,7 +24,7 @@ CAMERAS = {"/cam_left": ("cam_left_optical", [0.0, 0.3, 1.2]),
 
 
 def _pose_args(position):
-    from pose_perception.ros import transforms as tfm
+    from pose_perception.core import geometry as tfm
     q = tfm.matrix_to_quat(R_WORLD_OPTICAL)
     return [str(v) for v in [*position, *q]]
 
