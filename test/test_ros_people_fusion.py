@@ -208,3 +208,68 @@ def test_wrong_transform_and_clock_offset_are_diagnosed_without_phantoms(ros):
     finally:
         node.destroy_node()
         io.destroy_node()
+
+
+def test_has_face_follows_the_cameras_and_people_without_3d_are_no_phantoms(ros):
+    """Person 1 has a face in camera a only, person 2 in none; camera b also sends a 2D-only
+    person (a frame processed without depth): fused has_face [True, False], two people."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+
+    from pose_perception.core.types import SOURCE_DEPTH, Keypoints, Person
+    from pose_perception.msg import SkeletonArray
+    from pose_perception.ros.conversions import person_to_skeleton, sec_to_stamp
+    from pose_perception.ros.people_fusion_node import PeopleFusionNode
+
+    ns = f"/pff{int(time.time() * 1000) % 100000}"
+    node = PeopleFusionNode(namespace=ns, parameter_overrides=[
+        Parameter("cameras", value=[f"{ns}/a", f"{ns}/b"]),
+        Parameter("fusion_frame", value="world"),
+        Parameter("static_transforms", value=["world a 0 0 0 0 0 0 1", "world b 0 0 0 0 0 0 1"])])
+    io = ros.create_node("io", namespace=ns)
+    qos = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
+    pubs = {c: io.create_publisher(SkeletonArray, f"{c}/people/skeletons", qos) for c in "ab"}
+    got = []
+    io.create_subscription(SkeletonArray, "fused/skeletons", got.append, qos)
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    ex.add_node(io)
+    rng = np.random.default_rng(1)
+    shape = rng.uniform(-0.2, 0.2, (33, 3))
+    try:
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            now = node.get_clock().now().nanoseconds * 1e-9
+            for c, pub in pubs.items():
+                msg = SkeletonArray(depth_used=True)
+                msg.header.frame_id = c
+                msg.header.stamp = sec_to_stamp(now)
+                for tid, x in ((1, 2.0), (2, 3.0)):
+                    kp = Keypoints("blazepose33", np.zeros((33, 2)), np.full(33, 0.9))
+                    kp.init_3d()
+                    kp.xyz[:] = np.array([x, 0.0, 1.0]) + shape + rng.normal(0, 0.01, (33, 3))
+                    kp.xyz_valid[:], kp.xyz_sigma[:], kp.xyz_source[:] = True, 0.02, SOURCE_DEPTH
+                    p = Person(body=kp, box=np.array([0, 0, 10, 10.0]), score=0.9, track_id=tid)
+                    s = person_to_skeleton(p, msg.header)
+                    s.has_face = c == "a" and tid == 1
+                    msg.skeletons.append(s)
+                if c == "b":
+                    flat = Keypoints("blazepose33", np.full((33, 2), 5.0), np.full(33, 0.9))
+                    flat.init_3d()
+                    msg.skeletons.append(person_to_skeleton(
+                        Person(body=flat, box=np.array([0, 0, 10, 10.0]), score=0.9,
+                               track_id=3), msg.header))
+                pub.publish(msg)
+            t = time.monotonic() + 1 / 30
+            while time.monotonic() < t:
+                ex.spin_once(timeout_sec=0.005)
+        assert len(got) > 10
+        for m in got[-10:]:
+            assert len(m.skeletons) == 2, "a phantom person"
+            by_x = sorted(m.skeletons, key=lambda s: s.centroid.x)
+            assert [s.has_face for s in by_x] == [True, False]
+            assert all(sorted(s.cameras) == [f"{ns}/a", f"{ns}/b"] for s in by_x)
+    finally:
+        node.destroy_node()
+        io.destroy_node()
