@@ -14,7 +14,7 @@ from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 
 from pose_perception.core.types import SOURCE_DEPTH, Keypoints, Person
 from pose_perception.msg import SkeletonArray
-from pose_perception.ros import transforms as tfm
+from pose_perception.core import geometry as tfm
 from pose_perception.ros.conversions import person_to_skeleton
 
 # two people 1.5 m apart in the world (x forward, z up), 3 m in front of the rig
