@@ -21,6 +21,7 @@ import pytest
 
 from model_env import require_models
 from ros_env import isolated_domain_id, require_ros
+from test_ros_people_fusion import _stop
 
 pytestmark = [pytest.mark.ros, pytest.mark.models, pytest.mark.slow]
 
@@ -49,16 +50,6 @@ def _rolled(frame):
 def _static(parent, child, R, p):
     from pose_perception.core import geometry as tfm
     return " ".join([parent, child] + [f"{v:.9g}" for v in [*p, *tfm.matrix_to_quat(R)]])
-
-
-def _stop(proc, sig):
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        return proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
 
 
 def _centroids(msg, R=np.eye(3), p=np.zeros(3)):
