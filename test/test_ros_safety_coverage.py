@@ -12,7 +12,7 @@ pytestmark = pytest.mark.ros
 
 
 def _back_transform():
-    from pose_perception.ros import transforms as tfm
+    from pose_perception.core import geometry as tfm
     front = tfm.quat_to_matrix([-0.5, 0.5, -0.5, 0.5])
     yaw = np.array([[-1.0, 0, 0], [0, -1.0, 0], [0, 0, 1.0]])
     q = tfm.matrix_to_quat(yaw @ front)
