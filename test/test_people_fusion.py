@@ -259,3 +259,37 @@ def test_ids_stay_when_cameras_stamps_nearly_coincide():
             ids |= {p.person.track_id for p in res.people}
             assert len(res.people) == 1
     assert ids == {1}
+
+
+def test_people_without_3d_are_left_out_not_phantoms():
+    """A camera's frame processed without depth (2D only): its people cannot be placed in the
+    fusion frame; they are counted, not fused as new people with new ids at every frame."""
+    a = _body([2.0, 0.0, 0.0])
+    f = PeopleFusion()
+    for k in range(3):
+        flat = Keypoints("blazepose33", np.full((33, 2), 50.0), np.full(33, 0.9))
+        flat.init_3d()                                 # 3D fields present, none valid
+        no_xyz = Keypoints("blazepose33", np.full((33, 2), 60.0), np.full(33, 0.9))
+        res = f.update([CameraPeople("cam1", k * 0.1, [_person(a)]),
+                        CameraPeople("cam2", k * 0.1, [
+                            Person(body=flat, box=np.array([0, 0, 5, 5.0]), score=0.9),
+                            Person(body=no_xyz, box=np.array([0, 0, 5, 5.0]), score=0.9)])],
+                       k * 0.1)
+        assert len(res.people) == 1 and res.people[0].cameras == ["cam1"]
+        assert res.people[0].person.track_id == 1
+        assert res.camera_no_3d == {"cam2": 2} and res.camera_status["cam2"] == "used"
+
+
+def test_has_face_when_any_camera_found_the_face():
+    from pose_perception.core.types import Face
+    a, b = _body([1.0, 0.0, 0.0]), _body([1.6, 0.0, 0.0])
+    face = Face(mesh=Keypoints("face468", np.zeros((468, 2)), np.ones(468)),
+                box=np.array([0, 0, 5, 5.0]), score=0.9)
+    pa1, pb1, pa2, pb2 = _person(a), _person(b), _person(a + 0.01), _person(b - 0.01)
+    pa2.face = face                     # only cam2 saw person a's face; nobody saw b's
+    res = PeopleFusion().update([CameraPeople("cam1", 0.0, [pa1, pb1]),
+                                 CameraPeople("cam2", 0.0, [pb2, pa2])], 0.0)
+    by_x = sorted(res.people, key=lambda p: p.person.centroid[0])
+    assert [p.has_face for p in by_x] == [True, False]
+    assert sorted(c for c, _ in by_x[0].sources) == ["cam1", "cam2"]
+    assert {id(p) for _, p in by_x[0].sources} == {id(pa1), id(pa2)}

@@ -147,64 +147,132 @@ def test_two_cameras_one_fused_person_per_real_person(tmp_path):
     assert rc == 0, out
 
 
+class _InProcess:
+    """A PeopleFusionNode on cameras ``<ns>/<letter>`` (``statics``: 'world <letter> ...') and an
+    io node publishing each camera's SkeletonArray, collecting the fused ones and /diagnostics,
+    on one executor."""
+
+    def __init__(self, ros, ns, statics):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.parameter import Parameter
+        from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+
+        from pose_perception.msg import SkeletonArray
+        from pose_perception.ros.people_fusion_node import PeopleFusionNode
+
+        letters = [t.split()[1] for t in statics]
+        self.node = PeopleFusionNode(namespace=ns, parameter_overrides=[
+            Parameter("cameras", value=[f"{ns}/{c}" for c in letters]),
+            Parameter("fusion_frame", value="world"),
+            Parameter("static_transforms", value=statics)])
+        self.io = ros.create_node("io", namespace=ns)
+        qos = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
+        self.pubs = {c: self.io.create_publisher(SkeletonArray, f"{c}/people/skeletons", qos)
+                     for c in letters}
+        self.got, self.diags = [], {}
+        self.io.create_subscription(SkeletonArray, "fused/skeletons", self.got.append, qos)
+        self.io.create_subscription(DiagnosticArray, "/diagnostics",
+                                    lambda m: self.diags.update({s.name: s for s in m.status}),
+                                    10)
+        self.ex = SingleThreadedExecutor()
+        self.ex.add_node(self.node)
+        self.ex.add_node(self.io)
+
+    def array(self, camera: str, stamp_s: float, people=()):
+        """A SkeletonArray of ``camera`` (frame_id: its letter) at ``stamp_s``."""
+        from pose_perception.msg import SkeletonArray
+        from pose_perception.ros.conversions import person_to_skeleton, sec_to_stamp
+        msg = SkeletonArray(depth_used=True)
+        msg.header.frame_id = camera
+        msg.header.stamp = sec_to_stamp(stamp_s)
+        msg.skeletons = [person_to_skeleton(p, msg.header) for p in people]
+        return msg
+
+    def now(self) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def spin(self, seconds: float) -> None:
+        t = time.monotonic() + seconds
+        while time.monotonic() < t:
+            self.ex.spin_once(timeout_sec=0.005)
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        self.io.destroy_node()
+
+
+def _measured_person(xyz, track_id):
+    """A Person of 33 joints, all measured by depth (sigma 2 cm)."""
+    from pose_perception.core.types import SOURCE_DEPTH, Keypoints, Person
+    kp = Keypoints("blazepose33", np.zeros((33, 2)), np.full(33, 0.9))
+    kp.init_3d()
+    kp.xyz[:] = xyz
+    kp.xyz_valid[:], kp.xyz_sigma[:], kp.xyz_source[:] = True, 0.02, SOURCE_DEPTH
+    return Person(body=kp, box=np.array([0, 0, 10, 10.0]), score=0.9, track_id=track_id)
+
+
 def test_wrong_transform_and_clock_offset_are_diagnosed_without_phantoms(ros):
     """In one process: cameras a and b right, c's transform 0.3 m off, d's clock 2 s ahead."""
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-
-    from pose_perception.core.types import SOURCE_DEPTH, Keypoints, Person
-    from pose_perception.msg import SkeletonArray
-    from pose_perception.ros.conversions import person_to_skeleton, sec_to_stamp
-    from pose_perception.ros.people_fusion_node import PeopleFusionNode
-
     ns = f"/pf{int(time.time() * 1000) % 100000}"
     statics = [f"world {c} 0 0 0 0 0 0 1" for c in "abd"] + ["world c 0.3 0 0 0 0 0 1"]
-    node = PeopleFusionNode(namespace=ns, parameter_overrides=[
-        Parameter("cameras", value=[f"{ns}/{c}" for c in "abcd"]),
-        Parameter("fusion_frame", value="world"), Parameter("static_transforms", value=statics)])
-    io = ros.create_node("io", namespace=ns)
-    qos = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
-    pubs = {c: io.create_publisher(SkeletonArray, f"{c}/people/skeletons", qos) for c in "abcd"}
-    got, diags = [], {}
-    io.create_subscription(SkeletonArray, "fused/skeletons", got.append, qos)
-    io.create_subscription(DiagnosticArray, "/diagnostics",
-                           lambda m: diags.update({s.name: s for s in m.status}), 10)
-    ex = SingleThreadedExecutor()
-    ex.add_node(node)
-    ex.add_node(io)
+    f = _InProcess(ros, ns, statics)
     rng = np.random.default_rng(0)
     centre = np.array([2.0, 0.0, 1.0])
     shape = rng.uniform(-0.2, 0.2, (33, 3))
     try:
         end = time.monotonic() + 4.0
         while time.monotonic() < end:
-            now = node.get_clock().now().nanoseconds * 1e-9
-            for c, pub in pubs.items():
-                msg = SkeletonArray(depth_used=True)
-                msg.header.frame_id = c
-                msg.header.stamp = sec_to_stamp(now + (2.0 if c == "d" else 0.0))
-                kp = Keypoints("blazepose33", np.zeros((33, 2)), np.full(33, 0.9))
-                kp.init_3d()
+            now = f.now()
+            for c, pub in f.pubs.items():
                 # in its own frame: c's frame is (wrongly) said to be 0.3 m ahead of the others
-                kp.xyz[:] = centre + shape + rng.normal(0, 0.01, (33, 3))
-                kp.xyz_valid[:], kp.xyz_sigma[:], kp.xyz_source[:] = True, 0.02, SOURCE_DEPTH
-                p = Person(body=kp, box=np.array([0, 0, 10, 10.0]), score=0.9, track_id=1)
-                msg.skeletons = [person_to_skeleton(p, msg.header)]
-                pub.publish(msg)
-            t = time.monotonic() + 1 / 30
-            while time.monotonic() < t:
-                ex.spin_once(timeout_sec=0.005)
-        assert len(got) > 20
-        for m in got[-10:]:
+                p = _measured_person(centre + shape + rng.normal(0, 0.01, (33, 3)), 1)
+                pub.publish(f.array(c, now + (2.0 if c == "d" else 0.0), [p]))
+            f.spin(1 / 30)
+        assert len(f.got) > 20
+        for m in f.got[-10:]:
             assert len(m.skeletons) == 1, "a phantom person"
             assert sorted(m.skeletons[0].cameras) == [f"{ns}/{c}" for c in "abc"]
-        by_cam = {c: next(s for n, s in diags.items() if n.endswith(f"camera {ns}/{c}"))
+        by_cam = {c: next(s for n, s in f.diags.items() if n.endswith(f"camera {ns}/{c}"))
                   for c in "abcd"}
         assert "wrong transform" in by_cam["c"].message
         assert "wrong transform" not in by_cam["a"].message
         assert "future" in by_cam["d"].message and "clock offset" in by_cam["d"].message
     finally:
-        node.destroy_node()
-        io.destroy_node()
+        f.close()
+
+
+def test_has_face_follows_the_cameras_and_people_without_3d_are_no_phantoms(ros):
+    """Person 1 has a face in camera a only, person 2 in none; camera b also sends a 2D-only
+    person (a frame processed without depth): fused has_face [True, False], two people."""
+    from pose_perception.core.types import Keypoints, Person
+
+    ns = f"/pff{int(time.time() * 1000) % 100000}"
+    f = _InProcess(ros, ns, ["world a 0 0 0 0 0 0 1", "world b 0 0 0 0 0 0 1"])
+    rng = np.random.default_rng(1)
+    shape = rng.uniform(-0.2, 0.2, (33, 3))
+    try:
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            now = f.now()
+            for c, pub in f.pubs.items():
+                people = [_measured_person(np.array([x, 0.0, 1.0]) + shape
+                                           + rng.normal(0, 0.01, (33, 3)), tid)
+                          for tid, x in ((1, 2.0), (2, 3.0))]
+                if c == "b":
+                    flat = Keypoints("blazepose33", np.full((33, 2), 5.0), np.full(33, 0.9))
+                    flat.init_3d()
+                    people.append(Person(body=flat, box=np.array([0, 0, 10, 10.0]), score=0.9,
+                                         track_id=3))
+                msg = f.array(c, now, people)
+                msg.skeletons[0].has_face = c == "a"          # person 1's face, camera a only
+                pub.publish(msg)
+            f.spin(1 / 30)
+        assert len(f.got) > 10
+        for m in f.got[-10:]:
+            assert len(m.skeletons) == 2, "a phantom person"
+            by_x = sorted(m.skeletons, key=lambda s: s.centroid.x)
+            assert [s.has_face for s in by_x] == [True, False]
+            assert all(sorted(s.cameras) == [f"{ns}/a", f"{ns}/b"] for s in by_x)
+    finally:
+        f.close()

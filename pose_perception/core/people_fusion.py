@@ -28,13 +28,17 @@ people into one ``fusion_frame`` (TF at each message's stamp) and hands them her
 
 A fused :class:`FusedPerson` carries the :class:`Person` (keypoints in ``fusion_frame``; 2D
 pixels and box of its *primary* camera, the one with the most measured joints) and the names of
-the cameras that saw it, primary first.
+the cameras that saw it, primary first, and each camera's own person (``sources``; ``has_face``:
+a camera found this person's face). People without any 3D (no valid joint and no centroid, e.g.
+a frame its pose node processed without depth) cannot be placed in the fusion frame: they are
+left out (counted in :attr:`FusionResult.camera_no_3d`), never fused as a person of their own
+(that would be a phantom with a new track id at every frame).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -102,6 +106,13 @@ class FusedPerson:
     person: Person                      # fused keypoints in the fusion frame, global track_id
     cameras: List[str]                  # cameras that saw this person, primary first
     members: int = 1                    # camera observations fused
+    # (camera, that camera's Person as given to update()) of every observation fused
+    sources: List[Tuple[str, Person]] = field(default_factory=list)
+
+    @property
+    def has_face(self) -> bool:
+        """A face was found for this person by at least one camera (``Person.face``)."""
+        return any(p.face is not None for _, p in self.sources)
 
 
 @dataclass
@@ -114,6 +125,9 @@ class FusionResult:
     # shared with other cameras (absent: it shared none). A camera far above the others has a
     # wrong transform or calibration (with two cameras both show half the offset).
     camera_residual_m: Dict[str, float] = field(default_factory=dict)
+    # camera -> people of its frame left out because they have no 3D at all (no valid joint, no
+    # centroid: e.g. a frame processed without depth); they cannot be placed in the fusion frame
+    camera_no_3d: Dict[str, int] = field(default_factory=dict)
 
 
 class _Obs:
@@ -330,10 +344,14 @@ class PeopleFusion:
         if not fresh:
             return FusionResult(math.nan, [], status, [])
         stamp = max(f.stamp_s for f in fresh)
-        per_cam = []
+        per_cam, no_3d = [], {}
         for f in fresh:
             dt = min(stamp - f.stamp_s, cfg.max_prediction_s)
-            per_cam.append([_Obs(f.camera, p, dt, cfg) for p in f.people])
+            obs = [_Obs(f.camera, p, dt, cfg) for p in f.people]
+            kept = [o for o in obs if o.ok.any() or o.centroid is not None]
+            if len(kept) < len(obs):
+                no_3d[f.camera] = len(obs) - len(kept)
+            per_cam.append(kept)
         # the camera with the most people first: fewer groups to grow
         per_cam.sort(key=lambda obs: -len(obs))
         groups = associate(per_cam, cfg)
@@ -347,6 +365,7 @@ class PeopleFusion:
         for p, g in zip(people, groups):
             if p.velocity is None and vel.get(p.track_id) is not None:
                 p.velocity = vel[p.track_id]
-            out.append(FusedPerson(p, list(dict.fromkeys(o.camera for o in g)), len(g)))
+            out.append(FusedPerson(p, list(dict.fromkeys(o.camera for o in g)), len(g),
+                                   [(o.camera, o.person) for o in g]))
         return FusionResult(stamp, out, status, [f.camera for f in fresh],
-                            _residuals(groups, people))
+                            _residuals(groups, people), no_3d)

@@ -13,13 +13,15 @@ and tracking are documented there).
   future, i.e. clock offsets between machines, are left out too) and publishes the fused
   ``SkeletonArray`` (``Skeleton.cameras``: who saw each person; ``SkeletonArray.cameras``: the
   fresh cameras fused, for the safety monitor's coverage; stamp: the newest fused frame) and
-  markers. With no fresh camera nothing is published, so a safety monitor downstream goes
-  stale (UNKNOWN) as for one dead camera.
+  markers; a fused skeleton's ``has_face`` is true when any camera that saw the person found
+  its face. Faces and interactions are not fused: they stay on each camera's ``people/faces``
+  and ``people/interaction`` (see README, Multi-camera fusion). With no fresh camera nothing
+  is published, so a safety monitor downstream goes stale (UNKNOWN) as for one dead camera.
 - ``/diagnostics``: one status for the node (fusion latency, people) and one per camera (rate,
   age of its last frame, received, dropped = frames replaced before they were fused, TF status,
-  why it was left out of the last fusion, and its residual: how far its people sit from the
-  fused people it shares with other cameras; above ``residual_warn_m`` it warns of a wrong
-  transform or calibration).
+  why it was left out of the last fusion, its people without 3D (left out), and its residual:
+  how far its people sit from the fused people it shares with other cameras; above
+  ``residual_warn_m`` it warns of a wrong transform or calibration).
 """
 from __future__ import annotations
 
@@ -86,6 +88,7 @@ class _Camera:
         self.namespace = namespace
         self.frame: Optional[CameraPeople] = None      # latest, in fusion_frame
         self.depth_used = False
+        self.faces: set = set()                        # id() of frame's people with has_face
         self.new = False                               # not fused yet
         self.residuals: Deque[float] = deque(maxlen=RESIDUAL_FRAMES)
         self.diag = NodeDiagnostics(f"pose_perception: people_fusion: camera {namespace}",
@@ -178,6 +181,7 @@ class PeopleFusionNode(Node):
         cam.diag.fact("tf", f"ok ('{src}' -> '{self.frame}')")
         cam.diag.clear("tf")
         cam.frame = CameraPeople(cam.namespace, stamp_to_sec(msg.header.stamp), result.persons)
+        cam.faces = {id(p) for s, p in zip(msg.skeletons, result.persons) if s.has_face}
         cam.depth_used = bool(msg.depth_used)
         cam.new = True
         if time.monotonic() - self._last_fusion >= 1.0 / self.p["rate_hz"]:
@@ -216,6 +220,8 @@ class PeopleFusionNode(Node):
             c.new = False
             self._check_residual(c, res.camera_residual_m.get(c.namespace), now)
             status = res.camera_status.get(c.namespace, "no frame")
+            if status == "used":
+                c.diag.fact("people without 3D, left out", res.camera_no_3d.get(c.namespace, 0))
             c.diag.fact("last fusion", status)
             if status not in ("used", "no frame"):
                 c.diag.report("fusion", WARN, f"left out of the fusion: {status}", now)
@@ -250,6 +256,10 @@ class PeopleFusionNode(Node):
         for fp in res.people:
             s = person_to_skeleton(fp.person, header)
             s.cameras = list(fp.cameras)
+            # a camera found this person's face (the faces themselves stay on each camera's
+            # people/faces, in its own frame, with that camera's track ids)
+            s.has_face = any(id(p) in self.cams[c].faces for c, p in fp.sources
+                             if c in self.cams)
             out.skeletons.append(s)
         self.pub.publish(out)
         if self.pub_markers is not None and self.pub_markers.get_subscription_count() > 0:
