@@ -102,7 +102,9 @@ class CameraModelCache:
     """CameraInfo -> CameraModel, rebuilt only when the calibration changes (CameraInfo arrives
     with every frame; the model, its undistortion maps and the lifter's caches should not).
     ``get`` returns the model or None (``error`` says why); ``scaled`` the model for an image
-    of another size, cached too."""
+    of another size, cached too; ``for_image`` the model that fits an image, or why none does."""
+
+    ASPECT_TOLERANCE = 0.01   # image and calibration of other sizes but this close: scaled
 
     def __init__(self) -> None:
         self.model: Optional[CameraModel] = None
@@ -128,6 +130,22 @@ class CameraModelCache:
         if self._scaled is None or (self._scaled.width, self._scaled.height) != (width, height):
             self._scaled = self.model.scaled(width, height)
         return self._scaled
+
+    def for_image(self, info: CameraInfo, width: int, height: int
+                  ) -> Tuple[Optional[CameraModel], str]:
+        """(model, "") for an image of ``width`` x ``height`` its CameraInfo ``info`` describes;
+        (the model scaled to the image, why) for an image of another size but the same aspect
+        ratio; (None, why) for an invalid CameraInfo or another aspect ratio (2D only)."""
+        model = self.get(info)
+        if model is None:
+            return None, f"{self.error}: publishing 2D only"
+        if (model.width, model.height) == (width, height):
+            return model, ""
+        if abs(model.width / model.height - width / height) > self.ASPECT_TOLERANCE:
+            return None, (f"colour image {width}x{height} does not match its CameraInfo "
+                          f"{model.width}x{model.height} (other aspect ratio): 2D only")
+        return self.scaled(width, height), (f"colour image {width}x{height} but CameraInfo "
+                                            f"{model.width}x{model.height}: intrinsics scaled")
 
 
 # ----------------------------------------------------------------------- results -> messages

@@ -37,7 +37,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from ..core.frame_order import JUMP, RESTART, STALE, DepthWait, StampOrder
+from ..core.frame_order import DepthWait, StampOrder
 from ..core.image_codec import ImageDecodeError, to_rgb
 from ..core.precision import PRECISIONS
 from ..core.types import FrameResult
@@ -59,11 +59,6 @@ NODE_NAME = "pose_node"
 OUTPUT_TOPICS = {"skeletons": "people/skeletons", "faces": "people/faces",
                  "interaction": "people/interaction", "markers": "people/markers",
                  "debug_image": "people/debug_image"}
-# an image stamped this much before the last processed one means time restarted (bag loop)
-BACKWARDS_JUMP_S = 1.0
-# a gap between processed stamps longer than this (or than perception.tracking.max_age_s, when
-# larger) is reported as a time jump: people's tracks restart
-FORWARD_JUMP_S = 1.0
 ARRIVALS_KEPT = 64         # arrival times of images still unpaired (for the synchroniser's wait)
 # keypoint settings that have their own top-level parameter
 _KEYPOINT_TOP_LEVEL = ("enable_face", "enable_hands", "providers", "require_gpu", "precision")
@@ -169,8 +164,7 @@ class PoseNode(Node):
         self._lock = threading.Condition()
         self._diag_lock = threading.Lock()
         self._slot: Optional[Tuple[Image, Optional[Image]]] = None
-        self._order = StampOrder(BACKWARDS_JUMP_S, max(
-            FORWARD_JUMP_S, float(self.p.get("perception.tracking.max_age_s", FORWARD_JUMP_S))))
+        self._order = StampOrder.for_tracking(self.p.get("perception.tracking.max_age_s"))
         self._depth_wait = DepthWait(self.p["depth_wait_s"])
         self._arrivals: Dict[Tuple[str, int], float] = {}   # (input, stamp ns) -> wall time
         self._last_paired_colour: Optional[int] = None
@@ -499,31 +493,15 @@ class PoseNode(Node):
         return self._order.last_processed
 
     def _admit(self, stamp: float) -> bool:
-        """core.frame_order.StampOrder's verdict on a frame about to be processed. A pair not
-        newer than the last processed frame (the synchroniser handed over an older pair after a
-        newer one, or a colour image went alone before its depth came) is dropped silently and
-        counted ("stale pairs"; the camera's own stamps going backwards is warned about on
-        arrival); a restart (bag loop, restarted camera) and a jump forward beyond the trackers'
-        memory are processed after a warning / a note."""
-        verdict, gap = self._order.admit(stamp)
-        if verdict == STALE:
+        """Count and report core.frame_order.StampOrder.judge's verdict on a frame about to be
+        processed; False: drop it."""
+        admission = self._order.judge(stamp)
+        if admission.counter:
             with self._diag_lock:
-                self.diag.count("stale pairs", self._now())
-            return False
-        if verdict == RESTART:
-            with self._diag_lock:
-                self.diag.count("time jumps", self._now())
-            self._issue("time", WARN, f"image stamps went backwards (bag loop or restarted "
-                        f"camera?) by {gap:.1f} s: tracking starts over")
-        elif verdict == JUMP:
-            # a note (level OK) in the diagnostics, a warning in the log: a stalled camera is
-            # worth knowing about, but the frame itself is fine
-            with self._diag_lock:
-                self.diag.count("time jumps", self._now())
-            self._issue("time_jump", OK, f"image stamps jumped forward (camera stalled, frames "
-                        f"lost or bag skipped?) by {gap:.1f} s (> {self._order.forward_jump_s:g}"
-                        " s): people's tracks start over")
-        return True
+                self.diag.count(admission.counter, self._now())
+        if admission.issue:
+            self._issue(admission.issue, WARN if admission.warn else OK, admission.text)
+        return admission.process
 
     def _bad_input(self, text: str) -> None:
         with self._diag_lock:
@@ -543,19 +521,9 @@ class PoseNode(Node):
                         f"no CameraInfo received on '{self.topics['color_info']}': publishing 2D "
                         "only")
             return None
-        model = self._color_models.get(info)
-        if model is None:   # the reason stays in the diagnostics; the log is rate-limited
-            self._issue("camera_info", WARN, f"{self._color_models.error}: publishing 2D only")
-            return None
-        if (model.width, model.height) != (w, h):
-            if abs(model.width / model.height - w / h) > 0.01:
-                self._issue("camera_info", WARN,
-                            f"colour image {w}x{h} does not match its CameraInfo "
-                            f"{model.width}x{model.height} (other aspect ratio): 2D only")
-                return None
-            self._issue("camera_info", WARN, f"colour image {w}x{h} but CameraInfo "
-                        f"{model.width}x{model.height}: intrinsics scaled", log=True)
-            return self._color_models.scaled(w, h)
+        model, problem = self._color_models.for_image(info, w, h)
+        if problem:   # the reason stays in the diagnostics; the log is rate-limited
+            self._issue("camera_info", WARN, problem)
         return model
 
     def _depth_for(self, msg: Image, camera, cam_frame: str, stamp):
