@@ -34,7 +34,7 @@ import numpy as np
 
 from .bench_common import (PreparedSource, add_common_arguments, command_line, current_rss_mb,
                            hardware_info, make_perception, parse_providers, peak_rss_mb, percentile,
-                           prepare_source, rounded)
+                           prepare_source, rounded, run_and_print)
 
 STAGES = ("detect", "body", "face", "hands", "lift", "track", "total")
 EXIT_NO_MEDIAPIPE = 4          # bench --mediapipe: MediaPipe could not be run
@@ -273,14 +273,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error("--mediapipe compares body + face: leave out --hands")
     if args.data is not None and args.people != 1:
         p.error("--people applies to the built-in sample only")
-    try:
-        result = run_bench(args, argv)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"pose-perception bench: {exc}", file=sys.stderr)
+    result = run_and_print("bench", run_bench, format_bench, args, argv)
+    if result is None:
         return 1
-    print(format_bench(result), flush=True)
-    if args.json:
-        print(json.dumps(result, sort_keys=True), flush=True)
     if result.get("mediapipe_error"):
         print(f"pose-perception bench: {result['mediapipe_error']}", file=sys.stderr)
         return EXIT_NO_MEDIAPIPE

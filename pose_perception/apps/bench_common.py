@@ -3,6 +3,7 @@ frame source they measure, and their common command-line options."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -160,3 +161,18 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=None,
                    help="frames run before measuring (default: 10, fewer for tiny runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def run_and_print(prog: str, run, fmt, args: argparse.Namespace, argv: Sequence[str]
+                  ) -> Optional[Dict[str, Any]]:
+    """``run(args, argv)``'s result, printed with ``fmt`` (and as JSON, last line, with
+    ``--json``); None after printing why when the source or an option is unusable."""
+    try:
+        result = run(args, argv)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"pose-perception {prog}: {exc}", file=sys.stderr)
+        return None
+    print(fmt(result), flush=True)
+    if args.json:
+        print(json.dumps(result, sort_keys=True), flush=True)
+    return result

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -19,7 +18,7 @@ import numpy as np
 
 from .bench_common import (add_common_arguments, command_line, current_rss_mb, hardware_info,
                            make_perception, parse_providers, peak_rss_mb, percentile,
-                           prepare_source, rounded)
+                           prepare_source, rounded, run_and_print)
 
 RSS_GROWTH_TARGET_MB = 20.0
 P95_DRIFT_TARGET_PCT = 10.0
@@ -131,14 +130,9 @@ def main_soak(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
     if args.data is not None and args.people != 1:
         p.error("--people applies to the built-in sample only")
-    try:
-        result = run_soak(args, argv)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"pose-perception soak: {exc}", file=sys.stderr)
+    result = run_and_print("soak", run_soak, format_soak, args, argv)
+    if result is None:
         return 1
-    print(format_soak(result), flush=True)
-    if args.json:
-        print(json.dumps(result, sort_keys=True), flush=True)
     return 3 if (args.strict and not result["pass"]) else 0
 
 
