@@ -30,7 +30,7 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
                   "benchmark through ROS topics at camera rate (rate, drops, latency)"),
     "bench-fusion": ("pose_perception.apps.bench_fusion", "main",
                      "benchmark multi-camera fusion (latency, rate; 4 cameras x 3 people)"),
-    "soak": ("pose_perception.apps.bench", "main_soak",
+    "soak": ("pose_perception.apps.soak", "main_soak",
              "long run: memory growth and latency drift"),
 }
 # the ROS nodes: exit code 0 on SIGINT / SIGTERM at any moment (pose_perception.ros.stop)

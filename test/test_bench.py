@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pose_perception.apps import bench
+from pose_perception.apps import bench, bench_common, soak
 from model_env import require_models
 
 
@@ -22,15 +22,15 @@ def _last_json(capsys):
 
 # --------------------------------------------------------------------------- helpers
 def test_memory_and_hardware_helpers():
-    assert 10 < bench.current_rss_mb() <= bench.peak_rss_mb() + 1.0
-    hw = bench.hardware_info()
+    assert 10 < bench_common.current_rss_mb() <= bench_common.peak_rss_mb() + 1.0
+    hw = bench_common.hardware_info()
     assert hw["cores"] >= 1 and 1 <= hw["cores_usable"] <= hw["cores"]
     assert isinstance(hw["cpu"], str) and hw["cpu"]
     assert isinstance(hw["gpus"], list)
-    assert bench.percentile([1, 2, 3, 4, 100], 50) == 3
-    assert bench.parse_providers("cuda, cpu") == ["cuda", "cpu"]
+    assert bench_common.percentile([1, 2, 3, 4, 100], 50) == 3
+    assert bench_common.parse_providers("cuda, cpu") == ["cuda", "cpu"]
     with pytest.raises(ValueError, match="unknown execution provider"):
-        bench.parse_providers("cuda,warp-drive")
+        bench_common.parse_providers("cuda,warp-drive")
 
 
 def test_argument_errors(capsys):
@@ -84,8 +84,8 @@ def test_bench_on_recorded_realsense_frames(models, shared_data, capsys):
 
 # ------------------------------------------------------------------------------- soak
 def test_soak_reports_growth_and_drift_with_a_bag_loop_reset(models, capsys):
-    code = bench.main_soak(["--frames", "60", "--warmup", "6", "--window", "10",
-                            "--reset-every", "1", "--providers", "cpu", "--json"])
+    code = soak.main_soak(["--frames", "60", "--warmup", "6", "--window", "10",
+                           "--reset-every", "1", "--providers", "cpu", "--json"])
     assert code == 0
     r, text = _last_json(capsys)
     for key in ("rss_growth_mb", "p95_drift_pct", "frames", "p95_first_ms", "p95_last_ms"):
@@ -105,5 +105,5 @@ def test_soak_reports_growth_and_drift_with_a_bag_loop_reset(models, capsys):
 
 
 def test_soak_needs_two_windows(capsys):
-    assert bench.main_soak(["--frames", "10", "--warmup", "2", "--window", "5"]) == 1
+    assert soak.main_soak(["--frames", "10", "--warmup", "2", "--window", "5"]) == 1
     assert "2 windows" in capsys.readouterr().err

@@ -11,6 +11,11 @@ import numpy as np
 import pytest
 
 from pose_perception.apps import demo
+from pose_perception.apps.demo_graph import _ImageKeeper
+from pose_perception.apps.demo_pictures import (STATE_RGB, annotate, contact_sheet, top_view,
+                                                up_coordinate, write_outputs)
+from pose_perception.apps.demo_records import (DemoLog, FrameRec, PersonRec, SafetyRec,
+                                               format_summary, stamp_ns, summarize)
 from model_env import require_models
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,28 +28,28 @@ def _person(tid, z, x=0.0):
     xyz[12] = (x - 0.18, 0.1, z)
     xyz[23] = (x + 0.12, 0.6, z)
     xyz[24] = (x - 0.12, 0.6, z)
-    return demo.PersonRec(tid, "blazepose33", np.zeros((33, 2)), np.ones(33), xyz,
-                          np.array([x, 0.35, z]), True)
+    return PersonRec(tid, "blazepose33", np.zeros((33, 2)), np.ones(33), xyz,
+                     np.array([x, 0.35, z]), True)
 
 
 def _log(n=6):
-    log = demo.DemoLog("unit-test source", synthetic=True, camera_height_m=1.5)
+    log = DemoLog("unit-test source", synthetic=True, camera_height_m=1.5)
     for i in range(n):
         t = 100.0 + 0.1 * i
         log.published.append((i, t))
-        log.frames[demo.stamp_ns(t)] = demo.FrameRec(t, "cam", [_person(1, 3.0 - 0.4 * i)],
-                                                     True, t + 0.05, faces=1)
+        log.frames[stamp_ns(t)] = FrameRec(t, "cam", [_person(1, 3.0 - 0.4 * i)],
+                                           True, t + 0.05, faces=1)
         d = 3.0 - 0.4 * i
         state = "CLEAR" if d > 2 else "WARNING" if d > 1 else "PROTECTIVE_STOP"
-        log.safety.append(demo.SafetyRec(t, t + 0.06, state, 1.0, d, 1, "left_shoulder", ""))
-        log.images[demo.stamp_ns(t)] = np.full((48, 64, 3), 40 * i, np.uint8)
+        log.safety.append(SafetyRec(t, t + 0.06, state, 1.0, d, 1, "left_shoulder", ""))
+        log.images[stamp_ns(t)] = np.full((48, 64, 3), 40 * i, np.uint8)
     log.truth = np.stack([np.stack([3.0 - 0.4 * np.arange(n), np.zeros(n)], axis=1)],
                          axis=1)                                    # (n, 1, 2)
     return log
 
 
 def test_summary_counts_frames_people_states_latency_and_truth_error():
-    s = demo.summarize(_log())
+    s = summarize(_log())
     assert s["frames_published"] == s["frames_processed"] == 6
     assert s["people_per_frame"] == 1.0 and s["max_people"] == 1 and s["track_ids"] == [1]
     assert s["safety_states_of_frames"] == {"CLEAR": 3, "WARNING": 2, "PROTECTIVE_STOP": 1}
@@ -63,7 +68,7 @@ def test_status_for_prefers_the_exact_stamp_then_an_earlier_one():
 
 
 def test_write_outputs_makes_every_picture_and_a_summary(tmp_path):
-    summary, files = demo.write_outputs(_log(), tmp_path, n_frames=3)
+    summary, files = write_outputs(_log(), tmp_path, n_frames=3)
     names = {str(f.relative_to(tmp_path)) for f in files}
     assert {"contact_sheet.png", "top_view.png", "skeletons_3d.png", "safety_timeline.png",
             "summary.json"} <= names
@@ -76,7 +81,7 @@ def test_write_outputs_makes_every_picture_and_a_summary(tmp_path):
         assert img is not None and img.shape[0] > 200 and img.std() > 5
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["frames_processed"] == 6 and "top_view.png" in on_disk["files"]
-    text = demo.format_summary(summary, tmp_path, files)
+    text = format_summary(summary, tmp_path, files)
     assert "SYNTHETIC" in text and "6 processed" in text
 
 
@@ -84,15 +89,15 @@ def test_annotation_banner_shows_state_colour_and_synthetic_label():
     log = _log(1)
     rec = next(iter(log.frames.values()))
     img = np.zeros((480, 640, 3), np.uint8)
-    out = demo.annotate(img, rec, log.safety[0], 0, synthetic=True)
+    out = annotate(img, rec, log.safety[0], 0, synthetic=True)
     assert out.shape == img.shape and not np.shares_memory(out, img)
-    assert tuple(out[2, 630]) == demo.STATE_RGB["CLEAR"]
+    assert tuple(out[2, 630]) == STATE_RGB["CLEAR"]
     assert np.any(out[:24] == 255)                                  # white text
-    assert tuple(demo.annotate(img, rec, None, 0, False)[2, 630]) == (90, 90, 90)
+    assert tuple(annotate(img, rec, None, 0, False)[2, 630]) == (90, 90, 90)
 
 
 def test_image_keeper_keeps_a_bounded_spread_of_images():
-    k = demo._ImageKeeper(cap=8)
+    k = _ImageKeeper(cap=8)
     for i in range(100):
         k.offer(i, lambda i=i: i)
     assert 4 <= len(k.images) <= 8
@@ -102,16 +107,16 @@ def test_image_keeper_keeps_a_bounded_spread_of_images():
 
 def test_contact_sheet_grid_and_empty_input():
     imgs = [np.full((30, 40, 3), i * 20, np.uint8) for i in range(5)]
-    sheet = demo.contact_sheet(imgs, cols=2, thumb_w=40)
+    sheet = contact_sheet(imgs, cols=2, thumb_w=40)
     assert sheet.shape == (3 * (30 + 4) + 4, 2 * (40 + 4) + 4, 3)
     with pytest.raises(ValueError):
-        demo.contact_sheet([])
+        contact_sheet([])
 
 
 def test_top_view_mapping_is_left_and_forward():
-    tv = demo.top_view(np.array([[1.0, 0.5, 2.0]]))     # 1 m right, 2 m ahead (optical frame)
+    tv = top_view(np.array([[1.0, 0.5, 2.0]]))     # 1 m right, 2 m ahead (optical frame)
     assert tv.tolist() == [[-1.0, 2.0]]
-    assert demo.up_coordinate(np.array([[0, 0.5, 2.0]]), 1.5)[0] == pytest.approx(1.0)
+    assert up_coordinate(np.array([[0, 0.5, 2.0]]), 1.5)[0] == pytest.approx(1.0)
 
 
 def test_build_setup_from_a_bag(tmp_path):

@@ -1,6 +1,6 @@
 """core.frame_order: which frames pose_node processes (issue 17, defects 5 and 6), ROS-free."""
-from pose_perception.core.frame_order import (JUMP, PROCESS, RESTART, STALE, DepthWait,
-                                              StampOrder)
+from pose_perception.core.frame_order import (BACKWARDS_JUMP_S, FORWARD_JUMP_S, JUMP, PROCESS,
+                                              RESTART, STALE, DepthWait, StampOrder)
 
 
 def test_stale_pairs_restarts_and_jumps():
@@ -47,3 +47,28 @@ def test_colour_goes_alone_only_after_colour_came_for_wait_s_without_pairs():
     # ... and goes alone when none comes within wait_s (a colour-only camera at 0.3 Hz)
     assert w.colour("c", 10.0) is False
     assert w.due(10.4) is None and w.due(10.6) == "c" and w.due(10.7) is None
+
+
+def test_the_node_s_rules_follow_the_trackers_memory():
+    o = StampOrder.for_tracking(None)
+    assert (o.backwards_jump_s, o.forward_jump_s) == (BACKWARDS_JUMP_S, FORWARD_JUMP_S)
+    assert StampOrder.for_tracking(0.2).forward_jump_s == FORWARD_JUMP_S   # never below
+    assert StampOrder.for_tracking(3.0).forward_jump_s == 3.0
+
+
+def test_judge_says_what_to_count_and_report():
+    o = StampOrder.for_tracking(2.0)
+    first = o.judge(10.0)
+    assert first.process and first.counter is None and first.issue is None
+    stale = o.judge(9.9)
+    assert not stale.process and stale.counter == "stale pairs" and stale.issue is None
+    jump = o.judge(12.5)                                   # 2.5 s > max_age_s 2 s: a note
+    assert jump.process and jump.counter == "time jumps"
+    assert jump.issue == "time_jump" and not jump.warn and "by 2.5 s (> 2 s)" in jump.text
+    assert o.judge(12.6).issue is None                      # ordinary step
+    o.arrived(12.6)
+    o.arrived(3.0)                                          # the camera restarted
+    restart = o.judge(3.0)
+    assert restart.process and restart.counter == "time jumps"
+    assert restart.issue == "time" and restart.warn and "backwards" in restart.text
+    assert "by 9.6 s" in restart.text

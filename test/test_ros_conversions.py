@@ -160,6 +160,26 @@ def test_camera_info_conversion_and_validation():
         camera_info_to_model(zero)
 
 
+def test_camera_model_cache_fits_the_model_to_the_image():
+    require_ros()
+    from pose_perception.core.camera import CameraModel
+    from pose_perception.ros.conversions import CameraModelCache, camera_model_to_info
+    info = camera_model_to_info(CameraModel(640, 480, [600, 0, 320, 0, 600, 240, 0, 0, 1]))
+    cache = CameraModelCache()
+    model, problem = cache.for_image(info, 640, 480)
+    assert problem == "" and (model.width, model.height) == (640, 480) and cache.changed
+    half, problem = cache.for_image(info, 320, 240)          # same aspect ratio: scaled
+    assert "320x240 but CameraInfo 640x480: intrinsics scaled" in problem
+    assert (half.width, half.height) == (320, 240) and half.K[0, 0] == pytest.approx(300.0)
+    assert cache.for_image(info, 320, 240)[0] is half and not cache.changed   # cached
+    wide, problem = cache.for_image(info, 640, 360)           # another aspect ratio: 2D only
+    assert wide is None and "640x360 does not match its CameraInfo 640x480" in problem
+    bad = camera_model_to_info(CameraModel(640, 480, [600, 0, 320, 0, 600, 240, 0, 0, 1]))
+    bad.k[0] = float("nan")
+    model, problem = cache.for_image(bad, 640, 480)
+    assert model is None and "NaN" in problem and problem.endswith(": publishing 2D only")
+
+
 def test_image_messages_roundtrip():
     require_ros()
     from pose_perception.ros.conversions import array_to_image_msg, image_msg_to_array

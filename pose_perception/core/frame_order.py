@@ -16,13 +16,33 @@
 colour images have come for ``wait_s`` without any synchronised pair. A colour image after a
 pause (camera idle, single frames sent now and then) waits for its depth instead of being
 processed alone at once: its pair, formed a moment later, is the frame to process.
+
+:meth:`StampOrder.judge` turns a verdict into what the node reports: the diagnostics counter to
+increment and the warning or note to publish.
 """
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 PROCESS, STALE, RESTART, JUMP = "process", "stale", "restart", "jump"
+# an image stamped this much before the last processed one means time restarted (bag loop)
+BACKWARDS_JUMP_S = 1.0
+# a gap between processed stamps longer than this (or than the trackers' max_age_s, when larger)
+# is reported as a time jump: people's tracks restart
+FORWARD_JUMP_S = 1.0
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What to do with a frame and what to report about it (see :meth:`StampOrder.judge`)."""
+
+    process: bool                   # False: drop the frame
+    counter: Optional[str] = None   # diagnostics counter to increment
+    issue: Optional[str] = None     # issue key ("time": a warning, "time_jump": a note)
+    warn: bool = False              # the issue is a warning (else a note, level OK)
+    text: str = ""
 
 
 class StampOrder:
@@ -35,6 +55,13 @@ class StampOrder:
         self._newest_arrival: Optional[float] = None
         self._epoch: Optional[float] = None          # first stamp after a restart
         self._last: Optional[float] = None           # last admitted stamp
+
+    @classmethod
+    def for_tracking(cls, max_age_s: Optional[float] = None) -> "StampOrder":
+        """The node's rules: a restart is a step back of more than BACKWARDS_JUMP_S; a jump is a
+        step forward of more than FORWARD_JUMP_S or the trackers' ``max_age_s``, when larger."""
+        forward = FORWARD_JUMP_S if max_age_s is None else max(FORWARD_JUMP_S, float(max_age_s))
+        return cls(BACKWARDS_JUMP_S, forward)
 
     @property
     def last_processed(self) -> Optional[float]:
@@ -75,6 +102,28 @@ class StampOrder:
             if stamp - last > self.forward_jump_s:
                 return JUMP, stamp - last
             return PROCESS, stamp - last
+
+    def judge(self, stamp: float) -> Admission:
+        """:meth:`admit`'s verdict as an :class:`Admission`. A stale pair (the synchroniser handed
+        over an older pair after a newer one, or a colour image went alone before its depth came)
+        is dropped and counted ("stale pairs"; the camera's own stamps going backwards is warned
+        about on arrival); a restart (bag loop, restarted camera) and a jump forward beyond the
+        trackers' memory are processed, counted ("time jumps") and reported: the restart as a
+        warning, the jump as a note (a stalled camera is worth knowing about, but the frame
+        itself is fine)."""
+        verdict, gap = self.admit(stamp)
+        if verdict == STALE:
+            return Admission(False, "stale pairs")
+        if verdict == RESTART:
+            return Admission(True, "time jumps", "time", True,
+                             f"image stamps went backwards (bag loop or restarted camera?) by "
+                             f"{gap:.1f} s: tracking starts over")
+        if verdict == JUMP:
+            return Admission(True, "time jumps", "time_jump", False,
+                             f"image stamps jumped forward (camera stalled, frames lost or bag "
+                             f"skipped?) by {gap:.1f} s (> {self.forward_jump_s:g} s): people's "
+                             "tracks start over")
+        return Admission(True)
 
 
 class DepthWait:

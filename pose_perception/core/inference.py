@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import numpy as np
 
+from .model_files import provision_hint, resolve_model_path, trt_batch_profile, trt_cache_dir
 from .precision import fp16_emulated, model_precision, to_fp16
 
 LOG = logging.getLogger(__name__)
@@ -137,55 +138,6 @@ def preload_cuda_libraries(ort) -> bool:
     return True
 
 
-def _trt_cache_dir() -> Path:
-    try:
-        from .model_store import cache_root
-        return cache_root() / "trt_engines"
-    except ImportError:  # pragma: no cover
-        return Path.home() / ".cache" / "pose_perception" / "trt_engines"
-
-
-def _provision_hint(path: Path) -> str:
-    """'; run `pose-perception provision` ...' when ``path`` is named like a provisioned model
-    (so a missing or corrupt file says how to re-create it), else ''."""
-    try:
-        from .model_store import MODELS, PROVISION_HINT
-    except ImportError:  # pragma: no cover
-        return ""
-    if path.stem not in MODELS:
-        return ""
-    if path.is_file():      # present but unusable: convert again
-        return f"; the file is damaged or incomplete: {PROVISION_HINT} to re-create it"
-    return f"; {PROVISION_HINT} to create it"
-
-
-def resolve_model_path(name_or_path: Union[str, Path]) -> Path:
-    """An existing file path as is; otherwise a provisioned model name (``pose_detection.onnx``)
-    looked up through ``model_store`` (``$POSE_PERCEPTION_MODEL_DIR`` or
-    ``~/.cache/pose_perception/models``)."""
-    p = Path(name_or_path).expanduser()
-    if p.is_file():
-        return p
-    if p.is_absolute() or len(p.parts) > 1:
-        raise FileNotFoundError(f"model file {p} does not exist{_provision_hint(p)}")
-    try:
-        from .model_store import model_path  # provided by the provisioning module
-    except ImportError:  # pragma: no cover - only before model_store exists
-        model_path = None
-    if model_path is not None:
-        return Path(model_path(str(name_or_path)))
-    base = Path(os.environ.get("POSE_PERCEPTION_MODEL_DIR",
-                               Path.home() / ".cache" / "pose_perception" / "models"))
-    cand = base / p.name
-    if not cand.suffix:
-        cand = cand.with_suffix(".onnx")
-    if not cand.is_file():
-        raise FileNotFoundError(
-            f"model '{name_or_path}' not found (looked for {cand}); provision the models first "
-            f"or set POSE_PERCEPTION_MODEL_DIR")
-    return cand
-
-
 def _dims(shape) -> Shape:
     """onnxruntime shape (ints, strings for symbolic dims, None) -> ints or None."""
     return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
@@ -233,30 +185,6 @@ def pruned_model_bytes(path: Path, drop: Callable[[str, Shape], bool]) -> Option
     del graph.initializer[:]
     graph.initializer.extend(inits)
     return model.SerializeToString()
-
-
-def trt_batch_profile(path: Path, max_batch: Optional[int]) -> Dict[str, str]:
-    """TensorRT optimisation-profile options for batches 1..``max_batch`` of a model whose only
-    dynamic input dimension is the batch ({} otherwise, or without the ``onnx`` package)."""
-    if not max_batch:
-        return {}
-    try:
-        import onnx
-        graph = onnx.load(str(path), load_external_data=False).graph
-    except Exception:  # no onnx package, unreadable file (the session reports that)
-        return {}
-    inputs = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
-    if len(inputs) != 1:
-        return {}
-    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-            for d in inputs[0].type.tensor_type.shape.dim]
-    if not dims or dims[0] is not None or any(d is None for d in dims[1:]):
-        return {}
-    rest = "".join(f"x{d}" for d in dims[1:])
-    name = inputs[0].name
-    return {"trt_profile_min_shapes": f"{name}:1{rest}",
-            "trt_profile_opt_shapes": f"{name}:1{rest}",
-            "trt_profile_max_shapes": f"{name}:{int(max_batch)}{rest}"}
 
 
 class OnnxModel:
@@ -316,7 +244,7 @@ class OnnxModel:
             pruned = pruned_model_bytes(self.path, drop_outputs) if drop_outputs else None
         except Exception as exc:
             raise ModelLoadError(f"could not read ONNX model {self.path}: {type(exc).__name__}: "
-                                 f"{str(exc)[:300]}{_provision_hint(self.path)}") from exc
+                                 f"{str(exc)[:300]}{provision_hint(self.path)}") from exc
         self._open(ort, pruned if pruned else str(self.path), so, provider_args, wanted,
                    explicit_fp16=precision == "fp16")
 
@@ -377,7 +305,7 @@ class OnnxModel:
         args: List = []
         for p in chosen:
             if p == "TensorrtExecutionProvider":
-                cache = (Path(cache_dir) if cache_dir else _trt_cache_dir()) / \
+                cache = (Path(cache_dir) if cache_dir else trt_cache_dir()) / \
                     ("fp16" if trt_fp16 else "fp32")
                 args.append((p, {"trt_engine_cache_enable": True,
                                  "trt_engine_cache_path": str(cache),
@@ -448,7 +376,7 @@ class OnnxModel:
                 return self._session(ort, fp32_model, so, provider_args, fp32_model)
             raise ModelLoadError(f"could not load ONNX model {self.path}: "
                                  f"{type(exc).__name__}: {str(exc)[:300]}"
-                                 f"{_provision_hint(self.path)}") from exc
+                                 f"{provision_hint(self.path)}") from exc
 
     # ------------------------------------------------------------------ shapes
     @property

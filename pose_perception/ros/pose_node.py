@@ -37,21 +37,21 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from ..core.frame_order import JUMP, RESTART, STALE, DepthWait, StampOrder
+from ..core.frame_order import DepthWait, StampOrder
 from ..core.image_codec import ImageDecodeError, to_rgb
-from ..core.precision import PRECISIONS
 from ..core.types import FrameResult
 from ..msg import FaceLandmarksArray, PersonInteractionArray, SkeletonArray
 from . import compat
 from .conversions import (CameraModelCache, array_to_image_msg, frame_result_to_msgs,
-                          image_msg_to_array, interactions_to_msg, stamp_to_ns, stamp_to_sec)
+                          image_msg_to_array, interactions_to_msg, stamp_to_sec)
 from .depth_input import DepthInput, check_depth_parameters
 from .diagnostics import ERROR, OK, WARN, NodeDiagnostics
 from .markers import MarkerBuilder
-from .node_support import (camera_info_qos, camera_param_specs, output_qos, problem_key,
-                           rate_limited_log, sensor_qos)
-from .params import (ParameterError, ParamSpec, at_least, changed_from_defaults, dataclass_specs,
-                     declare_checked, nest, non_negative, positive, resolve_topic)
+from .node_support import output_qos, problem_key, rate_limited_log
+from .params import ParameterError, changed_from_defaults, declare_checked, nest
+from .pose_node_intake import ImageIntake
+from .pose_node_params import (default_perception_factory, node_param_specs,
+                               perception_param_specs)
 from .run import run_node
 from .startup import CLOCK
 
@@ -59,91 +59,11 @@ NODE_NAME = "pose_node"
 OUTPUT_TOPICS = {"skeletons": "people/skeletons", "faces": "people/faces",
                  "interaction": "people/interaction", "markers": "people/markers",
                  "debug_image": "people/debug_image"}
-# an image stamped this much before the last processed one means time restarted (bag loop)
-BACKWARDS_JUMP_S = 1.0
-# a gap between processed stamps longer than this (or than perception.tracking.max_age_s, when
-# larger) is reported as a time jump: people's tracks restart
-FORWARD_JUMP_S = 1.0
-ARRIVALS_KEPT = 64         # arrival times of images still unpaired (for the synchroniser's wait)
-# keypoint settings that have their own top-level parameter
-_KEYPOINT_TOP_LEVEL = ("enable_face", "enable_hands", "providers", "require_gpu", "precision")
 
 
-def node_param_specs() -> List[ParamSpec]:
-    """The node's own parameters (the ``perception.*`` ones come from the core's dataclasses)."""
-    S, C = ParamSpec, camera_param_specs()
-    return [
-        C["camera_namespace"],
-        S("color_image_topic", "color/image_raw", "str", "colour image (rgb8, bgr8, mono8, "
-          "rgba8, bgra8, yuv422/uyvy, yuyv, mono16)"),
-        C["color_info_topic"],
-        C["depth_image_topic"],
-        C["depth_info_topic"],
-        S("use_depth", True, "bool", "false: RGB-only mode (2D keypoints, every 3D field invalid)"),
-        C["depth_registered"],
-        C["depth_unit_scale"],
-        C["depth_min_m"],
-        C["depth_max_m"],
-        S("sync_slop_s", 0.1, "float", "max stamp difference of a colour/depth pair [s]",
-          check=non_negative),
-        S("sync_queue_size", 10, "int", "messages per input kept by the synchroniser",
-          check=at_least(1)),
-        S("depth_wait_s", 1.0, "float", "without a synchronised pair for this long, colour images "
-          "are processed alone (2D) [s]", check=positive),
-        C["qos_reliability"],
-        C["qos_depth"],
-        S("use_gpu", True, "bool", "try GPU execution providers first (TensorRT, CUDA); false: "
-          "CPU only"),
-        S("providers", ["tensorrt", "cuda", "cpu"], "str_list",
-          "onnxruntime execution providers in order of preference (used when use_gpu)"),
-        S("require_gpu", False, "bool", "fail at start when no GPU provider works"),
-        S("precision", "auto", "str", "model precision: auto (fp16 on GPU providers for the "
-          "models whose fp16 accuracy was checked, fp32 on CPU); fp32; fp16 (GPU providers "
-          "only, CPU stays fp32); fp16-emulated (accuracy checks on CPU, slow)",
-          choices=PRECISIONS),
-        S("enable_face", True, "bool", "face landmarks (468 points) and head pose"),
-        S("enable_hands", False, "bool", "hand keypoints (21 per hand)"),
-        S("face_landmarks_layout", "face468", "str", "layout of FaceLandmarks.landmarks",
-          choices=("face468", "ibug68")),
-        S("target_frame", "", "str", "frame of the published 3D fields; empty = the colour "
-          "camera's optical frame (image header). Looked up in TF at the image stamp"),
-        S("publish_rep155", True, "bool", "also publish the REP-155 (ROS4HRI) topics and TF "
-          "frames /humans/... where hri_msgs is installed"),
-        S("attention_frame", "", "str", "the robot's point for attention and engagement: the "
-          "origin of this frame (looked up in TF at the image stamp); empty = the camera"),
-        C["tf_timeout_s"],
-        C["static_transforms"],
-        S("publish_markers", True, "bool", "RViz markers (published while subscribed)"),
-        S("marker_lifetime_s", 0.5, "float", "lifetime of every marker [s]", check=positive),
-        S("debug_image", True, "bool", "annotated colour image (drawn only while subscribed)"),
-        S("diagnostics_period_s", 1.0, "float", "period of /diagnostics [s]", check=positive),
-        C["log_period_s"],
-    ]
-
-
-def perception_param_specs() -> List[ParamSpec]:
-    """``perception.<section>.<field>`` parameters from PerceptionConfig's dataclasses."""
-    from ..core import perception as P
-    specs: List[ParamSpec] = []
-    sections = {"keypoints": P.KeypointConfig, "lifting": P.LiftingConfig,
-                "association": P.AssociationConfig, "tracking": P.TrackerConfig,
-                "smoothing": P.SmootherConfig}
-    for name, cls in sections.items():
-        exclude = _KEYPOINT_TOP_LEVEL if name == "keypoints" else ()
-        specs += dataclass_specs(cls, f"perception.{name}.", exclude)
-    specs += dataclass_specs(P.PerceptionConfig, "perception.",
-                             exclude=tuple(sections))
-    return specs
-
-
-def default_perception_factory(config: Dict[str, Any]):
-    """Builds the real pipeline (loads the ONNX models)."""
-    from ..core.perception import Perception, PerceptionConfig
-    return Perception(PerceptionConfig.from_dict(config))
-
-
-class PoseNode(Node):
-    """The pose perception node (see the module docstring)."""
+class PoseNode(ImageIntake, Node):
+    """The pose perception node (see the module docstring); its subscriptions and their callbacks
+    are :class:`pose_perception.ros.pose_node_intake.ImageIntake`."""
 
     def __init__(self, perception_factory: Optional[Callable[[Dict[str, Any]], Any]] = None,
                  node_name: str = NODE_NAME, **node_kwargs) -> None:
@@ -169,8 +89,7 @@ class PoseNode(Node):
         self._lock = threading.Condition()
         self._diag_lock = threading.Lock()
         self._slot: Optional[Tuple[Image, Optional[Image]]] = None
-        self._order = StampOrder(BACKWARDS_JUMP_S, max(
-            FORWARD_JUMP_S, float(self.p.get("perception.tracking.max_age_s", FORWARD_JUMP_S))))
+        self._order = StampOrder.for_tracking(self.p.get("perception.tracking.max_age_s"))
         self._depth_wait = DepthWait(self.p["depth_wait_s"])
         self._arrivals: Dict[Tuple[str, int], float] = {}   # (input, stamp ns) -> wall time
         self._last_paired_colour: Optional[int] = None
@@ -272,117 +191,6 @@ class PoseNode(Node):
         self.pub_debug = (self.create_publisher(Image, OUTPUT_TOPICS["debug_image"], latest)
                           if self.p["debug_image"] else None)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-
-    def _make_subscriptions(self) -> None:
-        p, ns = self.p, self.p["camera_namespace"]
-        self.topics = {k: resolve_topic(ns, p[f"{k}_topic"]) for k in
-                       ("color_image", "color_info", "depth_image", "depth_info")}
-        qos = sensor_qos(p["qos_reliability"], p["qos_depth"])
-        info_qos = camera_info_qos(p["qos_reliability"])
-        self.create_subscription(CameraInfo, self.topics["color_info"], self._on_color_info,
-                                 info_qos)
-        if not p["use_depth"]:
-            self.create_subscription(Image, self.topics["color_image"], self._on_color_only, qos)
-            self.diag.fact("depth path", "none (use_depth false: RGB only)")
-            return
-        self.create_subscription(CameraInfo, self.topics["depth_info"], self._on_depth_info,
-                                 info_qos)
-        self._sub_color = compat.Subscriber(self, Image, self.topics["color_image"],
-                                            qos_profile=qos)
-        self._sub_depth = compat.Subscriber(self, Image, self.topics["depth_image"],
-                                            qos_profile=qos)
-        # a filter's callbacks run in the order they were registered: arrivals are noted before
-        # the synchroniser sees a message, the colour-alone decision after it
-        self._sub_color.registerCallback(self._on_colour_arrival)
-        self._sub_depth.registerCallback(self._on_depth_arrival)
-        # message_filters pairs only stamps *less* than the slop apart: 1 ns makes a slop of 0
-        # pair identical stamps (the fallback pairs up to and including the slop)
-        self._sync = compat.ApproximateTimeSynchronizer(
-            [self._sub_color, self._sub_depth], p["sync_queue_size"],
-            max(p["sync_slop_s"], 1e-9))
-        self._sync.registerCallback(self._on_pair)
-        self._sub_color.registerCallback(self._on_color_maybe_alone)
-
-    # ------------------------------------------------------------------ callbacks (store only)
-    def _now(self) -> float:
-        return time.monotonic()
-
-    def _offer(self, color: Image, depth: Optional[Image]) -> None:
-        with self._lock:
-            if self._slot is not None:
-                with self._diag_lock:
-                    self.diag.count("dropped", self._now())
-            self._slot = (color, depth)
-            self._lock.notify()
-
-    def _on_color_info(self, msg: CameraInfo) -> None:
-        self._color_info = msg
-
-    def _on_depth_info(self, msg: CameraInfo) -> None:
-        self._depth_info = msg
-
-    def _on_color_only(self, msg: Image) -> None:
-        self._on_colour_arrival(msg)
-        self._offer(msg, None)
-
-    def _on_colour_arrival(self, msg: Image) -> None:
-        """Every colour image, before the synchroniser sees it: counted, its arrival noted (for
-        the synchroniser's wait), and the camera's own stamp order checked."""
-        now = self._now()
-        stamp = stamp_to_sec(msg.header.stamp)
-        with self._diag_lock:
-            self.diag.count("input", now)
-        self._note_arrival("colour", msg, now)
-        back = self._order.arrived(stamp)
-        if back is not None:
-            self._issue("time_order", WARN,
-                        f"the camera's image stamps went backwards: colour image stamped "
-                        f"{stamp:.6f} arrived after one stamped {stamp + back:.6f} (duplicated "
-                        "or out of order); it is not processed")
-
-    def _on_depth_arrival(self, msg: Image) -> None:
-        self._last_depth_stamp = stamp_to_sec(msg.header.stamp)
-        self._note_arrival("depth", msg, self._now())
-
-    def _note_arrival(self, kind: str, msg: Image, now: float) -> None:
-        key = (kind, stamp_to_ns(msg.header.stamp))
-        self._arrivals.setdefault(key, now)
-        while len(self._arrivals) > ARRIVALS_KEPT:     # oldest insertion first
-            self._arrivals.pop(next(iter(self._arrivals)))
-
-    def _on_pair(self, color: Image, depth: Image) -> None:
-        """A synchronised pair (in the callback of its later message): its wait in the
-        synchroniser (from the first of the two arriving) goes to the diagnostics."""
-        now = self._now()
-        c_ns, d_ns = stamp_to_ns(color.header.stamp), stamp_to_ns(depth.header.stamp)
-        first = min(self._arrivals.pop(("colour", c_ns), now),
-                    self._arrivals.pop(("depth", d_ns), now))
-        self._last_paired_colour = c_ns
-        self._depth_wait.paired()
-        with self._diag_lock:
-            self.diag.count("synchronised pairs", now)
-            self.diag.latency_ms("sync wait", (now - first) * 1e3)
-        self._offer(color, depth)
-
-    def _on_color_maybe_alone(self, msg: Image) -> None:
-        """After the synchroniser saw the colour image: if it formed no pair, it goes alone when
-        colour has come for depth_wait_s without pairs (core.frame_order.DepthWait); else it
-        waits for its depth (the worker hands it over alone if none comes in depth_wait_s)."""
-        if stamp_to_ns(msg.header.stamp) == self._last_paired_colour:
-            return
-        if self._depth_wait.colour(msg, self._now()):
-            self._colour_alone(msg)
-
-    def _colour_alone(self, msg: Image) -> None:
-        stamp = stamp_to_sec(msg.header.stamp)
-        if self._last_depth_stamp is None:
-            why = (f"no depth image received on '{self.topics['depth_image']}'")
-        else:
-            why = (f"colour and depth are not synchronised: latest stamps differ by "
-                   f"{stamp - self._last_depth_stamp:+.3f} s (sync_slop_s = "
-                   f"{self.p['sync_slop_s']} s)")
-        self._issue("depth", WARN, f"{why}; processing colour alone (2D only)")
-        self._offer(msg, None)
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
@@ -499,31 +307,15 @@ class PoseNode(Node):
         return self._order.last_processed
 
     def _admit(self, stamp: float) -> bool:
-        """core.frame_order.StampOrder's verdict on a frame about to be processed. A pair not
-        newer than the last processed frame (the synchroniser handed over an older pair after a
-        newer one, or a colour image went alone before its depth came) is dropped silently and
-        counted ("stale pairs"; the camera's own stamps going backwards is warned about on
-        arrival); a restart (bag loop, restarted camera) and a jump forward beyond the trackers'
-        memory are processed after a warning / a note."""
-        verdict, gap = self._order.admit(stamp)
-        if verdict == STALE:
+        """Count and report core.frame_order.StampOrder.judge's verdict on a frame about to be
+        processed; False: drop it."""
+        admission = self._order.judge(stamp)
+        if admission.counter:
             with self._diag_lock:
-                self.diag.count("stale pairs", self._now())
-            return False
-        if verdict == RESTART:
-            with self._diag_lock:
-                self.diag.count("time jumps", self._now())
-            self._issue("time", WARN, f"image stamps went backwards (bag loop or restarted "
-                        f"camera?) by {gap:.1f} s: tracking starts over")
-        elif verdict == JUMP:
-            # a note (level OK) in the diagnostics, a warning in the log: a stalled camera is
-            # worth knowing about, but the frame itself is fine
-            with self._diag_lock:
-                self.diag.count("time jumps", self._now())
-            self._issue("time_jump", OK, f"image stamps jumped forward (camera stalled, frames "
-                        f"lost or bag skipped?) by {gap:.1f} s (> {self._order.forward_jump_s:g}"
-                        " s): people's tracks start over")
-        return True
+                self.diag.count(admission.counter, self._now())
+        if admission.issue:
+            self._issue(admission.issue, WARN if admission.warn else OK, admission.text)
+        return admission.process
 
     def _bad_input(self, text: str) -> None:
         with self._diag_lock:
@@ -543,19 +335,9 @@ class PoseNode(Node):
                         f"no CameraInfo received on '{self.topics['color_info']}': publishing 2D "
                         "only")
             return None
-        model = self._color_models.get(info)
-        if model is None:   # the reason stays in the diagnostics; the log is rate-limited
-            self._issue("camera_info", WARN, f"{self._color_models.error}: publishing 2D only")
-            return None
-        if (model.width, model.height) != (w, h):
-            if abs(model.width / model.height - w / h) > 0.01:
-                self._issue("camera_info", WARN,
-                            f"colour image {w}x{h} does not match its CameraInfo "
-                            f"{model.width}x{model.height} (other aspect ratio): 2D only")
-                return None
-            self._issue("camera_info", WARN, f"colour image {w}x{h} but CameraInfo "
-                        f"{model.width}x{model.height}: intrinsics scaled", log=True)
-            return self._color_models.scaled(w, h)
+        model, problem = self._color_models.for_image(info, w, h)
+        if problem:   # the reason stays in the diagnostics; the log is rate-limited
+            self._issue("camera_info", WARN, problem)
         return model
 
     def _depth_for(self, msg: Image, camera, cam_frame: str, stamp):

@@ -26,22 +26,26 @@ camera frame id is :data:`SAMPLE_FRAME_ID`, ``RGBDSequence.synthetic_depth`` is 
 ``label()`` and ``description`` say so. ``extra['true_distance_lateral_m']`` holds the ground
 truth: (frames, people, 2) distance z and lateral offset x in metres.
 
-**Recorded folders** (:func:`load_rgbd_dir`, layouts of :mod:`pose_perception.sources.rgbd_folder`)
-and **bags** (:func:`load_bag`: rosbag2 sqlite3/MCAP or ROS 1, read with the pure-Python
+**Recorded folders** (:func:`load_rgbd_dir` in :mod:`pose_perception.sources.sequence`, layouts of
+:mod:`pose_perception.sources.rgbd_folder`) and **bags** (:func:`load_bag` in
+:mod:`pose_perception.sources.bag`: rosbag2 sqlite3/MCAP or ROS 1, read with the pure-Python
 ``rosbags`` library). :func:`load_source` picks the right one; :func:`looped` cycles a sequence
-with increasing stamps (optionally jumping back, as a looping bag player does).
+with increasing stamps (optionally jumping back, as a looping bag player does). Those names stay
+importable from here.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
 
-from .rgbd_folder import RGBDFrame, load_rgbd_folder
+from .bag import is_bag, load_bag
+from .rgbd_folder import RGBDFrame
+from .sequence import RGBDSequence, load_rgbd_dir, looped, sample_frames_summary
 
 SYNTHETIC_LABEL = "built-in sample: SYNTHETIC scene and depth"
 SAMPLE_FRAME_ID = "synthetic_sample_camera_optical_frame"
@@ -60,48 +64,6 @@ BODY_RELIEF_M = 0.10           # mask centre is this much nearer than its outlin
 SHADOW_PX = 3                  # invalid depth band at a person's left edge (IR shadow)
 HIP_HEIGHT_M = 0.92            # hip line above the floor (the generated legs start there)
 HIP_WIDTH_M = 0.34
-
-
-# ---------------------------------------------------------------------------------- data types
-@dataclass
-class RGBDSequence:
-    """Frames from one source (``rgbd_folder.RGBDFrame``: RGB, raw depth + encoding,
-    CameraInfo fields, stamps, frame id) and what is known about the source."""
-
-    name: str
-    frames: List[RGBDFrame]
-    fps: float
-    synthetic_depth: bool = False
-    description: str = ""
-    extra: Dict[str, Any] = field(default_factory=dict)   # e.g. the sample's true distances
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def __iter__(self) -> Iterator[RGBDFrame]:
-        return iter(self.frames)
-
-    @property
-    def camera_info(self) -> Dict[str, Any]:
-        return self.frames[0].camera_info
-
-    @property
-    def frame_id(self) -> str:
-        return self.frames[0].frame_id or "camera_color_optical_frame"
-
-    def camera(self, frame: Optional[RGBDFrame] = None):
-        """The colour camera as a ``core.camera.CameraModel`` (of ``frame``, default the first)."""
-        from ..core.camera import CameraModel
-        return CameraModel.from_camera_info_dict((frame or self.frames[0]).camera_info)
-
-    def stamps(self) -> np.ndarray:
-        """Colour stamps (s); frames without a recorded stamp get index / fps."""
-        return np.array([f.stamp_s if f.stamp_s is not None else i / self.fps
-                         for i, f in enumerate(self.frames)], np.float64)
-
-    def label(self) -> str:
-        """One line for printed output and picture titles."""
-        return f"{self.name} [SYNTHETIC DEPTH]" if self.synthetic_depth else self.name
 
 
 # ------------------------------------------------------------------------------ the photos
@@ -381,154 +343,6 @@ def _draw_label(img: np.ndarray, text: str) -> None:
                 cv2.LINE_AA)
 
 
-# ----------------------------------------------------------------------- recorded folders
-def load_rgbd_dir(path: Union[str, Path], max_frames: Optional[int] = None) -> RGBDSequence:
-    """Recorded RGB-D frames from a folder (layouts: ``rgbd_folder``)."""
-    root = Path(path).expanduser()
-    frames = load_rgbd_folder(root, limit=max_frames)
-    info = frames[0].camera_info
-    fps = float(info.get("frame_rate_hz", 0) or 0)
-    stamps = [f.stamp_s for f in frames if f.stamp_s is not None]
-    if not fps > 0:
-        span = (stamps[-1] - stamps[0]) if len(stamps) == len(frames) > 1 else 0.0
-        fps = (len(frames) - 1) / span if span > 0 else 30.0
-    return RGBDSequence(root.name, frames, fps, False,
-                        f"{len(frames)} recorded frames from {root}")
-
-
-# ------------------------------------------------------------------------------ rosbag2 / ROS 1
-IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/Image")
-COMPRESSED_TYPES = ("sensor_msgs/msg/CompressedImage", "sensor_msgs/CompressedImage")
-INFO_TYPES = ("sensor_msgs/msg/CameraInfo", "sensor_msgs/CameraInfo")
-
-
-def is_bag(path: Union[str, Path]) -> bool:
-    """A rosbag2 folder (``metadata.yaml``), or a ``.mcap`` / ``.db3`` / ROS 1 ``.bag`` file."""
-    p = Path(path)
-    return (p.is_dir() and (p / "metadata.yaml").is_file()) or \
-        (p.is_file() and p.suffix in (".mcap", ".db3", ".bag"))
-
-
-def _stamp_s(msg) -> float:
-    st = msg.header.stamp
-    return float(st.sec) + 1e-9 * float(st.nanosec)
-
-
-def _info_dict(msg, frame_id: str) -> Dict[str, Any]:
-    def arr(name_new, name_old):
-        v = getattr(msg, name_new, None)
-        v = getattr(msg, name_old) if v is None else v
-        return [float(x) for x in np.asarray(v).ravel()]
-    return {"width": int(msg.width), "height": int(msg.height),
-            "distortion_model": str(msg.distortion_model), "K": arr("k", "K"),
-            "D": arr("d", "D"), "R": arr("r", "R"), "P": arr("p", "P"), "frame_id": frame_id}
-
-
-def _pick(conns, wanted: Optional[str], prefer: Sequence[str], kind: str, path: Path):
-    if wanted:
-        hits = [c for c in conns if c.topic == wanted]
-        if not hits:
-            raise ValueError(f"{path}: no {kind} topic '{wanted}'; candidates: "
-                             f"{sorted(c.topic for c in conns)}")
-        return hits[0]
-    for word in prefer:
-        hits = [c for c in conns if word in c.topic.lower()]
-        if hits:
-            return sorted(hits, key=lambda c: c.topic)[0]
-    return sorted(conns, key=lambda c: c.topic)[0] if conns else None
-
-
-def load_bag(path: Union[str, Path], max_frames: Optional[int] = 300,
-             color_topic: Optional[str] = None, depth_topic: Optional[str] = None,
-             info_topic: Optional[str] = None, slop_s: float = 0.1) -> RGBDSequence:
-    """Colour (+ registered depth) frames from a recorded bag: rosbag2 (sqlite3 or MCAP) or
-    ROS 1, read with the pure-Python ``rosbags`` library (no ROS install needed).
-
-    Topics are found by type and name unless given: colour = an Image/CompressedImage topic
-    whose name mentions 'color'/'rgb'/'image' (not 'depth'); depth = an Image topic whose name
-    mentions 'depth' (16UC1 millimetres or 32FC1 metres); CameraInfo = the one beside the colour
-    topic. Each colour image is paired with the depth image nearest in stamp (within
-    ``slop_s``). At most ``max_frames`` colour frames are kept (they stay in memory)."""
-    try:
-        from rosbags.highlevel import AnyReader
-        from rosbags.typesys import Stores, get_typestore
-    except ImportError as exc:
-        raise RuntimeError("reading bags needs the 'rosbags' package (pip install rosbags), "
-                           f"or a ROS 2 install with rosbag2: {exc}") from exc
-    from ..core.image_codec import decode_image, to_rgb
-
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"bag {path} does not exist")
-    with AnyReader([path], default_typestore=get_typestore(Stores.LATEST)) as reader:
-        conns = reader.connections
-        images = [c for c in conns if c.msgtype in IMAGE_TYPES + COMPRESSED_TYPES]
-        depth_c = _pick([c for c in images if "depth" in c.topic.lower()
-                         and c.msgtype in IMAGE_TYPES], depth_topic, ("aligned", "registered",
-                                                                      "depth"), "depth", path)
-        color_c = _pick([c for c in images if "depth" not in c.topic.lower()], color_topic,
-                        ("color", "rgb", "image"), "colour", path)
-        if color_c is None:
-            raise ValueError(f"{path}: no colour image topic; topics: "
-                             f"{sorted((c.topic, c.msgtype) for c in conns)}")
-        parent = color_c.topic.rsplit("/", 1)[0]
-        infos = [c for c in conns if c.msgtype in INFO_TYPES]
-        info_c = _pick([c for c in infos if c.topic.startswith(parent + "/")] or infos,
-                       info_topic, ("color", "rgb", "camera_info"), "CameraInfo", path)
-        if info_c is None:
-            raise ValueError(f"{path}: no CameraInfo topic (needed for 3D)")
-        wanted = [c for c in (color_c, depth_c, info_c) if c is not None]
-        colours: List[Tuple[float, np.ndarray, str]] = []
-        depths: List[Tuple[float, np.ndarray, str]] = []
-        info: Optional[Dict[str, Any]] = None
-        for conn, _t, raw in reader.messages(connections=wanted):
-            msg = reader.deserialize(raw, conn.msgtype)
-            if conn is info_c:
-                info = info or _info_dict(msg, msg.header.frame_id)
-            elif conn is color_c:
-                if max_frames is not None and len(colours) >= max_frames:
-                    if info is not None and (depth_c is None or (
-                            depths and depths[-1][0] > colours[-1][0] + slop_s)):
-                        break
-                    continue
-                if conn.msgtype in COMPRESSED_TYPES:
-                    bgr = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
-                    if bgr is None:
-                        raise ValueError(f"{path}: cannot decode a '{msg.format}' image on "
-                                         f"{conn.topic}")
-                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                else:
-                    rgb = to_rgb(decode_image(msg.encoding, msg.height, msg.width, msg.step,
-                                              msg.is_bigendian, msg.data), msg.encoding)
-                colours.append((_stamp_s(msg), rgb, msg.header.frame_id))
-            else:
-                enc = "16UC1" if msg.encoding in ("16UC1", "mono16") else msg.encoding
-                d = np.array(decode_image(enc, msg.height, msg.width, msg.step,
-                                          msg.is_bigendian, msg.data))
-                depths.append((_stamp_s(msg), d, enc))
-    if not colours:
-        raise ValueError(f"{path}: no messages on {color_c.topic}")
-    if info is None:
-        raise ValueError(f"{path}: no message on {info_c.topic}")
-    frames: List[RGBDFrame] = []
-    dstamps = np.array([d[0] for d in depths]) if depths else np.zeros(0)
-    for i, (st, rgb, fid) in enumerate(colours):
-        depth, enc, dst = None, "", None
-        if dstamps.size:
-            j = int(np.argmin(np.abs(dstamps - st)))
-            if abs(dstamps[j] - st) <= slop_s:
-                dst, depth, enc = depths[j]
-        frames.append(RGBDFrame(f"{i:05d}", rgb, depth, enc, info, stamp_s=st,
-                                depth_stamp_s=dst, frame_id=fid or info.get("frame_id", "")))
-    span = colours[-1][0] - colours[0][0]
-    fps = (len(colours) - 1) / span if span > 0 else 30.0
-    n_depth = sum(f.depth is not None for f in frames)
-    return RGBDSequence(path.name, frames, fps, False,
-                        f"{len(frames)} frames from bag {path} ({color_c.topic}"
-                        + (f" + {depth_c.topic}, {n_depth} with depth" if depth_c else
-                           ", no depth topic") + ")")
-
-
 def load_source(data: Optional[Union[str, Path]] = None, frames: Optional[int] = None,
                 people: int = 1, models_dir: Optional[str] = None) -> RGBDSequence:
     """``data`` None: the built-in sample (``frames`` long, default 48); a bag (see
@@ -540,35 +354,6 @@ def load_source(data: Optional[Union[str, Path]] = None, frames: Optional[int] =
     if is_bag(data):
         return load_bag(data, max_frames=frames or 300)
     return load_rgbd_dir(data, max_frames=frames)
-
-
-def looped(seq: RGBDSequence, n: int, reset_every: int = 0,
-           gap_s: Optional[float] = None) -> Iterator[Tuple[int, float]]:
-    """``n`` steps cycling through ``seq`` as ``(frame index, stamp_s)``. Stamps keep increasing
-    (``gap_s``, default one frame period, across the wrap-around) except at every
-    ``reset_every``-th wrap (0 = never), where they jump back to the recorded stamps, as a looping
-    bag player does."""
-    if not seq.frames:
-        raise ValueError(f"sequence '{seq.name}' has no frames")
-    period = 1.0 / seq.fps if seq.fps > 0 else 1.0 / 30.0
-    stamps = seq.stamps()
-    span = float(stamps[-1] - stamps[0]) + (gap_s or period)
-    offset, wraps = 0.0, 0
-    for i in range(n):
-        k = i % len(seq.frames)
-        if k == 0 and i > 0:
-            wraps += 1
-            offset = 0.0 if (reset_every and wraps % reset_every == 0) else offset + span
-        yield k, float(stamps[k]) + offset
-
-
-def sample_frames_summary(seq: RGBDSequence) -> str:
-    """A short human-readable description (source, size, frames, rate, synthetic or not)."""
-    f0 = seq.frames[0]
-    h, w = f0.rgb.shape[:2]
-    depth = "no depth" if f0.depth is None else (
-        "SYNTHETIC depth" if seq.synthetic_depth else "recorded depth")
-    return f"{seq.label()}: {len(seq)} frames {w}x{h} @ {seq.fps:g} Hz, {depth}"
 
 
 __all__ = ["RGBDSequence", "PersonCutout", "SYNTHETIC_LABEL", "SAMPLE_FRAME_ID",
