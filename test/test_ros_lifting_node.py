@@ -306,3 +306,19 @@ def test_faces_are_lifted_too(ros):
         h.spin_until(lambda: len(h.faces_out) == 3, "3D faces after bad input")
     finally:
         h.close()
+
+
+def test_a_full_queue_publishes_its_oldest_skeletons_instead_of_failing(ros):
+    """More skeletons waiting for depth than the queue holds: the oldest goes out (in 2D, no
+    depth near it) and no frame fails (the overflow once passed (ready, depth) as the message)."""
+    h = LiftHarness(ros, {"depth_wait_s": 30.0, "qos_depth": 2})
+    try:
+        n = 2 * h.node.p["qos_depth"] + 2
+        for i in range(n):
+            h.node._on_input(skeleton_array(50.0 + i))
+        assert h.node.counts["skipped"] == 0
+        h.spin_until(lambda: len(h.out) == 2, "the two oldest published")
+        assert [m.header.stamp.sec for m in h.out] == [50, 51]
+        assert not any(m.depth_used for m in h.out)
+    finally:
+        h.close()

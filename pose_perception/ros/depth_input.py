@@ -117,12 +117,26 @@ class DepthInput:
                         f"'{cam_frame}' ({exc}); set depth_registered, publish TF or give "
                         "static_transforms: frame processed in 2D")
             return None, None
+        if (dcam.width, dcam.height) != (dw, dh):
+            self._issue("depth_size",
+                        f"unregistered depth image {dw}x{dh} does not match its CameraInfo "
+                        f"{dcam.width}x{dcam.height} on '{self.topics['depth_info']}': cannot "
+                        "reproject it; frame processed in 2D")
+            return None, None
         key = (id(dcam), id(camera), camera.width, camera.height, T.tobytes())
-        if self._registration is None or self._registration[0] != key:
-            self._registration = (key, DepthRegistration(dcam, camera, T[:3, :3], T[:3, 3]))
+        try:
+            if self._registration is None or self._registration[0] != key:
+                self._registration = (key, DepthRegistration(dcam, camera, T[:3, :3],
+                                                             T[:3, 3]))
+            aligned = self._registration[1](depth_m)
+        except ValueError as exc:          # e.g. a transform that is no rotation
+            self._registration = None
+            self._issue("depth_align", f"depth cannot be reprojected into colour ({exc}): "
+                                       "frame processed in 2D")
+            return None, None
         self._path(f"unregistered, reprojected into colour with TF "
                    f"'{depth_frame}' -> '{cam_frame}'")
-        return self._registration[1](depth_m), None
+        return aligned, None
 
 
 def any_finite(a: np.ndarray) -> bool:

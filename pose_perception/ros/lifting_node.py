@@ -171,7 +171,8 @@ class LiftingNode(Node):
         """A SkeletonArray or FaceLandmarksArray: queued until its depth image is there."""
         self.counts["input"] += 1
         if len(self._pending) == self._pending.maxlen:
-            self._process(*self._pick(self._pending.popleft()[0], final=True))
+            oldest = self._pending.popleft()[0]
+            self._process(oldest, self._pick(oldest, final=True)[1])
         self._pending.append((msg, time.monotonic()))
         self._drain()
 
