@@ -321,6 +321,13 @@ def test_unregistered_depth_is_reprojected_with_extrinsics(harness):
     assert not h2.skeletons[-1].depth_used
     h2.spin_until(lambda: h2.diag and "depth not aligned and no extrinsics" in
                   h2.diag[-1].message, "alignment warning")
+    # a depth image of another size than its CameraInfo: 2D, the reason, and the node goes on
+    h.pub["depth"].publish(depth_msg(42.0, metres=2.0, frame="depth_optical", size=(64, 48)))
+    h.pub["color"].publish(colour_msg(42.0))
+    h.spin_until(lambda: any(s.header.stamp.sec == 42 for s in h.skeletons), "2D skeletons")
+    assert not [s for s in h.skeletons if s.header.stamp.sec == 42][-1].depth_used
+    h.spin_until(lambda: h.diag and "does not match its CameraInfo" in h.diag[-1].message,
+                 "size warning")
 
 
 def test_newest_frame_wins_and_older_ones_are_dropped(harness):
