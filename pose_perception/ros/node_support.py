@@ -7,7 +7,8 @@ from typing import Callable, Dict
 
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 
-from .diagnostics import RateLimitedLog
+from . import compat
+from .diagnostics import NodeDiagnostics, RateLimitedLog
 from .params import ParamSpec, at_least, non_negative, positive
 
 # numbers in a problem's text (stamps, sizes) do not make it another kind of problem
@@ -68,6 +69,16 @@ def output_qos(depth: int = 5) -> QoSProfile:
 def _reliability(name: str) -> QoSReliabilityPolicy:
     return (QoSReliabilityPolicy.BEST_EFFORT if name == "best_effort"
             else QoSReliabilityPolicy.RELIABLE)
+
+
+def tf_and_node_diagnostics(node, static_transforms):
+    """(TF buffer, its listener, the node's own NodeDiagnostics) of a node that reads 3D in
+    other frames (static_transforms: the parameter's strings)."""
+    buffer, listener = compat.create_tf_buffer(node, static_transforms)
+    diag = NodeDiagnostics(f"pose_perception: {node.get_name()}",
+                           hardware_id=node.get_fully_qualified_name(), period_s=1.0,
+                           stall_s=float("inf"))
+    return buffer, listener, diag
 
 
 def rate_limited_log(logger, period_s: float) -> RateLimitedLog:

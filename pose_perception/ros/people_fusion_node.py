@@ -46,6 +46,7 @@ from . import compat
 from .conversions import person_to_skeleton, sec_to_stamp, skeleton_msg_to_person, stamp_to_sec
 from .diagnostics import ERROR, WARN, NodeDiagnostics
 from .markers import MarkerBuilder
+from .node_support import tf_and_node_diagnostics
 from .params import (ParameterError, ParamSpec, dataclass_specs, declare, non_negative,
                      positive, resolve_topic, unknown_errors)
 from .run import run_node
@@ -104,11 +105,8 @@ class PeopleFusionNode(Node):
         self.p, self.config = self._read_parameters()
         self.fusion = PeopleFusion(self.config)
         self.frame = self.p["fusion_frame"]
-        self.tf_buffer, self._tf_listener = compat.create_tf_buffer(
+        self.tf_buffer, self._tf_listener, self.diag = tf_and_node_diagnostics(
             self, self.p["static_transforms"])
-        self.diag = NodeDiagnostics(f"pose_perception: {self.get_name()}",
-                                    hardware_id=self.get_fully_qualified_name(),
-                                    period_s=1.0, stall_s=math.inf)
         self.cams: Dict[str, _Camera] = {}
         self._last_fusion = -math.inf                  # monotonic time of the last fusion
         qos = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)

@@ -41,8 +41,8 @@ from . import compat
 from .coverage_input import CoverageInput, coverage_specs
 from .conversions import faces_to_observations, observation_point_name, sec_to_stamp, \
     skeletons_to_observations, stamp_to_sec
-from .diagnostics import ERROR, WARN, NodeDiagnostics
-from .node_support import output_qos
+from .diagnostics import ERROR, WARN
+from .node_support import output_qos, tf_and_node_diagnostics
 from .params import (ParameterError, ParamSpec, dataclass_specs, declare, non_negative,
                      positive, unknown_errors)
 from .run import run_node
@@ -101,11 +101,8 @@ class SafetyMonitorNode(Node):
         self.p, self.config = self._read_parameters()
         self.monitor = SafetyMonitor(self.config)
         self.robot_frame = self.p["robot_frame"]
-        self.tf_buffer, self._tf_listener = compat.create_tf_buffer(
+        self.tf_buffer, self._tf_listener, self.diag = tf_and_node_diagnostics(
             self, self.p["static_transforms"])
-        self.diag = NodeDiagnostics(f"pose_perception: {self.get_name()}",
-                                    hardware_id=self.get_fully_qualified_name(),
-                                    period_s=1.0, stall_s=math.inf)
         c = self.config
         self.coverage = CoverageInput(
             self, self.p, c.zones, c.warning_distance_m + c.robot_radius_m + max(
