@@ -60,6 +60,8 @@ ORACLE_REQUIREMENTS = (
 )
 TOOLS_DIR = Path(__file__).resolve().parent / "tools"
 CONVERTER_SCRIPT = TOOLS_DIR / "tflite_to_onnx.py"
+# what the converter runs: a change to any of them re-converts the models
+CONVERTER_FILES = (CONVERTER_SCRIPT, TOOLS_DIR / "onnx_graph.py")
 ORACLE_SCRIPT = TOOLS_DIR / "mediapipe_oracle.py"
 _REQ_MARKER = "pose_perception-requirements.txt"
 
@@ -180,7 +182,8 @@ def recipe_key(wheel_sha: str) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([wheel_sha, OPSET, list(CONVERTER_REQUIREMENTS),
                          sorted(s.wheel_sha256 for s in SOURCES.values())]).encode())
-    h.update(CONVERTER_SCRIPT.read_bytes())
+    for f in CONVERTER_FILES:
+        h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 
