@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -87,6 +87,7 @@ class PersonInteraction:
     engagement: Engagement
     engagement_level: float        # [0, 1]
     distance_m: float              # gaze origin (or person centroid) to the target; NaN unknown
+    body: Optional[Any] = None     # body_language.BodyLanguage (gestures, pointing, posture)
 
 
 @dataclass

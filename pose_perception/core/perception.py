@@ -1,5 +1,6 @@
 """The whole ROS-free per-frame pipeline: keypoints → 3D lifting → face–body association →
-tracking → smoothing. The ROS node and the benchmarks call this; each stage lives in its own
+tracking → smoothing → interaction (gaze, attention, engagement) → body language (gestures,
+pointing, posture, falls). The ROS node and the benchmarks call this; each stage lives in its own
 module and is usable alone.
 """
 from __future__ import annotations
@@ -14,11 +15,15 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from .association import AssociationConfig, associate_frame, sync_face_track_ids
+from .body_gestures import BodyGestureConfig
+from .body_language import (LEVEL_CAMERA_UP, BodyLanguageConfig, BodyLanguageTracker)
 from .camera import CameraModel
 from .gaze import GazeConfig, estimate_gaze
 from .interaction import AttentionConfig, EngagementConfig, InteractionTracker
 from .keypoint_pipeline import KeypointConfig, KeypointPipeline
 from .lifting import Lifter, LiftingConfig
+from .pointing import PointingConfig
+from .posture import PostureConfig
 from .smoothing import PersonSmoother, SmootherConfig
 from .tracking import Tracker, TrackerConfig
 from .types import FrameResult
@@ -64,6 +69,13 @@ class PerceptionConfig:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     engagement: EngagementConfig = field(default_factory=EngagementConfig)
     enable_interaction: bool = True
+    # gestures, pointing, posture and falls per tracked person (sections body_language, posture,
+    # body_gestures, pointing; needs enable_interaction)
+    body_language: BodyLanguageConfig = field(default_factory=BodyLanguageConfig)
+    posture: PostureConfig = field(default_factory=PostureConfig)
+    body_gestures: BodyGestureConfig = field(default_factory=BodyGestureConfig)
+    pointing: PointingConfig = field(default_factory=PointingConfig)
+    enable_body_language: bool = True
 
     @classmethod
     def from_dict(cls, values: Optional[Mapping[str, Any]]) -> "PerceptionConfig":
@@ -71,7 +83,9 @@ class PerceptionConfig:
         sections = {"keypoints": KeypointConfig, "lifting": LiftingConfig,
                     "association": AssociationConfig, "tracking": TrackerConfig,
                     "smoothing": SmootherConfig, "gaze": GazeConfig,
-                    "attention": AttentionConfig, "engagement": EngagementConfig}
+                    "attention": AttentionConfig, "engagement": EngagementConfig,
+                    "body_language": BodyLanguageConfig, "posture": PostureConfig,
+                    "body_gestures": BodyGestureConfig, "pointing": PointingConfig}
         kwargs = {name: dataclass_from_dict(kind, values.pop(name, None), name)
                   for name, kind in sections.items()}
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
@@ -103,8 +117,13 @@ class Perception:
         self.face_tracker = Tracker(self.config.tracking, ids)
         self.smoother = PersonSmoother(self.config.smoothing)
         self.interaction = InteractionTracker(self.config.attention, self.config.engagement)
+        c = self.config
+        self.body_language = BodyLanguageTracker(c.body_language, c.posture, c.body_gestures,
+                                                 c.pointing)
         # the robot's point for attention and engagement, in the frame of the 3D results
         self.attention_target = (0.0, 0.0, 0.0)
+        # up (against gravity) in the frame of the 3D results; the node sets it from TF
+        self.up = LEVEL_CAMERA_UP
         self._last_stamp: Optional[float] = None
         self.resets = 0
 
@@ -129,6 +148,7 @@ class Perception:
         self.face_tracker.reset()
         self.smoother.reset()
         self.interaction.reset()
+        self.body_language.reset()
         self._last_stamp = None
         self.resets += 1
 
@@ -148,6 +168,16 @@ class Perception:
                 f.gaze = estimate_gaze(f.head_pose, f.eyes, self.config.gaze)
             people.append((f.track_id, f.gaze, None))
         return self.interaction.update(people, stamp_s, target)
+
+    def read_body_language(self, result: FrameResult, stamp_s: float,
+                           depth_m: Optional[np.ndarray] = None,
+                           camera: Optional[CameraModel] = None) -> None:
+        """Posture, gestures and pointing of every tracked person into their interaction
+        (``PersonInteraction.body``), the frame's events into ``result.events``."""
+        bodies, result.events = self.body_language.update(result.persons, stamp_s, self.up,
+                                                          depth_m, camera)
+        for it in result.interactions:
+            it.body = bodies.get(it.track_id)
 
     def process(self, rgb: np.ndarray, stamp_s: float, depth_m: Optional[np.ndarray] = None,
                 camera: Optional[CameraModel] = None,
@@ -189,5 +219,9 @@ class Perception:
             t = time.perf_counter()
             result.interactions = self.interact(result, stamp_s, self.attention_target)
             result.timings_ms["interaction"] = (time.perf_counter() - t) * 1e3
+            if self.config.enable_body_language:
+                t = time.perf_counter()
+                self.read_body_language(result, stamp_s, depth_m, depth_camera or camera)
+                result.timings_ms["body_language"] = (time.perf_counter() - t) * 1e3
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result

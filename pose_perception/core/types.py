@@ -163,6 +163,8 @@ class FrameResult:
     timings_ms: Dict[str, float] = field(default_factory=dict)   # per stage
     # interaction.PersonInteraction per tracked person (with interaction on)
     interactions: List[Any] = field(default_factory=list)
+    # body_language.PersonEvent of this frame: gestures started / ended, falls
+    events: List[Any] = field(default_factory=list)
     detector_ran: bool = False
     warnings: List[str] = field(default_factory=list)
 

@@ -288,8 +288,11 @@ _GAZE_SOURCES = {"eyes": PersonInteraction.GAZE_SOURCE_EYES,
                  "head": PersonInteraction.GAZE_SOURCE_HEAD}
 
 
-def interaction_to_msg(it, T: Optional[np.ndarray] = None) -> PersonInteraction:
-    """A core ``interaction.PersonInteraction`` as a message (gaze moved by ``T``)."""
+def interaction_to_msg(it, T: Optional[np.ndarray] = None,
+                       stamp_s: float = math.nan) -> PersonInteraction:
+    """A core ``interaction.PersonInteraction`` as a message (3D fields moved by ``T``), with its
+    body language (``body_language_conversions``) at the frame of ``stamp_s``."""
+    from .body_language_conversions import fill_body_language
     m = PersonInteraction(track_id=max(0, int(it.track_id)),
                           looking_at_robot=bool(it.looking),
                           looking_angle=math.radians(it.looking_angle_deg),
@@ -308,11 +311,13 @@ def interaction_to_msg(it, T: Optional[np.ndarray] = None) -> PersonInteraction:
             m.gaze_source = _GAZE_SOURCES.get(g.source, PersonInteraction.GAZE_SOURCE_NONE)
     else:
         _set_point(m.gaze_origin, None)
+    fill_body_language(m, getattr(it, "body", None), stamp_s, T)
     return m
 
 
 def interactions_to_msg(interactions, header, T: Optional[np.ndarray] = None
                         ) -> PersonInteractionArray:
-    out = PersonInteractionArray(people=[interaction_to_msg(it, T) for it in interactions])
+    t = stamp_to_sec(header.stamp)
+    out = PersonInteractionArray(people=[interaction_to_msg(it, T, t) for it in interactions])
     out.header = header
     return out

@@ -60,6 +60,9 @@ ENGAGEMENT_NAMES = {0: "UNKNOWN", 1: "DISENGAGED", 2: "ENGAGING", 3: "ENGAGED",
                     4: "DISENGAGING"}
 
 
+POSTURE_NAMES = {1: "standing", 2: "sitting", 3: "crouching", 4: "lying"}
+
+
 class MarkerBuilder:
     """Builds a MarkerArray per frame and remembers which markers it drew, to delete the ones
     of people who left."""
@@ -83,15 +86,18 @@ class MarkerBuilder:
     def build(self, skeletons, faces=None, interaction=None) -> MarkerArray:
         """Markers of one frame (``skeletons``: SkeletonArray; ``faces``: FaceLandmarksArray;
         ``interaction``: PersonInteractionArray, drawn as gaze arrows coloured by
-        engagement)."""
+        engagement, pointing rays and targets, and posture and gestures in the labels)."""
         header = skeletons.header
         out = MarkerArray()
         now: Set[Tuple[str, int]] = set()
+        notes = {}
         for it in (interaction.people if interaction is not None else ()):
             out.markers += self._gaze(header, it, now)
+            out.markers += self._pointing(header, it, now)
+            notes[it.track_id] = self.body_language_text(it)
         for n, s in enumerate(skeletons.skeletons):
             mid = s.track_id if s.track_id > 0 else UNTRACKED_ID_BASE + n
-            out.markers += self._skeleton(header, s, mid, now)
+            out.markers += self._skeleton(header, s, mid, now, notes.get(s.track_id, ""))
         for n, f in enumerate(faces.faces if faces is not None else ()):
             fid = f.face_id if f.face_id > 0 else UNTRACKED_ID_BASE + n
             pts = [p for _, p, c in _valid_points(f.landmarks) if c >= self.min_confidence]
@@ -114,7 +120,8 @@ class MarkerBuilder:
         self._drawn = now
         return out
 
-    def _skeleton(self, header, s, mid: int, now: Set[Tuple[str, int]]) -> Iterable[Marker]:
+    def _skeleton(self, header, s, mid: int, now: Set[Tuple[str, int]],
+                  note: str = "") -> Iterable[Marker]:
         if s.found_by == s.FOUND_BY_BOX:
             return self._box_only(header, s, mid, now)
         pts = [(i, p, c) for i, p, c in _valid_points(s.keypoints) if c >= self.min_confidence]
@@ -148,18 +155,19 @@ class MarkerBuilder:
             m.points = hand_pts
             out.append(m)
             now.add(("hands", mid))
-        out.append(self._label(header, s, mid, s.centroid if s.centroid_valid else pts[0][1], ""))
+        out.append(self._label(header, s, mid, s.centroid if s.centroid_valid else pts[0][1],
+                               "", note))
         now.add(("labels", mid))
         return out
 
-    def _label(self, header, s, mid: int, anchor, note: str) -> Marker:
+    def _label(self, header, s, mid: int, anchor, note: str, below: str = "") -> Marker:
         t = self._marker(header, "labels", mid, Marker.TEXT_VIEW_FACING)
         t.pose.position.x, t.pose.position.y, t.pose.position.z = anchor.x, anchor.y, anchor.z
         t.scale.z = 0.12
         t.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
         dist = math.sqrt(anchor.x ** 2 + anchor.y ** 2 + anchor.z ** 2)
         who = f"id {s.track_id}" if s.track_id > 0 else "untracked"
-        t.text = f"{who}{note}  {dist:.2f} m"
+        t.text = f"{who}{note}  {dist:.2f} m" + (f"\n{below}" if below else "")
         return t
 
     def _gaze(self, header, it, now: Set[Tuple[str, int]]) -> Iterable[Marker]:
@@ -182,6 +190,37 @@ class MarkerBuilder:
         now.add(("gaze", it.track_id))
         now.add(("engagement", it.track_id))
         return [a, t]
+
+    def _pointing(self, header, it, now: Set[Tuple[str, int]]) -> Iterable[Marker]:
+        """The pointing ray (namespace ``pointing``: to the target, else 2 m long) and the
+        target (``pointing_target``: a sphere of diameter 2 sigma, at least 5 cm)."""
+        if not it.pointing or it.track_id <= 0:
+            return []
+        o, d, tg = it.pointing_origin, it.pointing_direction, it.pointing_target
+        end = tg if it.pointing_target_valid else \
+            Point(x=o.x + 2 * d.x, y=o.y + 2 * d.y, z=o.z + 2 * d.z)
+        a = self._marker(header, "pointing", it.track_id, Marker.ARROW)
+        a.points = [Point(x=o.x, y=o.y, z=o.z), Point(x=end.x, y=end.y, z=end.z)]
+        a.scale.x, a.scale.y, a.scale.z = 0.01, 0.025, 0.04
+        a.color = ColorRGBA(r=1.0, g=0.55, b=0.0, a=0.9)
+        now.add(("pointing", it.track_id))
+        if not it.pointing_target_valid:
+            return [a]
+        m = self._marker(header, "pointing_target", it.track_id, Marker.SPHERE)
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = tg.x, tg.y, tg.z
+        size = max(0.05, 2.0 * float(it.pointing_target_sigma))
+        m.scale.x = m.scale.y = m.scale.z = size if math.isfinite(size) else 0.05
+        m.color = ColorRGBA(r=1.0, g=0.55, b=0.0, a=0.6)
+        now.add(("pointing_target", it.track_id))
+        return [a, m]
+
+    @staticmethod
+    def body_language_text(it) -> str:
+        """Posture and gestures of a PersonInteraction in words ('' when there is none)."""
+        words = [POSTURE_NAMES.get(it.posture, "")] + [
+            (f"{g.side} " if g.side and g.side != "both" and "raised" not in g.name else "")
+            + g.name.replace("_", " ") for g in it.gestures]
+        return ", ".join(w for w in words if w)
 
     def _box_only(self, header, s, mid: int, now: Set[Tuple[str, int]]) -> Iterable[Marker]:
         """A person known by a whole-body box only: a translucent sphere at the measured nearest

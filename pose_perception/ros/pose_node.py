@@ -37,11 +37,13 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from ..core.body_language import LEVEL_CAMERA_UP
 from ..core.frame_order import DepthWait, StampOrder
 from ..core.image_codec import ImageDecodeError, to_rgb
 from ..core.types import FrameResult
-from ..msg import FaceLandmarksArray, PersonInteractionArray, SkeletonArray
+from ..msg import FaceLandmarksArray, PersonEvent, PersonInteractionArray, SkeletonArray
 from . import compat
+from .body_language_conversions import events_to_msgs
 from .conversions import (CameraModelCache, array_to_image_msg, frame_result_to_msgs,
                           image_msg_to_array, interactions_to_msg, stamp_to_sec)
 from .depth_input import DepthInput, check_depth_parameters
@@ -57,7 +59,8 @@ from .startup import CLOCK
 
 NODE_NAME = "pose_node"
 OUTPUT_TOPICS = {"skeletons": "people/skeletons", "faces": "people/faces",
-                 "interaction": "people/interaction", "markers": "people/markers",
+                 "interaction": "people/interaction", "events": "people/events",
+                 "markers": "people/markers",
                  "debug_image": "people/debug_image"}
 
 
@@ -184,6 +187,8 @@ class PoseNode(ImageIntake, Node):
         self.pub_faces = self.create_publisher(FaceLandmarksArray, OUTPUT_TOPICS["faces"], out)
         self.pub_interaction = self.create_publisher(PersonInteractionArray,
                                                      OUTPUT_TOPICS["interaction"], out)
+        # events are rare and must not be missed: reliable, kept for late joiners' history
+        self.pub_events = self.create_publisher(PersonEvent, OUTPUT_TOPICS["events"], 50)
         self.rep155 = self._rep155_publisher()
         self.pub_markers = (self.create_publisher(MarkerArray, OUTPUT_TOPICS["markers"], out)
                             if self.p["publish_markers"] else None)
@@ -256,6 +261,7 @@ class PoseNode(ImageIntake, Node):
         t_decode = time.perf_counter()
 
         self.perception.attention_target = self._attention_target(cam_frame, color.header.stamp)
+        self.perception.up = self._up_vector(cam_frame, color.header.stamp)
         result = self.perception.process(rgb, stamp, depth_m, camera, depth_cam)
         t_pipe = time.perf_counter()
         for text in getattr(result, "warnings", []) or []:
@@ -272,6 +278,8 @@ class PoseNode(ImageIntake, Node):
         self.pub_skeletons.publish(sk)
         self.pub_faces.publish(fa)
         self.pub_interaction.publish(inter)
+        for event in events_to_msgs(getattr(result, "events", []), header, T):
+            self.pub_events.publish(event)
         if self.rep155 is not None:
             self.rep155.publish(result, result.interactions, header, w, h, T)
         if self.pub_markers is not None and self.pub_markers.get_subscription_count() > 0:
@@ -378,6 +386,25 @@ class PoseNode(ImageIntake, Node):
                         f"no transform '{frame}' -> '{cam_frame}' at the image stamp ({exc}): "
                         "attention measured towards the camera")
             return (0.0, 0.0, 0.0)
+
+    def _up_vector(self, cam_frame: str, stamp) -> Tuple[float, float, float]:
+        """Up (against gravity) in the camera's frame: the +z axis of ``up_frame`` (empty: of
+        ``target_frame``; neither: the camera is taken as level, up = -y of its optical
+        frame)."""
+        frame = self.p["up_frame"] or self.p["target_frame"]
+        if not frame or frame == cam_frame:
+            return LEVEL_CAMERA_UP
+        try:
+            T = compat.lookup_matrix(self.tf_buffer, cam_frame, frame, stamp,
+                                     self.p["tf_timeout_s"])
+            with self._diag_lock:
+                self.diag.clear("up_frame")
+            return tuple(float(v) for v in T[:3, 2])
+        except compat.TF_EXCEPTIONS as exc:
+            self._issue("up_frame", WARN,
+                        f"no transform '{frame}' -> '{cam_frame}' at the image stamp ({exc}): "
+                        "posture and gestures assume a level camera")
+            return LEVEL_CAMERA_UP
 
     def _output_transform(self, cam_frame: str, stamp) -> Tuple[str, Optional[np.ndarray]]:
         target = self.p["target_frame"]

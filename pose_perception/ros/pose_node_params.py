@@ -54,6 +54,9 @@ def node_param_specs() -> List[ParamSpec]:
           "frames /humans/... where hri_msgs is installed"),
         S("attention_frame", "", "str", "the robot's point for attention and engagement: the "
           "origin of this frame (looked up in TF at the image stamp); empty = the camera"),
+        S("up_frame", "", "str", "a frame whose +z axis points up (against gravity), e.g. the "
+          "robot's base_link, for posture, falls and raised hands; empty = target_frame, and "
+          "with neither the camera is assumed level (up = -y of its optical frame)"),
         C["tf_timeout_s"],
         C["static_transforms"],
         S("publish_markers", True, "bool", "RViz markers (published while subscribed)"),
@@ -70,7 +73,10 @@ def perception_param_specs() -> List[ParamSpec]:
     specs: List[ParamSpec] = []
     sections = {"keypoints": P.KeypointConfig, "lifting": P.LiftingConfig,
                 "association": P.AssociationConfig, "tracking": P.TrackerConfig,
-                "smoothing": P.SmootherConfig}
+                "smoothing": P.SmootherConfig, "gaze": P.GazeConfig,
+                "attention": P.AttentionConfig, "engagement": P.EngagementConfig,
+                "body_language": P.BodyLanguageConfig, "posture": P.PostureConfig,
+                "body_gestures": P.BodyGestureConfig, "pointing": P.PointingConfig}
     for name, cls in sections.items():
         exclude = _KEYPOINT_TOP_LEVEL if name == "keypoints" else ()
         specs += dataclass_specs(cls, f"perception.{name}.", exclude)
