@@ -65,6 +65,8 @@ CONVERTER_SCRIPT = TOOLS_DIR / "tflite_to_onnx.py"
 # what the converter runs: a change to any of them re-converts the models
 CONVERTER_FILES = (CONVERTER_SCRIPT, TOOLS_DIR / "onnx_graph.py")
 ORACLE_SCRIPT = TOOLS_DIR / "mediapipe_oracle.py"
+# MediaPipe's GestureRecognizer (canned classifier) on images, also run in the oracle environment
+GESTURE_ORACLE_SCRIPT = TOOLS_DIR / "mediapipe_gesture_oracle.py"
 _REQ_MARKER = "pose_perception-requirements.txt"
 
 
