@@ -27,7 +27,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .inference import OnnxModel
+from .inference import ModelLoadError, OnnxModel
 
 HAND_GESTURES = ("none", "closed_fist", "open_palm", "pointing_up", "thumb_down", "thumb_up",
                  "victory", "i_love_you")
@@ -82,8 +82,6 @@ class HandGestureClassifier:
     """The embedder and the canned classifier on a batch of hands (one call each)."""
 
     def __init__(self, embedder: OnnxModel, classifier: OnnxModel) -> None:
-        from .inference import ModelLoadError
-
         names = set(embedder.input_names)
         if names != {"hand", "handedness", "world_hand"}:
             raise ModelLoadError(f"{embedder.describe()}: expected inputs hand, handedness, "
