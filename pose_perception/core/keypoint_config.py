@@ -19,6 +19,9 @@ class KeypointConfig:
     # small to read (keep perception.gaze.min_eye_px at least this)
     iris_min_eye_px: float = 10.0
     enable_hands: bool = False
+    # gesture probabilities of every hand (MediaPipe's canned classifier, core/hand_gestures.py);
+    # only with enable_hands, and only where its models are provisioned (else a warning)
+    enable_hand_gestures: bool = True
     providers: Tuple[str, ...] = DEFAULT_PROVIDERS
     threads: Optional[int] = None          # intra-op threads per model; None = cores, max 4
     require_gpu: bool = False

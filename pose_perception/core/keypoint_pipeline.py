@@ -10,7 +10,8 @@ The surprising part: with ``parallel`` (2+ usable cores) a worker thread runs th
 the meshes on the crops tracked from the last frame's meshes, *while* the body model runs; the
 face stage keeps the meshes whose crop still agrees with the body's head. Timings per stage (ms)
 go into ``FrameResult.timings_ms`` wherever the stage ran (they may add up to more than the
-frame). ROS-free.
+frame). Hands get gesture probabilities (``Hand.gesture``) where the gesture models are
+provisioned (``enable_hand_gestures``). ROS-free.
 """
 from __future__ import annotations
 
@@ -28,7 +29,10 @@ from . import hands as hands_mod
 from .body_stage import BodyStage, BodyTrack
 from .crops import CropSampler
 from .face_stage import FaceStage
-from .inference import OnnxModel, resolve_model_path, usable_cores
+from .hand_gestures import CLASSIFIER as GESTURE_CLASSIFIER
+from .hand_gestures import EMBEDDER as GESTURE_EMBEDDER
+from .hand_gestures import HandGestureClassifier
+from .inference import ModelLoadError, OnnxModel, resolve_model_path, usable_cores
 from .iris import IrisLandmarker
 from .keypoint_config import KeypointConfig
 from .person_detector import PersonDetector, whole_image_rect
@@ -83,9 +87,13 @@ class KeypointPipeline:
             self._faces = FaceStage(face_lm, recrop, cfg.min_face_presence, cfg.refine_new_crops,
                                     iris, cfg.iris_min_eye_px)
         self._hand_lm = None
+        self._gestures: Optional[HandGestureClassifier] = None
+        self.gesture_note = ""                    # why hand gestures are off, when they are
         if cfg.enable_hands:
             self._hand_lm = hands_mod.HandLandmarker(
                 load("hand_landmark_full", max_batch=2 * cfg.max_persons), 2 * cfg.max_persons)
+            if cfg.enable_hand_gestures:
+                self._gestures = self._load_gestures(loader)
         self.provider: str = self._pose_lm.model.provider
         self.precision: str = self._precision_summary()
         self._pool: Optional[ThreadPoolExecutor] = None
@@ -103,6 +111,21 @@ class KeypointPipeline:
             return OnnxModel(path, providers=cfg.providers, threads=cfg.threads,
                              require_gpu=cfg.require_gpu, precision=precision, **kw)
         return load
+
+    def _load_gestures(self, loader) -> Optional[HandGestureClassifier]:
+        """The gesture models, or None with a warning (``gesture_note``) where they are missing
+        or unusable: the hands still run."""
+        batch = 2 * self.config.max_persons
+        try:
+            models = [loader(name, max_batch=batch)
+                      for name in (GESTURE_EMBEDDER, GESTURE_CLASSIFIER)]
+            gestures = HandGestureClassifier(*models)
+        except (FileNotFoundError, ModelLoadError) as e:
+            self.gesture_note = f"hand gestures off: {e}"
+            LOG.warning("%s", self.gesture_note)
+            return None
+        self.models.extend(models)
+        return gestures
 
     def _precision_summary(self) -> str:
         """'fp32' / 'fp16' when all models run so, else e.g. 'fp16: face_landmark; fp32: ...'."""
@@ -320,10 +343,15 @@ class KeypointPipeline:
         if not jobs:
             return
         out = self._hand_lm.run(sampler, [r for _, _, r in jobs])
+        kept = [k for k in range(len(jobs)) if out.flag[k] >= cfg.min_hand_presence]
+        gestures = {}
+        if self._gestures is not None and kept:
+            probs = self._gestures.classify_hands(out, sampler.width, sampler.height, kept)
+            gestures = dict(zip(kept, probs))
         for k, (i, side, _roi) in enumerate(jobs):
             if out.flag[k] < cfg.min_hand_presence:
                 continue
-            persons[i].hands.append(hands_mod.make_hand(out, k, side))
+            persons[i].hands.append(hands_mod.make_hand(out, k, side, gestures.get(k)))
             tracks[i].hand_rois[side] = hands_mod.roi_from_landmarks(out.xyz[k, :, :2])
 
 

