@@ -61,6 +61,9 @@ def test_eye_fingertip_ray_hits_the_pointed_at_point(case):
     assert p.target_sigma == pytest.approx(np.linalg.norm(p.target - p.origin)
                                            * math.radians(3.0), rel=0.1)
     assert 0.8 <= p.confidence <= 1.0 and p.start_s == 0.0
+    # the pointing side's eye as the origin instead of the mid-eye
+    q = hold(PointingTracker(PointingConfig(eye="side")), body, hands, depth)
+    assert np.allclose(q.origin, body_xyz[2]) and error(q, target) < 0.10
 
 
 @pytest.mark.parametrize("case, eye_wrist_m, shoulder_wrist_m",
@@ -110,6 +113,9 @@ def test_own_arm_in_the_depth_is_skipped():
     body, hands = body_and_hands(body_xyz, hand_xyz)
     p = hold(PointingTracker(), body, hands, depth)
     assert error(p, target) < 0.01
+    # the arm clearance alone (marching from the fingertip) is enough
+    assert error(hold(PointingTracker(PointingConfig(start_beyond_m=0.0)), body, hands, depth),
+                 target) < 0.01
     naive = PointingConfig(start_beyond_m=0.0, arm_clearance_m=0.0)
     q = hold(PointingTracker(naive), body, hands, depth)
     assert q.target is not None and np.linalg.norm(q.target - hand_xyz[8]) < 0.10
@@ -141,6 +147,8 @@ def _arm_pose_body(shoulder_to_elbow, elbow_to_wrist, side="left"):
     ("bent_forward", (0.02, 0.28, 0.0), (0.0, 0.0, -0.26)),
     ("hand_on_hip", (0.14, 0.22, 0.05), (-0.16, 0.2, -0.04)),
     ("half_raised_bent", (0.20, 0.20, 0.0), (-0.18, -0.18, -0.05)),
+    ("straight_to_the_belly", (-0.09, 0.24, -0.125), (-0.09, 0.24, -0.125)),
+    ("straight_a_little_out", (0.10, 0.28, 0.0), (0.09, 0.25, 0.0)),
 ])
 def test_not_pointing_poses(name, upper, fore):
     body, _ = body_and_hands(_arm_pose_body(np.array(upper), np.array(fore)), None)
@@ -273,6 +281,11 @@ def test_bad_input_does_not_crash():
     nan_hand[:] = np.nan
     b, h = body_and_hands(body_xyz, nan_hand)
     assert hold(PointingTracker(), b, h, depth).method == METHOD_EYE_WRIST
+    # eyes far off the arm's line (a wrong face): the shoulder-wrist ray
+    wrong_eyes = body_xyz.copy()
+    wrong_eyes[EYES] = hand_xyz[8] + np.array([0.0, -0.6, 0.0])
+    b, h = body_and_hands(wrong_eyes, hand_xyz)
+    assert hold(PointingTracker(), b, h, depth).method == METHOD_SHOULDER_WRIST
     # hidden hips: the camera's down axis stands in for the torso's
     hipless = body_xyz.copy()
     hipless[[23, 24]] = np.nan
@@ -286,3 +299,19 @@ def test_bad_input_does_not_crash():
 def test_config_is_validated(kw):
     with pytest.raises(ValueError):
         PointingConfig(**kw)
+
+
+def test_thresholds_relax_once_pointing():
+    """An elbow of ~146 degrees (below min_elbow_deg 150, above 150 - hysteresis_deg) keeps a
+    pointing going but does not start one."""
+    body_xyz, hand_xyz, depth, target = scene_for(BESIDE, with_person=False)
+    straight, hands = body_and_hands(body_xyz, hand_xyz)
+    bent_xyz, bent_hand = pointing_person(BESIDE[0], target, elbow_bend_m=0.085)
+    bent, bent_hands = body_and_hands(bent_xyz, bent_hand)
+    assert 140.0 < arm_pose(bent, "left").elbow_deg < 150.0
+    tr = PointingTracker()
+    assert hold(tr, straight, hands, depth) is not None
+    for i in range(10):
+        p = tr.update(1, bent, bent_hands, 0.6 + i / FPS, depth, CAMERA)
+        assert p is not None and p.start_s == 0.0 and error(p, target) < 0.01
+    assert hold(PointingTracker(), bent, bent_hands, depth, seconds=2.0) is None

@@ -251,7 +251,7 @@ class PointingTracker:
                     st.active = True
                 if st.active:
                     st.last = self._pointing(track_id, body, side, *cand, st.since, depth_m,
-                                             camera)
+                                             camera) or st.last
             elif st.active:
                 st.lost_since = t if math.isnan(st.lost_since) else st.lost_since
                 if t - st.lost_since >= self.cfg.off_s - _EPS:
@@ -262,10 +262,13 @@ class PointingTracker:
         return min(active, key=lambda st: st.since).last if active else None
 
     def _pointing(self, track_id: int, body: Keypoints, side: str, arm: ArmPose,
-                  hand: Optional[Hand], start_s: float, depth_m, camera) -> Pointing:
+                  hand: Optional[Hand], start_s: float, depth_m,
+                  camera) -> Optional[Pointing]:
         c = self.cfg
         origin, through, method, ang = pointing_ray(body, arm, side, hand, c)
         direction = unit(through - origin)
+        if direction is None:                  # through == origin: no ray
+            return None
         beyond = c.start_beyond_m + (0.0 if method == METHOD_EYE_FINGERTIP else c.hand_length_m)
         start = float((through - origin) @ direction) + beyond
         arm_line = np.vstack([arm.joints, through, through + beyond * direction])
