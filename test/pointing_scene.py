@@ -15,7 +15,7 @@ import numpy as np
 
 from pose_perception.core.camera import CameraModel
 from pose_perception.core.types import SOURCE_DEPTH, Hand, Keypoints
-from synthetic_people import CX, CY, FX, FY, TEMPLATE  # noqa: F401 (TEMPLATE re-exported)
+from synthetic_people import CX, CY, FX, FY, TEMPLATE
 
 CAMERA = CameraModel(640, 480, [[FX, 0, CX], [0, FY, CY], [0, 0, 1]])
 FLOOR_Y = 1.22          # the camera 1.22 m above the floor (template feet at hip + 0.92)

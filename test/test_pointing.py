@@ -106,6 +106,23 @@ def test_joint_noise_keeps_the_target_within_tolerance():
     assert np.mean(errors < 2.0 * np.array(sigmas)) >= 0.9      # the sigma is honest
 
 
+@pytest.mark.parametrize("case", [BESIDE, BEHIND], ids=["box_beside", "box_behind"])
+def test_noisy_depth_with_holes(case):
+    """Depth noise 0.002 z^2 (1-sigma), 20 % missing and 5 % zero readings, 20 seeded images:
+    measured median 0.2 / 1.4 cm, max 0.9 / 6.5 cm (the nearest pixel alone: max 6.7 / 12.5)."""
+    body_xyz, hand_xyz, depth, target = scene_for(case)
+    body, hands = body_and_hands(body_xyz, hand_xyz)
+    rng = np.random.default_rng(3)
+    errors = []
+    for _ in range(20):
+        noisy = depth + (rng.normal(0, 1, depth.shape) * 0.002 * depth ** 2).astype(np.float32)
+        noisy[rng.random(depth.shape) < 0.2] = np.nan
+        noisy[rng.random(depth.shape) < 0.05] = 0.0
+        p = hold(PointingTracker(), body, hands, noisy)
+        errors.append(error(p, target) if p.target is not None else np.inf)
+    assert np.max(errors) < 0.10 and np.median(errors) < 0.03
+
+
 def test_own_arm_in_the_depth_is_skipped():
     """Pointing away from the camera: just past the fingertip the camera sees the person's own
     hand and arm. Without skipping them (no start offset, no clearance) the target lands there."""
@@ -262,7 +279,8 @@ def test_bad_input_does_not_crash():
     body, hands = body_and_hands(body_xyz, hand_xyz)
     # missing, empty, all-invalid and malformed depth: the ray without a target
     for d in (None, np.zeros((0, 0), np.float32), np.full((480, 640), np.nan, np.float32),
-              np.zeros((480, 640), np.float32), np.zeros(5, np.float32)):
+              np.zeros((480, 640), np.float32), np.zeros(5, np.float32),
+              np.full((480, 640), 2000, np.uint16)):           # millimetres: not converted
         p = hold(PointingTracker(), body, hands, d)
         assert p is not None and p.target is None and math.isnan(p.target_sigma)
     assert hold(PointingTracker(), body, hands, depth, camera=None).target is None

@@ -2,8 +2,9 @@
 
 The ray is marched in steps of ``step_m`` from ``start_m`` to ``max_m`` along its direction; each
 sample is projected into the depth image with the camera model (distortion included) and
-compared with the depth read at the nearest pixel. ``behind = z_sample - depth`` (depth images
-store z along the optical axis, REP 118):
+compared with the depth there (the median of the valid readings within ``window_px`` pixels:
+sensor noise and holes). ``behind = z_sample - depth`` (depth images store z along the optical
+axis, REP 118):
 
 - ``behind < -tol``: the sample is in front of the measured surface (free space);
 - ``-tol <= behind <= max_behind_m``: the sample reached the surface: a *hit*;
@@ -18,12 +19,14 @@ pointing person's own arm): marching then continues past them.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
 from .camera import CameraModel
+from .depth_windows import disc_offsets, sample_windows
 
 _BISECTIONS = 12
 
@@ -43,29 +46,32 @@ def depth_camera_for(depth_m: np.ndarray, camera: CameraModel) -> CameraModel:
 
 
 class _DepthLookup:
-    """``behind(points)``: z of each point minus the depth at its nearest pixel (NaN: unknown)."""
+    """``behind(points)``: z of each point minus the depth under it (NaN: unknown), the depth
+    being the median of the valid readings on a disc of ``window_px`` pixels around the point's
+    pixel (noise and holes; 0 = the nearest pixel only)."""
 
-    def __init__(self, depth_m: np.ndarray, camera: CameraModel) -> None:
+    def __init__(self, depth_m: np.ndarray, camera: CameraModel, window_px: float) -> None:
         self.depth, self.camera = depth_m, camera
+        self.radius = float(window_px)
+        self.offsets = disc_offsets(5) if window_px > 0 else np.zeros((1, 2))
 
     def behind(self, pts: np.ndarray) -> np.ndarray:
         uv = self.camera.project(pts)
         inside = self.camera.in_image(uv)
         out = np.full(len(pts), np.nan)
         if np.any(inside):
-            ix = np.rint(uv[inside]).astype(np.intp)
-            ix[:, 0] = np.clip(ix[:, 0], 0, self.camera.width - 1)
-            ix[:, 1] = np.clip(ix[:, 1], 0, self.camera.height - 1)
-            d = self.depth[ix[:, 1], ix[:, 0]].astype(np.float64)
-            with np.errstate(invalid="ignore"):
-                d[~(d > 0) | ~np.isfinite(d)] = np.nan
-            out[inside] = pts[inside, 2] - d
+            uvi = uv[inside]
+            samples = sample_windows(self.depth, uvi, np.full(len(uvi), self.radius),
+                                     self.offsets, 0.0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)     # rows without a reading
+                out[inside] = pts[inside, 2] - np.nanmedian(samples, axis=1)
         return out
 
 
 def march_ray(origin, direction, depth_m: Optional[np.ndarray], camera: Optional[CameraModel],
               start_m: float, max_m: float, step_m: float = 0.02, tol_m: float = 0.03,
-              max_behind_m: float = 0.25,
+              max_behind_m: float = 0.25, window_px: float = 2.0,
               accept: Optional[Callable[[np.ndarray], bool]] = None) -> Optional[RayHit]:
     """The first accepted hit of the ray ``origin + s * direction`` (``direction`` need not be
     unit; ``s`` in metres once normalised) on the depth image ``depth_m`` (float metres, NaN or
@@ -75,7 +81,7 @@ def march_ray(origin, direction, depth_m: Optional[np.ndarray], camera: Optional
     if depth_m is None or camera is None:
         return None
     depth = np.asarray(depth_m)
-    if depth.ndim != 2 or depth.size == 0 or not np.issubdtype(depth.dtype, np.number):
+    if depth.ndim != 2 or depth.size == 0 or not np.issubdtype(depth.dtype, np.floating):
         return None
     o = np.asarray(origin, np.float64).reshape(3)
     u = np.asarray(direction, np.float64).reshape(3)
@@ -84,7 +90,7 @@ def march_ray(origin, direction, depth_m: Optional[np.ndarray], camera: Optional
             and np.isfinite(start_m) and start_m < max_m):
         return None
     u = u / n
-    look = _DepthLookup(depth, depth_camera_for(depth, camera))
+    look = _DepthLookup(depth, depth_camera_for(depth, camera), window_px)
     s = np.arange(max(start_m, 0.0), max_m + 0.5 * step_m, step_m)
     f = look.behind(o + s[:, None] * u)
     with np.errstate(invalid="ignore"):

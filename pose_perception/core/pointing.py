@@ -72,6 +72,7 @@ class PointingConfig:
     step_m: float = 0.02
     surface_tol_m: float = 0.03       # a sample this close in front of the surface is a hit
     max_behind_m: float = 0.25        # ... further behind it is occluded, not a hit
+    depth_window_px: float = 2.0      # depth under a sample: median within this radius
     start_beyond_m: float = 0.10      # march from this far past the fingertip
     hand_length_m: float = 0.20       # ... plus this past a wrist
     arm_clearance_m: float = 0.08     # hits this close to the pointing arm/hand are skipped
@@ -88,8 +89,8 @@ class PointingConfig:
                 and min(self.on_s, self.off_s) >= 0 and self.forget_after_s > 0
                 and self.eye in ("mid", "side") and 0 < self.max_eye_arm_deg <= 180
                 and 0 < self.step_m < self.max_range_m and self.surface_tol_m >= 0
-                and self.max_behind_m > 0 and min(self.start_beyond_m, self.hand_length_m,
-                                                  self.arm_clearance_m) >= 0
+                and self.max_behind_m > 0 and self.depth_window_px >= 0
+                and min(self.start_beyond_m, self.hand_length_m, self.arm_clearance_m) >= 0
                 and self.default_joint_sigma_m > 0 and self.depth_noise_a >= 0
                 and min(self.floor_eye_fingertip_deg, self.floor_eye_wrist_deg,
                         self.floor_shoulder_wrist_deg) > 0):
@@ -177,7 +178,7 @@ def intersect_depth(origin, direction, depth_m: Optional[np.ndarray],
             segment_distance(p, a, b) for a, b in zip(pts[:-1], pts[1:])) > cfg.arm_clearance_m
 
     hit = march_ray(origin, direction, depth_m, camera, start_m, cfg.max_range_m, cfg.step_m,
-                    cfg.surface_tol_m, cfg.max_behind_m, clear_of_arm)
+                    cfg.surface_tol_m, cfg.max_behind_m, cfg.depth_window_px, clear_of_arm)
     if hit is None:
         return None
     ang = angle_sigma_rad if angle_sigma_rad is not None else math.radians(
