@@ -17,16 +17,19 @@ thresholds are relaxed by ``hysteresis_deg`` and the reach by ``hysteresis_m``, 
 ends after ``off_s`` without, the last pointing being repeated meanwhile). With both arms
 pointing, the one pointing first is reported.
 
-The ray: the eye-fingertip line is the most accurate cue of where people point (Nickel &
-Stiefelhagen, 2007: head-hand line; Mayer et al., 2018: eye-finger ray cast), so the ray starts at
-the eye (the mid-eye, or with ``eye='side'`` the pointing side's eye) and goes through the index
-fingertip of the hand (``method='eye_fingertip'``); without a hand with 3D, through the wrist
-(``'eye_wrist'``); without eyes (or with an eye line more than ``max_eye_arm_deg`` off the arm's
-shoulder -> wrist line), from the shoulder through the wrist (``'shoulder_wrist'``).
+The ray: the head/eye-hand line is the most reliable cue of where people point (Nickel &
+Stiefelhagen, 2007, "Visual recognition of pointing gestures for human-robot interaction": better
+than the forearm line), so the ray starts at the eye (the mid-eye, or with ``eye='side'`` the
+pointing side's eye) and goes through the index fingertip of the hand
+(``method='eye_fingertip'``); without a hand with 3D, through the wrist (``'eye_wrist'``);
+without eyes (or with an eye line more than ``max_eye_arm_deg`` off the arm's shoulder -> wrist
+line), from the shoulder through the wrist (``'shoulder_wrist'``).
 
 The target: the ray marched on the depth image (:mod:`.depth_raycast`) from ``start_beyond_m``
 past the fingertip (plus ``hand_length_m`` past a wrist) up to ``max_range_m``; hits within
-``arm_clearance_m`` of the pointing arm and hand are skipped. Uncertainty (1-sigma, metres):
+``arm_clearance_m`` of the pointing arm and hand are skipped. Only surfaces the camera sees are
+found (the ray behind a nearer surface is occluded, not a hit). ``confidence``: the arm joints'
+lowest score times 1 / 0.85 / 0.7 per method. Uncertainty (1-sigma, metres):
 ``target_sigma = hypot(range * angle_sigma, depth_noise_a * z^2)``, ``range`` from the ray's origin,
 ``angle_sigma = max(hypot(sigma_origin, sigma_through) / |through - origin|, floor)`` (joint
 sigmas ``xyz_sigma``, ``default_joint_sigma_m`` where unknown; the floor per method,
