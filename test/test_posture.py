@@ -8,8 +8,8 @@ import pytest
 
 from pose_perception.core.body_frame import LEVEL_CAMERA_UP
 from pose_perception.core.perception import dataclass_from_dict
-from pose_perception.core.posture import (Posture, PostureConfig, PostureTracker,
-                                          classify_posture)
+from pose_perception.core.posture import (Posture, PostureConfig, PostureState,
+                                          PostureTracker, classify_posture)
 from pose_perception.core.types import Keypoints
 from synthetic_body import (KNEELING, LYING_TURN, SITTING, SQUATTING, Camera, Scene,
                             body_points, rot)
@@ -148,6 +148,20 @@ def test_sitting_down_switches_after_switch_s_and_is_no_fall(camera):
     last = out[-1][1]
     assert last.posture == Posture.SITTING and last.confidence > 0.9
     assert last.since_s == pytest.approx(first_sit, abs=1e-6)
+
+
+def test_unknown_after_unknown_after_s_and_left_at_once():
+    scene = Scene()
+    cfg = PostureConfig()
+    stand = _keypoints(scene, "standing")
+    hidden = stand.copy()
+    hidden.xyz_valid[11:] = False                              # only the head seen
+    frames = [(i / FPS, hidden if 30 <= i < 120 else stand, scene.up) for i in range(150)]
+    out = _run(PostureTracker(cfg), frames)
+    unknown = [t for t, st, _ in out if st.posture == Posture.UNKNOWN]
+    assert unknown[0] == pytest.approx(1.0 + cfg.unknown_after_s, abs=0.5 / FPS)
+    assert unknown[-1] == pytest.approx(4.0 - 1.0 / FPS, abs=0.5 / FPS)
+    assert out[120][1] == PostureState(Posture.STANDING, 1.0, 4.0)
 
 
 def test_single_odd_frames_do_not_flicker():

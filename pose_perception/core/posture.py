@@ -38,9 +38,10 @@ be computed leaves its factor out:
 The best score wins when it reaches ``min_score``, else UNKNOWN; without knees only LYING can be
 told. Confidence = best - 0.5 * runner-up, times ``partial_scale`` when the ankles are unknown.
 
-Tracking (``PostureTracker``, per track id, stamps in seconds): the first classification is
-taken at once; afterwards a different label replaces the current one once it has been the raw
-label for ``switch_s`` (a raw UNKNOWN only after ``unknown_after_s``). The state's confidence is
+Tracking (``PostureTracker``, per track id, stamps in seconds): the first classification, and
+the first known one after UNKNOWN, is taken at once; afterwards a different label replaces the
+current one once it has been the raw label for ``switch_s`` (a raw UNKNOWN only after
+``unknown_after_s``). The state's confidence is
 an exponential average (time constant ``confidence_tau_s``) of the raw confidence, counting
 frames with another label as 0. Tracks not updated for ``forget_after_s`` are dropped.
 
@@ -284,7 +285,8 @@ class PostureTracker:
         else:
             if raw != tr.pending or math.isnan(tr.pending_since):
                 tr.pending, tr.pending_since = raw, t
-            hold = cfg.unknown_after_s if raw == Posture.UNKNOWN else cfg.switch_s
+            hold = (cfg.unknown_after_s if raw == Posture.UNKNOWN
+                    else 0.0 if st.posture == Posture.UNKNOWN else cfg.switch_s)
             if t - tr.pending_since >= hold - _EPS:
                 tr.state = PostureState(raw, conf, tr.pending_since)
                 tr.pending_since = math.nan
