@@ -312,3 +312,30 @@ def test_realsense_one_standing_one_sitting(shared_data):
         tracked_ok += {s: r[0] for s, r in tracked.items()} == want
     assert raw_ok >= len(frames) - 1
     assert tracked_ok == len(frames)
+
+
+@pytest.mark.parametrize("drop, duration, expected", [
+    (0.9, 0.5, True),          # 1.8 m/s
+    (0.45, 0.2, False),        # fast but too small (sitting down hard)
+    (0.9, 2.0, False),         # large but slow (0.45 m/s, lowering oneself)
+])
+def test_fall_detector_thresholds(drop, duration, expected):
+    from pose_perception.core.falls import FallDetector
+    det = FallDetector(7)
+    events = []
+    for i in range(int(8 * FPS)):
+        t = i / FPS
+        h = 1.2 - drop * float(np.clip((t - 1.0) / duration, 0.0, 1.0))
+        lying = t >= 1.0 + duration + 0.5
+        ev = det.update(h, t, lying)
+        if ev is not None:
+            events.append((t, ev))
+    if not expected:
+        assert events == []
+        return
+    assert len(events) == 1
+    t, ev = events[0]
+    assert t == pytest.approx(1.0 + duration + 0.5, abs=1.0 / FPS)
+    assert ev.track_id == 7 and 1.0 < ev.stamp_s <= 1.0 + duration + 1e-6
+    assert ev.drop_m == pytest.approx(drop, abs=1e-6)
+    assert ev.speed_mps == pytest.approx(drop / duration, rel=0.05)

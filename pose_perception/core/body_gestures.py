@@ -9,36 +9,43 @@ in the camera's axes; the robot is then taken to lie along the camera's -z from 
 part of (left shoulder - right shoulder), their forward axis left x up. Heights are along up.
 
 Per-frame rules (r(x, a, b): 0 at a, 1 at b, linear between; a gesture is *present* in a frame
-when its confidence reaches ``min_confidence``):
-- hand raised: wrist height - shoulder height = rise; confidence r(rise, raise_m, raise_m + 0.1),
-  0 for an arm that makes STOP (reaching up towards a robot above is not a raised hand). Both
-  hands raised gives BOTH_HANDS_RAISED (with the smaller confidence) instead of LEFT/RIGHT.
-- WAVING (either hand): while the wrist is at least ``wave_above_elbow_m`` above the elbow, the
-  wrist's coordinate along the left axis relative to the elbow is followed; a direction
-  reversal counts once the wrist has come back ``wave_amplitude_m`` from its last extreme (a
-  static or trembling hand makes none). Over the last ``wave_window_s``: with n reversals, the
-  frequency (n - 1) / (2 x time from the first to the last reversal) within [wave_min_hz,
-  wave_max_hz] and the last reversal at most half a period of ``wave_min_hz`` ago, confidence
-  r(n, wave_reversals - 1, wave_reversals + 1). The wrist dropping below the elbow restarts it.
-- STOP (either arm): elbow angle e (shoulder-elbow-wrist); d = how far the wrist's height is from
-  that of the line from the shoulder to the robot (``target``, default the frame's origin, the
-  camera) at the wrist's distance: near shoulder height for a robot level with the shoulder;
-  angle a between the forearm (elbow to wrist) and that line; confidence r(e, 140, 160) *
-  r(d, stop_height_m + 0.1, stop_height_m) * r(a, stop_angle_deg + 15, stop_angle_deg).
-  With an open-palm probability p for that hand: times r(p, stop_palm_prob - 0.2,
-  stop_palm_prob) (pointing at the robot looks the same without the hand).
-- ARMS_CROSSED: each wrist past the body midline (shoulder mid) onto the other side along the
-  left axis by s (metres, both wrists), between hip and shoulder height + 0.1 m and less than
-  ``crossed_forward_m`` in front of the shoulders; confidence r(min s, 0, crossed_m).
-- HANDS_ON_FACE (one hand is enough): distance D from a hand's centre (mean of wrist, pinky,
-  index, thumb seen) to the nearest face point (nose, eyes, ears, mouth); confidence
-  r(D, face_m + 0.05, face_m).
+when its confidence reaches ``min_confidence``, 0.5; defaults in parentheses):
+- hand raised: rise = wrist height - shoulder height; confidence r(rise, raise_m, raise_m + 0.1)
+  (``raise_m`` 0.10 m), 0 for an arm that makes STOP (reaching towards a robot above is not a
+  raised hand). Both hands raised gives BOTH_HANDS_RAISED (the smaller confidence) instead of
+  LEFT_HAND_RAISED / RIGHT_HAND_RAISED.
+- WAVING (either hand): while the wrist is at least ``wave_above_elbow_m`` (0.05 m) above the
+  elbow, the wrist's coordinate along the left axis relative to the elbow is followed; a
+  direction reversal counts once the wrist has come back ``wave_amplitude_m`` (0.06 m) from its
+  last extreme (a still or trembling hand makes none). With n reversals in the last
+  ``wave_window_s`` (2 s), the frequency (n - 1) / (2 x time from the first to the last one)
+  within [``wave_min_hz``, ``wave_max_hz``] (0.5 to 4 Hz) and the last reversal at most half a
+  period of ``wave_min_hz`` ago: confidence r(n, wave_reversals - 1, wave_reversals + 1)
+  (``wave_reversals`` 3). The wrist dropping below the elbow starts the count afresh.
+- STOP (either arm): e = elbow angle (shoulder-elbow-wrist); d = distance along up between the
+  wrist and the line from the shoulder to the robot (``target``, default the frame's origin:
+  the camera) at the wrist's distance: the wrist near shoulder height for a robot level with
+  the shoulder; a = angle between the forearm (elbow to wrist) and that line. Confidence
+  r(e, 140, 160) * r(d, stop_height_m + 0.1, stop_height_m) * r(a, stop_angle_deg + 15,
+  stop_angle_deg) (``stop_height_m`` 0.15 m, ``stop_angle_deg`` 30). With an open-palm
+  probability p for that hand, times r(p, stop_palm_prob - 0.2, stop_palm_prob) (0.5); without
+  one, pointing at the robot with a straight arm counts as STOP too.
+- ARMS_CROSSED: s = how far each wrist lies past the body midline (shoulder mid) on the other
+  side, along the left axis (the smaller of the two); both wrists between hip height and
+  shoulder height + 0.1 m and less than ``crossed_forward_m`` (0.35 m) in front of the
+  shoulders: confidence r(s, 0, crossed_m) (``crossed_m`` 0.05 m).
+- HANDS_ON_FACE (one hand is enough): D = distance from a hand's centre (mean of the wrist,
+  pinky, index and thumb seen) to the nearest face point (nose, eyes, ears, mouth corners);
+  confidence r(D, face_m + 0.05, face_m) (``face_m`` 0.10 m). A hand held in front of the face
+  passes briefly too: t_on filters that.
 
 Over time (stamps in seconds): a gesture becomes active once present in every frame for
-``t_on_s`` (``start_s``: its first present frame; a *started* event) and ends after being absent
-for ``t_off_s`` (an *ended* event); events are stamped with the frame that decided them. An
-active gesture's confidence is an exponential average (``confidence_tau_s``) of its per-frame
-confidence. Tracks not updated for ``forget_after_s`` are dropped, their active gestures ended.
+``t_on_s`` (0.3 s): a *started* event; ``start_s`` is its first present frame. It ends once
+absent for ``t_off_s`` (0.5 s) after its last present frame: an *ended* event. Events carry the
+stamp of the frame that decided them. An active gesture's confidence is an exponential average
+(``confidence_tau_s``, 0.3 s) of its per-frame confidence. Tracks not updated for
+``forget_after_s`` (5 s), or left out of ``forget(active_ids, stamp_s)``, are dropped and their
+active gestures ended.
 """
 from __future__ import annotations
 

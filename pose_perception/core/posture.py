@@ -5,8 +5,8 @@ skeleton in a gravity-aligned frame. ROS-free.
 z axis from TF). Without TF the camera is assumed level: up = (0, -1, 0) in the camera optical
 frame; a tilted or rolled camera then skews every angle below by its tilt. The 3D is the
 depth-lifted keypoints when the four torso joints are valid, else the body model's own metric
-3D (``Person.world``), whose confidence is scaled by ``model_confidence_scale``; joints scored
-below ``min_score`` are left out (see ``core.body_frame``).
+3D (``Person.world``), whose confidence is then scaled by ``model_confidence_scale`` (0.8);
+joints scored below ``min_joint_score`` (0.2) are left out (see ``core.body_frame``).
 
 Measures (BlazePose joints; "mid" = the mean of the left and right joint; angles in degrees):
 - trunk: angle between (shoulder mid - hip mid) and up (0 upright, 90 horizontal);
@@ -35,38 +35,43 @@ be computed leaves its factor out:
   (the trunk may lean far: bending forward on a chair, reclining);
 - CROUCHING (squatting, kneeling) = (1 - LYING) * r(knee, 130, 100) * r(feet forward, 0.6, 0.3),
   and 0 when the knee angle is unknown (without ankles a squat looks like sitting).
-The best score wins when it reaches ``min_score``, else UNKNOWN; without knees only LYING can be
-told. Confidence = best - 0.5 * runner-up, times ``partial_scale`` when the ankles are unknown.
+The best score wins when it reaches ``min_score`` (0.5), else UNKNOWN; without knees only LYING
+can be told. Confidence = best - 0.5 x runner-up, times ``partial_scale`` (0.7) when no leg has
+its ankle (the knee angle unknown).
 
 Tracking (``PostureTracker``, per track id, stamps in seconds): the first classification, and
 the first known one after UNKNOWN, is taken at once; afterwards a different label replaces the
-current one once it has been the raw label for ``switch_s`` (a raw UNKNOWN only after
-``unknown_after_s``). The state's confidence is
-an exponential average (time constant ``confidence_tau_s``) of the raw confidence, counting
-frames with another label as 0. Tracks not updated for ``forget_after_s`` are dropped.
+current one once it has been the raw label for ``switch_s`` (0.5 s; a raw UNKNOWN only after
+``unknown_after_s``, 1.5 s). ``since_s`` is the first frame of the winning raw label. The
+state's confidence is an exponential average (time constant ``confidence_tau_s``, 0.3 s) of the
+raw confidence, frames with another label counting as 0. Tracks not updated for
+``forget_after_s`` (5 s) are dropped, or explicitly with ``forget(active_ids)``.
 
-Falls: the torso centre (mean of shoulders and hips, depth 3D only: the model's 3D has no
-absolute height) is followed along up. A drop starts when, within ``fall_window_s``, the torso
-fell at least ``fall_drop_m`` below its highest point there and its downward speed (over at
-least ``speed_span_s``) peaked at ``fall_speed_mps`` or more. If the tracked posture becomes
-LYING within ``fall_confirm_s`` of that, one ``FallEvent`` is returned, stamped with the time
-the drop criteria were first met, with the largest drop and speed seen; the next fall can only
-be reported after the person has left LYING. Heights are along up in the points' frame: use a
-frame fixed to the floor (base or odom) when the camera moves up and down.
+Falls (``core.falls``): the torso centre (mean of shoulders and hips; depth 3D only, the
+model's 3D has no absolute height) is followed along up. A drop is seen when, within the last
+``fall_window_s`` (1 s), the torso fell at least ``fall_drop_m`` (0.6 m) below its highest
+point there and its downward speed, measured over at least ``speed_span_s`` (0.2 s), peaked at
+``fall_speed_mps`` (1 m/s) or more. Sitting down quickly drops the torso about 0.45 m: no fall.
+If the tracked posture becomes LYING within ``fall_confirm_s`` (3 s) of the drop, one
+``FallEvent`` is returned (by the update that saw LYING), stamped with the time the drop was
+first seen and carrying the largest drop and speed seen; the next fall is reported only after
+the person has left LYING. Heights are along up in the points' frame: in the camera frame a
+camera moving up or down (a torso lift, a head tilt without TF) looks like the person moving;
+use a frame fixed to the floor (the robot's base or odom) when the camera moves.
 """
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Deque, Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
 from .body_frame import (FEET, L_ANKLE, L_HIP, L_KNEE, L_SHOULDER, NOSE, R_ANKLE, R_HIP, R_KNEE,
                          R_SHOULDER, TORSO, Skeleton, angle_deg, ramp, skeleton_from_arrays,
                          skeleton_from_keypoints, unit)
+from .falls import FallDetector, FallEvent
 from .types import Keypoints
 
 _EPS = 1e-6          # stamps are floats
@@ -129,6 +134,7 @@ def _nanmean(values) -> float:
 
 
 def posture_features(sk: Skeleton) -> PostureFeatures:
+    """The measures of the module docstring for one skeleton."""
     f = PostureFeatures()
     hip, sho = sk.mean((L_HIP, R_HIP), True), sk.mean((L_SHOULDER, R_SHOULDER), True)
     if hip is None or sho is None:
@@ -218,22 +224,12 @@ class PostureState:
 
 
 @dataclass
-class FallEvent:
-    track_id: int
-    stamp_s: float            # when the drop criteria were first met
-    drop_m: float             # largest drop of the torso centre within the window
-    speed_mps: float          # peak downward speed of the torso centre
-
-
-@dataclass
 class _Track:
     state: PostureState
     pending: Posture = Posture.UNKNOWN
     pending_since: float = math.nan
     last_s: float = math.nan
-    heights: Deque[Tuple[float, float, float]] = field(default_factory=deque)  # t, h, speed
-    drop: Optional[FallEvent] = None       # a drop waiting for LYING
-    armed: bool = True
+    falls: Optional[FallDetector] = None
 
 
 class PostureTracker:
@@ -267,14 +263,17 @@ class PostureTracker:
         tr = self._tracks.get(int(track_id))
         if tr is None:
             tr = self._tracks[int(track_id)] = _Track(PostureState(raw, conf, t))
+            tr.falls = FallDetector(int(track_id), cfg.fall_drop_m, cfg.fall_speed_mps,
+                                    cfg.fall_window_s, cfg.speed_span_s, cfg.fall_confirm_s)
         else:
             self._smooth(tr, raw, conf, t)
         tr.last_s = t
         event = None
         if sk is not None and not sk.from_model:
-            event = self._fall(int(track_id), tr, sk.height(sk.mean(TORSO, True)), t)
+            event = tr.falls.update(sk.height(sk.mean(TORSO, True)), t,
+                                    tr.state.posture == Posture.LYING)
         else:
-            tr.heights.clear()
+            tr.falls.clear_heights()
         return PostureState(tr.state.posture, tr.state.confidence, tr.state.since_s), event
 
     def _smooth(self, tr: _Track, raw: Posture, conf: float, t: float) -> None:
@@ -292,29 +291,3 @@ class PostureTracker:
                 tr.pending_since = math.nan
                 return
         st.confidence += alpha * ((conf if raw == st.posture else 0.0) - st.confidence)
-
-    def _fall(self, track_id: int, tr: _Track, h: float, t: float) -> Optional[FallEvent]:
-        cfg = self.cfg
-        if tr.state.posture != Posture.LYING:
-            tr.armed = True
-        if tr.drop is not None and t - tr.drop.stamp_s > cfg.fall_confirm_s + _EPS:
-            tr.drop = None
-        hs = tr.heights
-        while hs and t - hs[0][0] > cfg.fall_window_s + _EPS:
-            hs.popleft()
-        if np.isfinite(h):
-            old = [s for s in hs if t - s[0] >= cfg.speed_span_s - _EPS]
-            speed = (old[-1][1] - h) / (t - old[-1][0]) if old else 0.0
-            hs.append((t, h, speed))
-            drop = max(s[1] for s in hs) - h
-            peak = max(s[2] for s in hs)
-            if tr.armed and drop >= cfg.fall_drop_m and peak >= cfg.fall_speed_mps:
-                if tr.drop is None:
-                    tr.drop = FallEvent(track_id, t, drop, peak)
-                else:
-                    tr.drop.drop_m = max(tr.drop.drop_m, drop)
-                    tr.drop.speed_mps = max(tr.drop.speed_mps, peak)
-        if tr.drop is not None and tr.armed and tr.state.posture == Posture.LYING:
-            event, tr.drop, tr.armed = tr.drop, None, False
-            return event
-        return None
