@@ -129,6 +129,21 @@ def test_waving_at_2hz_is_detected(camera):
     assert all(G.RIGHT_HAND_RAISED in act for t, act, _ in out if 1.5 < t < 4.0)
 
 
+@pytest.mark.parametrize("hz, expected", [(0.3, False), (0.45, False), (0.7, True), (1.0, True),
+                                          (3.5, True), (4.5, False), (6.0, False)])
+def test_waving_frequency_band(hz, expected):
+    cfg = BodyGestureConfig()
+    assert cfg.wave_min_hz == 0.5 and cfg.wave_max_hz == 4.0
+    scene = Scene(CAMERAS["pitched"])
+    out = _run(BodyGestureTracker(cfg), _frames(scene, _wave_arms(hz, t1=6.5), t1=7.0,
+                                                noise_m=0.005), scene.up)
+    on = [t for t, act, _ in out if G.WAVING in act]
+    assert bool(on) == expected
+    if expected:     # from the third reversal on, without a gap, until the arm comes down
+        assert on[0] < 1.0 + 2.0 / hz + cfg.t_on_s + 0.1   # third reversal by 1.5 periods
+        assert np.allclose(np.diff(on), 1.0 / FPS, atol=1e-6) and on[-1] > 6.5
+
+
 @pytest.mark.parametrize("arms_at, why", [
     (lambda t: (ARM_DOWN, ARM_PALM_UP), "a still raised hand"),
     (_wave_arms(0.3), "too slow"),

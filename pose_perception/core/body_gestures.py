@@ -17,11 +17,13 @@ when its confidence reaches ``min_confidence``, 0.5; defaults in parentheses):
 - WAVING (either hand): while the wrist is at least ``wave_above_elbow_m`` (0.05 m) above the
   elbow, the wrist's coordinate along the left axis relative to the elbow is followed; a
   direction reversal counts once the wrist has come back ``wave_amplitude_m`` (0.06 m) from its
-  last extreme (a still or trembling hand makes none). With n reversals in the last
-  ``wave_window_s`` (2 s), the frequency (n - 1) / (2 x time from the first to the last one)
-  within [``wave_min_hz``, ``wave_max_hz``] (0.5 to 4 Hz) and the last reversal at most half a
-  period of ``wave_min_hz`` ago: confidence r(n, wave_reversals - 1, wave_reversals + 1)
-  (``wave_reversals`` 3). The wrist dropping below the elbow starts the count afresh.
+  last extreme (a still or trembling hand makes none). Reversals form a run while each comes
+  at most half a period of ``wave_min_hz`` (0.5 Hz) after the previous one (a longer gap starts
+  a new run). With n reversals in the run (the last 8 at most), the frequency (n - 1) / (2 x
+  time from the first to the last one) within [``wave_min_hz``, ``wave_max_hz``] (4 Hz) and
+  the last reversal at most a period of ``wave_min_hz`` ago: confidence r(n, wave_reversals -
+  1, wave_reversals + 1) (``wave_reversals`` 3). The wrist dropping below the elbow ends the
+  run.
 - STOP (either arm): e = elbow angle (shoulder-elbow-wrist); d = distance along up between the
   wrist and the line from the shoulder to the robot (``target``, default the frame's origin:
   the camera) at the wrist's distance: the wrist near shoulder height for a robot level with
@@ -90,7 +92,6 @@ class BodyGestureConfig:
     wave_above_elbow_m: float = 0.05
     wave_amplitude_m: float = 0.06
     wave_reversals: int = 3
-    wave_window_s: float = 2.0
     wave_min_hz: float = 0.5
     wave_max_hz: float = 4.0
     stop_height_m: float = 0.15
@@ -106,9 +107,9 @@ class BodyGestureConfig:
         if min(self.t_on_s, self.t_off_s, self.confidence_tau_s) < 0 or self.forget_after_s <= 0:
             raise ValueError("need t_on_s, t_off_s, confidence_tau_s >= 0, forget_after_s > 0")
         if not (0 < self.wave_min_hz < self.wave_max_hz and self.wave_reversals >= 2
-                and self.wave_amplitude_m > 0 and self.wave_window_s > 0):
+                and self.wave_amplitude_m > 0):
             raise ValueError("need 0 < wave_min_hz < wave_max_hz, wave_reversals >= 2, "
-                             "wave_amplitude_m > 0 and wave_window_s > 0")
+                             "and wave_amplitude_m > 0")
         if min(self.raise_m, self.stop_height_m, self.crossed_m, self.crossed_forward_m,
                self.face_m) <= 0 or not 0 < self.stop_angle_deg < 90 \
                 or not 0 <= self.stop_palm_prob <= 1:
@@ -141,12 +142,12 @@ class _Swing:
     ext: float = math.nan
     t_ext: float = math.nan
     direction: int = 0
-    reversals: Deque[float] = field(default_factory=deque)
+    reversals: Deque[float] = field(default_factory=lambda: deque(maxlen=8))
 
     def reset(self) -> None:
         self.__init__()
 
-    def step(self, x: float, t: float, amp: float) -> None:
+    def step(self, x: float, t: float, amp: float, max_gap: float) -> None:
         if self.direction == 0:
             self.lo = x if math.isnan(self.lo) else min(self.lo, x)
             self.hi = x if math.isnan(self.hi) else max(self.hi, x)
@@ -156,6 +157,8 @@ class _Swing:
         elif (x - self.ext) * self.direction > 0:
             self.ext, self.t_ext = x, t
         elif (self.ext - x) * self.direction >= amp:
+            if self.reversals and self.t_ext - self.reversals[-1] > max_gap + _EPS:
+                self.reversals.clear()
             self.reversals.append(self.t_ext)
             self.direction, self.ext, self.t_ext = -self.direction, x, t
 
@@ -298,12 +301,10 @@ class BodyGestureTracker:
                 sk.height(pw) - sk.height(pe) < cfg.wave_above_elbow_m:
             sw.reset()
             return 0.0
-        sw.step(float((pw - pe) @ left), t, cfg.wave_amplitude_m)
+        sw.step(float((pw - pe) @ left), t, cfg.wave_amplitude_m, 0.5 / cfg.wave_min_hz)
         rev = sw.reversals
-        while rev and t - rev[0] > cfg.wave_window_s + _EPS:
-            rev.popleft()
         n = len(rev)
-        if n < 2 or t - rev[-1] > 0.5 / cfg.wave_min_hz + _EPS:
+        if n < 2 or t - rev[-1] > 1.0 / cfg.wave_min_hz + _EPS:
             return 0.0
         hz = (n - 1) / (2.0 * max(rev[-1] - rev[0], _EPS))
         if not cfg.wave_min_hz <= hz <= cfg.wave_max_hz:
