@@ -339,3 +339,19 @@ def test_fall_detector_thresholds(drop, duration, expected):
     assert ev.track_id == 7 and 1.0 < ev.stamp_s <= 1.0 + duration + 1e-6
     assert ev.drop_m == pytest.approx(drop, abs=1e-6)
     assert ev.speed_mps == pytest.approx(drop / duration, rel=0.05)
+
+
+@pytest.mark.parametrize("case", ["standing", "chair", "squatting", "lying_on_back"])
+def test_depth_noise_neither_flickers_nor_falls(case):
+    """3 cm of independent noise per joint (a far, noisy depth camera) for 5 s at 30 Hz."""
+    scene = Scene(CAMERAS["pitched"])
+    kp = _keypoints(scene, case)
+    rng = np.random.default_rng(1)
+    frames = []
+    for i in range(int(5 * FPS)):
+        k = kp.copy()
+        k.xyz += rng.normal(0.0, 0.03, k.xyz.shape).astype(np.float32)
+        frames.append((i / FPS, k, scene.up))
+    out = _run(PostureTracker(), frames)
+    assert {st.posture for _, st, _ in out} == {CASES[case][2]}
+    assert all(ev is None for _, _, ev in out)
