@@ -254,6 +254,27 @@ def _h36m_up_from_standing_ground_truth(frames):
     return v / np.linalg.norm(v)
 
 
+# BlazePose-33 index <- Human3.6M-17 index for the joints the rules use (nose <- head)
+H36M_TO_BLAZEPOSE = {0: 10, 11: 11, 12: 14, 13: 12, 14: 15, 15: 13, 16: 16, 23: 4, 24: 1,
+                     25: 5, 26: 2, 27: 6, 28: 3}
+
+
+def test_h36m_ground_truth_3d(shared_data):
+    """The rules on the true 3D joints (no models needed), level and tilted up."""
+    data = json.loads((shared_data / "h36m_dev" / "h36m_3d.json").read_text())
+    ups = (LEVEL_CAMERA_UP, _h36m_up_from_standing_ground_truth(data["frames"]))
+    for fr in data["frames"]:
+        gt = np.asarray(fr["joints_3d_camera_m"])
+        xyz, valid = np.full((33, 3), np.nan), np.zeros(33, bool)
+        for b, h in H36M_TO_BLAZEPOSE.items():
+            xyz[b], valid[b] = gt[h], True
+        want = Posture.SITTING if "SittingDown" in fr["image"] else Posture.STANDING
+        for up in ups:
+            posture, conf = classify_posture(xyz, valid, up)
+            print(fr["image"], np.round(up, 3), posture.name, round(conf, 2))
+            assert posture == want and conf >= 0.7
+
+
 @pytest.mark.models
 def test_h36m_sitting_and_standing(shared_data):
     import cv2
