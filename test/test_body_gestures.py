@@ -206,6 +206,12 @@ def test_tracks_expire_and_forget_ends_their_gestures():
     assert [(e.track_id, e.started) for e in events] == [(4, False)]
     active, _ = tracker.update(4, raised[0][1], 4.1, scene.up)     # starts afresh
     assert active == []
+    # a track back after more than forget_after_s: its old gestures end, it starts afresh
+    _run(tracker, [(t + 5.0, kp) for t, kp in raised], scene.up, track_id=5)
+    active, events = tracker.update(5, raised[0][1], 7.5, scene.up)
+    assert active == []
+    assert [(e.track_id, e.gesture, e.started, e.stamp_s) for e in events] == [
+        (5, G.LEFT_HAND_RAISED, False, 7.5)]
 
 
 def test_config_validation():
@@ -214,3 +220,17 @@ def test_config_validation():
                 {"stop_angle_deg": 90.0}, {"face_m": 0.0}, {"min_confidence": 0.0}):
         with pytest.raises(ValueError):
             dataclass_from_dict(BodyGestureConfig, bad)
+
+
+def test_on_off_hysteresis_alone():
+    from pose_perception.core.hysteresis import OnOffHysteresis
+    h = OnOffHysteresis(t_on_s=0.3, t_off_s=0.5, min_confidence=0.5, tau_s=0.0)
+    seq = [(0.0, 0.9), (0.1, 0.9), (0.2, 0.2), (0.3, 0.9), (0.5, 0.9), (0.6, 0.8),
+           (0.7, 0.0), (1.0, 0.7), (1.4, 0.0), (1.8, 0.0), (1.9, 0.0)]
+    log = [(t, h.update({"a": c}, t), h.active()) for t, c in seq]
+    # the dip at 0.2 restarts the on-timer: active at 0.6 (0.3 s after 0.3); off at the first
+    # frame 0.5 s after the last present one (1.0)
+    transitions = [(t, tr) for t, tr, _ in log if tr]
+    assert transitions == [(0.6, [("a", True, 0.8)]), (1.8, [("a", False, 0.0)])]
+    assert log[5][2] == [("a", 0.8, 0.3)] and log[8][2] == [("a", 0.0, 0.3)]
+    assert log[-1][2] == []

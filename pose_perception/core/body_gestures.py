@@ -62,6 +62,7 @@ import numpy as np
 from .body_frame import (FACE, L_ELBOW, L_HAND, L_HIP, L_SHOULDER, L_WRIST, R_ELBOW, R_HAND,
                          R_HIP, R_SHOULDER, R_WRIST, Skeleton, angle_deg, ramp,
                          skeleton_from_keypoints, unit)
+from .hysteresis import OnOffHysteresis
 from .types import Keypoints
 
 _EPS = 1e-6
@@ -164,19 +165,11 @@ class _Swing:
 
 
 @dataclass
-class _GestureState:
-    active: bool = False
-    on_since: float = math.nan
-    last_present: float = math.nan
-    confidence: float = 0.0
-
-
-@dataclass
 class _Track:
     last_s: float
+    gestures: OnOffHysteresis
     swings: Dict[str, _Swing] = field(default_factory=lambda: {"left": _Swing(),
                                                                "right": _Swing()})
-    states: Dict[BodyGesture, _GestureState] = field(default_factory=dict)
 
 
 def _stop(sk: Skeleton, side: str, target: np.ndarray, palm: Optional[float],
@@ -250,26 +243,23 @@ class BodyGestureTracker:
         ({'left': p, 'right': p}), the model's ``world`` with ``world_up`` as in
         ``PostureTracker.update``. Returns this person's active gestures and the events of
         this call (including ended gestures of tracks that expired)."""
-        t, tid = float(stamp_s), int(track_id)
+        cfg, t, tid = self.cfg, float(stamp_s), int(track_id)
         events = self._drop([k for k, v in self._tracks.items()
-                             if k != tid and t - v.last_s > self.cfg.forget_after_s + _EPS], t)
-        tr = self._tracks.setdefault(tid, _Track(t))
-        sk = skeleton_from_keypoints(keypoints, up, world, world_up, self.cfg.min_joint_score)
+                             if t - v.last_s > cfg.forget_after_s + _EPS], t)
+        tr = self._tracks.get(tid)
+        if tr is None:
+            tr = self._tracks[tid] = _Track(t, OnOffHysteresis(
+                cfg.t_on_s, cfg.t_off_s, cfg.min_confidence, cfg.confidence_tau_s))
+        sk = skeleton_from_keypoints(keypoints, up, world, world_up, cfg.min_joint_score)
         present = {} if sk is None else self.frame_gestures(
             sk, tr, t, open_palm_prob, np.asarray(target, np.float64))
         if sk is None:
             for sw in tr.swings.values():
                 sw.reset()
-        alpha = 1.0 - math.exp(-max(t - tr.last_s, 0.0) / max(self.cfg.confidence_tau_s, _EPS))
         tr.last_s = t
-        for g in BodyGesture:
-            if g != BodyGesture.NONE:
-                ev = self._hysteresis(tid, g, tr, present.get(g, 0.0), t, alpha)
-                if ev is not None:
-                    events.append(ev)
-        active = [ActiveGesture(g, s.confidence, s.on_since)
-                  for g, s in sorted(tr.states.items()) if s.active]
-        return active, events
+        events += [GestureEvent(tid, g, started, t, conf)
+                   for g, started, conf in tr.gestures.update(present, t)]
+        return [ActiveGesture(g, c, s) for g, c, s in tr.gestures.active()], events
 
     def frame_gestures(self, sk: Skeleton, tr: _Track, t: float, open_palm_prob,
                        target: np.ndarray) -> Dict[BodyGesture, float]:
@@ -311,34 +301,9 @@ class BodyGestureTracker:
             return 0.0
         return ramp(n, cfg.wave_reversals - 1, cfg.wave_reversals + 1)
 
-    def _hysteresis(self, tid: int, g: BodyGesture, tr: _Track, conf: float, t: float,
-                    alpha: float) -> Optional[GestureEvent]:
-        cfg = self.cfg
-        st = tr.states.get(g)
-        if conf >= cfg.min_confidence:
-            st = tr.states.setdefault(g, _GestureState())
-            if math.isnan(st.on_since):
-                st.on_since, st.confidence = t, conf
-            st.last_present = t
-            st.confidence += alpha * (conf - st.confidence)
-            if not st.active and t - st.on_since >= cfg.t_on_s - _EPS:
-                st.active = True
-                return GestureEvent(tid, g, True, t, st.confidence)
-            return None
-        if st is None:
-            return None
-        st.confidence += alpha * (conf - st.confidence)
-        if not st.active:
-            del tr.states[g]
-        elif t - st.last_present >= cfg.t_off_s - _EPS:
-            del tr.states[g]
-            return GestureEvent(tid, g, False, t, st.confidence)
-        return None
-
     def _drop(self, ids: List[int], t: float) -> List[GestureEvent]:
         events = []
         for k in ids:
             tr = self._tracks.pop(k)
-            events += [GestureEvent(k, g, False, t, s.confidence)
-                       for g, s in sorted(tr.states.items()) if s.active]
+            events += [GestureEvent(k, g, False, t, c) for g, c, _ in tr.gestures.active()]
         return events
