@@ -251,7 +251,7 @@ class BodyGestureTracker:
             tr = self._tracks[tid] = _Track(t, OnOffHysteresis(
                 cfg.t_on_s, cfg.t_off_s, cfg.min_confidence, cfg.confidence_tau_s))
         sk = skeleton_from_keypoints(keypoints, up, world, world_up, cfg.min_joint_score)
-        present = {} if sk is None else self.frame_gestures(
+        present = {} if sk is None else self._frame_gestures(
             sk, tr, t, open_palm_prob, np.asarray(target, np.float64))
         if sk is None:
             for sw in tr.swings.values():
@@ -261,8 +261,8 @@ class BodyGestureTracker:
                    for g, started, conf in tr.gestures.update(present, t)]
         return [ActiveGesture(g, c, s) for g, c, s in tr.gestures.active()], events
 
-    def frame_gestures(self, sk: Skeleton, tr: _Track, t: float, open_palm_prob,
-                       target: np.ndarray) -> Dict[BodyGesture, float]:
+    def _frame_gestures(self, sk: Skeleton, tr: _Track, t: float, open_palm_prob,
+                        target: np.ndarray) -> Dict[BodyGesture, float]:
         """Per-frame confidence of each gesture (updates the track's waving state)."""
         cfg, out, rise = self.cfg, {}, {}
         stop = {side: _stop(sk, side, target, _palm(open_palm_prob, side), cfg)
