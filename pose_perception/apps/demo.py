@@ -20,6 +20,8 @@ The recorder node collects every output; at the end ``demo_output/`` (``--out``)
   also the true distance it was generated with),
 - ``interaction_timeline.png``: per person, the angle between their gaze and the camera, when
   they look at it, and their engagement state over time (``people/interaction``),
+- ``body_language_timeline.png``: per person, posture and the gestures going on over time, with
+  the events (gesture started / ended, falls) of ``people/events``,
 - ``summary.json`` and the printed summary (people found, frames, rate, latency, safety states).
 
 Sources: the built-in sample (default; its depth is SYNTHETIC, which every picture says),

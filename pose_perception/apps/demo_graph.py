@@ -9,8 +9,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .demo_records import (ENGAGEMENT_ORDER, DemoLog, FrameRec, InteractionRec, PersonRec,
-                           SafetyRec, stamp_ns)
+from .demo_records import (ENGAGEMENT_ORDER, POSTURE_ORDER, DemoLog, EventRec, FrameRec,
+                           InteractionRec, PersonRec, SafetyRec, gesture_words, stamp_ns)
 
 
 # ------------------------------------------------------------------------------ ROS graph
@@ -39,7 +39,8 @@ def _make_recorder(context, log: DemoLog, status_topic: str, keeper: _ImageKeepe
     from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from ..msg import FaceLandmarksArray, PersonInteractionArray, SafetyStatus, SkeletonArray
+    from ..msg import (FaceLandmarksArray, PersonEvent, PersonInteractionArray, SafetyStatus,
+                       SkeletonArray)
     from ..ros.conversions import image_msg_to_array, keypoint_msgs_to_arrays, stamp_to_sec
 
     class Recorder(Node):
@@ -51,6 +52,7 @@ def _make_recorder(context, log: DemoLog, status_topic: str, keeper: _ImageKeepe
             self.create_subscription(SafetyStatus, status_topic, self.on_status, qos)
             self.create_subscription(PersonInteractionArray, "people/interaction",
                                      self.on_interaction, qos)
+            self.create_subscription(PersonEvent, "people/events", self.on_event, 50)
             self.create_subscription(Image, "people/debug_image", self.on_image,
                                      qos_profile_sensor_data)
             self.faces: Dict[int, int] = {}
@@ -79,11 +81,20 @@ def _make_recorder(context, log: DemoLog, status_topic: str, keeper: _ImageKeepe
         def on_interaction(self, msg) -> None:
             st = stamp_to_sec(msg.header.stamp)
             for p in msg.people:
+                target = (np.array([p.pointing_target.x, p.pointing_target.y,
+                                    p.pointing_target.z]) if p.pointing_target_valid else None)
                 log.interaction.append(InteractionRec(
                     st, int(p.track_id), bool(p.looking_at_robot),
                     math.degrees(p.looking_angle), ENGAGEMENT_ORDER[p.engagement]
                     if p.engagement < len(ENGAGEMENT_ORDER) else "UNKNOWN",
-                    float(p.engagement_level)))
+                    float(p.engagement_level),
+                    POSTURE_ORDER[p.posture] if p.posture < len(POSTURE_ORDER) else "unknown",
+                    tuple(gesture_words(g) for g in p.gestures), target))
+
+        def on_event(self, msg) -> None:
+            what = ("fall" if msg.event == msg.EVENT_FALL else gesture_words(msg.gesture)
+                    + (" started" if msg.event == msg.EVENT_GESTURE_STARTED else " ended"))
+            log.events.append(EventRec(stamp_to_sec(msg.header.stamp), int(msg.track_id), what))
 
         def on_status(self, msg) -> None:
             log.safety.append(SafetyRec(stamp_to_sec(msg.header.stamp), time.time(),

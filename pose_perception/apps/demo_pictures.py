@@ -1,5 +1,5 @@
 """The demo's pictures from its records: annotated frames, contact sheet, top view, 3D skeletons,
-safety and interaction timelines (matplotlib, OpenCV; no ROS)."""
+safety, interaction and body-language timelines (matplotlib, OpenCV; no ROS)."""
 from __future__ import annotations
 
 import json
@@ -32,8 +32,9 @@ def up_coordinate(xyz: np.ndarray, camera_height: Optional[float]) -> np.ndarray
 def annotate(image: np.ndarray, rec: Optional[FrameRec], status: Optional[SafetyRec],
              index: int, synthetic: bool,
              interaction: Sequence[InteractionRec] = ()) -> np.ndarray:
-    """The debug image with a banner: frame, people, safety state (and SYNTHETIC DEPTH), and a
-    second line per person: engagement, whether they look at the camera."""
+    """The debug image with a banner: frame, people, safety state (and SYNTHETIC DEPTH), a
+    second line per person: engagement, whether they look at the camera, and a third: posture,
+    gestures and pointing."""
     import cv2
 
     img = np.ascontiguousarray(image).copy()
@@ -52,12 +53,16 @@ def annotate(image: np.ndarray, rec: Optional[FrameRec], status: Optional[Safety
     cv2.putText(img, text, (6, int(bar * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale,
                 (255, 255, 255), max(1, int(round(scale * 2))), cv2.LINE_AA)
     if interaction:
-        cv2.rectangle(img, (0, bar), (w, 2 * bar), (40, 40, 40), -1)
-        line = "   ".join(
-            f"id {r.track_id}: {r.engagement}" + (" LOOKING at the camera" if r.looking else "")
-            for r in interaction)
-        cv2.putText(img, line, (6, int(bar * 1.72)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), max(1, int(round(scale * 2))), cv2.LINE_AA)
+        lines = ["   ".join(f"id {r.track_id}: {r.engagement}"
+                            + (" LOOKING at the camera" if r.looking else "")
+                            for r in interaction),
+                 "   ".join(f"id {r.track_id}: " + ", ".join((r.posture,) + r.gestures)
+                            + (" -> pointing at a surface" if r.pointing_target is not None
+                               else "") for r in interaction)]
+        for k, line in enumerate(lines, start=1):
+            cv2.rectangle(img, (0, k * bar), (w, (k + 1) * bar), (40, 40, 40), -1)
+            cv2.putText(img, line, (6, int(bar * (k + 0.72))), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (255, 255, 255), max(1, int(round(scale * 2))), cv2.LINE_AA)
     return img
 
 
@@ -270,6 +275,49 @@ def plot_interaction_timeline(log: DemoLog, path: Path) -> None:
     plt.close(fig)
 
 
+POSTURE_RGB = {"unknown": (150, 150, 150), "standing": (40, 170, 60), "sitting": (80, 130, 255),
+               "crouching": (235, 170, 0), "lying": (220, 30, 30)}
+
+
+def plot_body_language_timeline(log: DemoLog, path: Path) -> None:
+    """Per person over time: posture (coloured band), each gesture going on (one row each) and
+    the events (falls in red)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t0 = log.published[0][1] if log.published else (
+        log.interaction[0].stamp if log.interaction else 0.0)
+    ids = sorted({r.track_id for r in log.interaction})
+    rows = []          # (label, times, colours or None)
+    for tid in ids:
+        recs = [r for r in log.interaction if r.track_id == tid]
+        t = np.array([r.stamp for r in recs]) - t0
+        rows.append((f"id {tid} posture", t, [np.array(POSTURE_RGB.get(r.posture, (0, 0, 0)))
+                                              / 255.0 for r in recs]))
+        for g in sorted({g for r in recs for g in r.gestures}):
+            rows.append((f"id {tid} {g}", t[[g in r.gestures for r in recs]], None))
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.35 * max(1, len(rows))))
+    for y, (label, t, colours) in enumerate(rows):
+        ax.scatter(t, np.full(len(t), y), marker="s", s=14,
+                   c=colours if colours is not None else "tab:purple")
+    for e in log.events:
+        if e.track_id in ids:
+            ax.axvline(e.stamp - t0, color="r" if e.what == "fall" else "0.6", lw=0.8,
+                       ls="-" if e.what == "fall" else ":")
+    for name, rgb in POSTURE_RGB.items():
+        ax.scatter([], [], marker="s", color=np.array(rgb) / 255.0, label=name)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
+    ax.set_ylim(-0.8, max(len(rows), 1) - 0.2)
+    ax.set_xlabel("time since the first frame [s]  (dotted: gesture events, red: falls)")
+    ax.legend(fontsize=7, loc="upper right", ncol=5)
+    ax.grid(alpha=0.3, axis="x")
+    ax.set_title(_title(log, "Posture and gestures"), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_outputs(log: DemoLog, out_dir: Path, n_frames: int = 6, sheet: int = 16
                   ) -> Tuple[Dict[str, Any], List[Path]]:
     """Pictures + summary.json into ``out_dir``; returns (summary, files written)."""
@@ -307,7 +355,8 @@ def write_outputs(log: DemoLog, out_dir: Path, n_frames: int = 6, sheet: int = 1
         log.notes.append("no debug image was received: no annotated frames")
     for name, fn in (("top_view.png", plot_top_view), ("skeletons_3d.png", plot_skeletons_3d),
                      ("safety_timeline.png", plot_safety_timeline),
-                     ("interaction_timeline.png", plot_interaction_timeline)):
+                     ("interaction_timeline.png", plot_interaction_timeline),
+                     ("body_language_timeline.png", plot_body_language_timeline)):
         fn(log, out_dir / name)
         files.append(out_dir / name)
     summary = summarize(log)

@@ -10,6 +10,8 @@ import numpy as np
 
 # PersonInteraction.engagement values, in the message's order
 ENGAGEMENT_ORDER = ("UNKNOWN", "DISENGAGED", "ENGAGING", "ENGAGED", "DISENGAGING")
+# PersonInteraction.posture values, in the message's order
+POSTURE_ORDER = ("unknown", "standing", "sitting", "crouching", "lying")
 
 
 # ------------------------------------------------------------------------------ plain records
@@ -58,6 +60,16 @@ class InteractionRec:
     angle_deg: float          # NaN without a gaze
     engagement: str           # UNKNOWN, DISENGAGED, ENGAGING, ENGAGED, DISENGAGING
     level: float
+    posture: str = "unknown"  # one of POSTURE_ORDER
+    gestures: Tuple[str, ...] = ()   # active gestures, e.g. 'left hand raised', 'thumb up'
+    pointing_target: Optional[np.ndarray] = None   # (3,) metres, when pointing at something
+
+
+@dataclass
+class EventRec:
+    stamp: float
+    track_id: int
+    what: str                 # e.g. 'waving started', 'fall'
 
 
 @dataclass
@@ -70,6 +82,7 @@ class DemoLog:
     images: Dict[int, np.ndarray] = field(default_factory=dict)    # annotated RGB by stamp ns
     safety: List[SafetyRec] = field(default_factory=list)
     interaction: List[InteractionRec] = field(default_factory=list)
+    events: List[EventRec] = field(default_factory=list)
     published: List[Tuple[int, float]] = field(default_factory=list)  # (frame index, stamp)
     wall_s: float = 0.0
     warning_m: float = 2.0
@@ -96,6 +109,13 @@ class DemoLog:
 
     def interaction_for(self, stamp: float) -> List[InteractionRec]:
         return [r for r in self.interaction if abs(r.stamp - stamp) < 1e-6]
+
+
+def gesture_words(g) -> str:
+    """A Gesture message in words: 'left thumb up', 'waving', 'both hands raised'."""
+    name = str(g.name).replace("_", " ")
+    side = str(g.side)
+    return f"{side} {name}" if side in ("left", "right") and side not in name else name
 
 
 def stamp_ns(t: float) -> int:
@@ -151,6 +171,9 @@ def summarize(log: DemoLog) -> Dict[str, Any]:
         "closest_distance_min_m": round(min(closest), 2) if closest else None,
         "engagement_states_of_people_frames": engagement,
         "looking_at_camera_people_frames": int(sum(r.looking for r in log.interaction)),
+        "postures_of_people_frames": _count(r.posture for r in log.interaction),
+        "gestures_of_people_frames": _count(g for r in log.interaction for g in r.gestures),
+        "events": _count(e.what for e in log.events),
         "warning_distance_m": log.warning_m,
         "protective_distance_m": log.protective_m,
         "provider": log.provider,
@@ -161,6 +184,13 @@ def summarize(log: DemoLog) -> Dict[str, Any]:
         errs = _truth_errors(log)
         if errs is not None:
             out["sample_centroid_depth_error_m"] = errs
+    return out
+
+
+def _count(names) -> Dict[str, int]:
+    out: Dict[str, int] = {}
+    for n in names:
+        out[n] = out.get(n, 0) + 1
     return out
 
 

@@ -23,14 +23,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .body_frame import LEVEL_CAMERA_UP, unit
 from .body_gestures import BodyGestureConfig, BodyGestureTracker
 from .hand_gestures import HAND_GESTURES
+from .hysteresis import OnOffHysteresis
 from .pointing import Pointing, PointingConfig, PointingTracker
 from .posture import Posture, PostureConfig, PostureTracker
 from .types import Person
 
-LEVEL_CAMERA_UP = (0.0, -1.0, 0.0)    # optical frame: y points down
-_EPS = 1e-6
+__all__ = ["LEVEL_CAMERA_UP", "BodyLanguage", "BodyLanguageConfig", "BodyLanguageTracker",
+           "GestureState", "PersonEvent"]
 
 
 @dataclass
@@ -38,11 +40,13 @@ class BodyLanguageConfig:
     hand_min_probability: float = 0.6   # a hand gesture counts from this class probability
     hand_on_s: float = 0.2              # held this long before it is reported
     hand_off_s: float = 0.3             # reported until absent this long
+    hand_tau_s: float = 0.2             # time constant of a hand gesture's confidence average
 
     def __post_init__(self) -> None:
         if not (0.0 < self.hand_min_probability <= 1.0 and self.hand_on_s >= 0.0
-                and self.hand_off_s >= 0.0):
-            raise ValueError("body_language: need 0 < hand_min_probability <= 1 and times >= 0")
+                and self.hand_off_s >= 0.0 and self.hand_tau_s > 0.0):
+            raise ValueError("body_language: need 0 < hand_min_probability <= 1, times >= 0 "
+                             "and hand_tau_s > 0")
 
 
 @dataclass
@@ -64,6 +68,9 @@ class BodyLanguage:
     posture_since_s: float = math.nan
     gestures: List[GestureState] = field(default_factory=list)
     pointing: Optional[Pointing] = None
+    # (2, 2) pixels of the colour image: the ray's through-point (fingertip or wrist) and the
+    # pointed-at target (or 1 m along the ray without one); None without a camera
+    pointing_px: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -77,15 +84,6 @@ class PersonEvent:
     fall_drop_m: float = math.nan              # fall
     fall_speed_mps: float = math.nan           # fall
     position: Optional[np.ndarray] = None      # (3,) the person's torso centre, when known
-
-
-@dataclass
-class _HandState:
-    name: str = "none"
-    since: float = math.nan         # when the pending / active class was first seen
-    last_seen: float = math.nan     # last frame with the active class
-    active: bool = False
-    confidence: float = 0.0
 
 
 class BodyLanguageTracker:
@@ -105,18 +103,21 @@ class BodyLanguageTracker:
         self.postures = PostureTracker(self._cfgs[0])
         self.gestures = BodyGestureTracker(self._cfgs[1])
         self.pointing = PointingTracker(self._cfgs[2])
-        self._hands: Dict[Tuple[int, str], _HandState] = {}
+        self._hands: Dict[Tuple[int, str], OnOffHysteresis] = {}
         self._pointing_since: Dict[int, Tuple[float, str]] = {}
         self._seen: Dict[int, float] = {}
 
     def update(self, persons: Sequence[Person], stamp_s: float,
                up: Sequence[float] = LEVEL_CAMERA_UP, depth_m: Optional[np.ndarray] = None,
-               camera=None) -> Tuple[Dict[int, BodyLanguage], List[PersonEvent]]:
+               camera=None, target: Sequence[float] = (0.0, 0.0, 0.0)
+               ) -> Tuple[Dict[int, BodyLanguage], List[PersonEvent]]:
         """Every tracked person with landmarks this frame: ``{track_id: BodyLanguage}`` and the
         frame's events. ``depth_m`` and ``camera`` (registered to the colour image) let the
-        pointing ray meet the scene; without them pointing gives the ray only."""
+        pointing ray meet the scene; without them pointing gives the ray only. ``target``: the
+        robot's point (a STOP sign is aimed at it), in the frame of the keypoints."""
         t = float(stamp_s)
         up = _unit(up)
+        self._target = np.asarray(target, np.float64).reshape(3)
         out: Dict[int, BodyLanguage] = {}
         events: List[PersonEvent] = []
         for p in persons:
@@ -132,24 +133,29 @@ class BodyLanguageTracker:
                     events: List[PersonEvent]) -> BodyLanguage:
         tid = p.track_id
         where = _torso(p)
-        state, fall = self.postures.update(tid, p.body, t, up)
+        state, fall = self.postures.update(tid, p.body, t, up, world=p.world)
         if fall is not None:
-            events.append(PersonEvent(tid, "fall", t, fall_drop_m=float(fall.drop_m),
+            events.append(PersonEvent(tid, "fall", float(fall.stamp_s),
+                                      fall_drop_m=float(fall.drop_m),
                                       fall_speed_mps=float(fall.speed_mps), position=where))
         hands = self._hand_gestures(p, t, events, where)
-        palm = max((g.confidence for g in hands if g.name == "open_palm"), default=None)
-        active, gesture_events = self.gestures.update(tid, p.body, t, up, open_palm_prob=palm)
+        palm = {h.handedness: float(h.gesture[HAND_GESTURES.index("open_palm")])
+                for h in p.hands if getattr(h, "gesture", None) is not None}
+        active, gesture_events = self.gestures.update(tid, p.body, t, up,
+                                                      open_palm_prob=palm or None,
+                                                      target=self._target, world=p.world)
         body = [GestureState(g.gesture.name.lower(), _side_of(g.gesture.name),
                              float(g.confidence), float(g.start_s)) for g in active]
-        for e in gesture_events:
+        for e in gesture_events:     # may hold the ended gestures of a track gone for good
             g = GestureState(e.gesture.name.lower(), _side_of(e.gesture.name),
                              float(e.confidence), float(e.stamp_s))
-            events.append(PersonEvent(tid, "gesture_started" if e.started else "gesture_ended",
-                                      float(e.stamp_s), gesture=g, position=where))
+            events.append(PersonEvent(int(e.track_id), "gesture_started" if e.started
+                                      else "gesture_ended", float(e.stamp_s), gesture=g,
+                                      position=where if e.track_id == tid else None))
         pointing = self.pointing.update(tid, p.body, list(p.hands), t, depth_m, camera)
         body += self._pointing_gesture(tid, pointing, t, events, where)
         return BodyLanguage(state.posture, float(state.confidence), float(state.since_s),
-                            body + hands, pointing)
+                            body + hands, pointing, _pointing_pixels(pointing, camera))
 
     def _pointing_gesture(self, tid: int, pointing: Optional[Pointing], t: float,
                           events: List[PersonEvent], where) -> List[GestureState]:
@@ -169,34 +175,24 @@ class BodyLanguageTracker:
 
     def _hand_gestures(self, p: Person, t: float, events: List[PersonEvent],
                        where) -> List[GestureState]:
+        """Each hand's gesture class (not 'none') with hysteresis, and its events."""
         c = self.config
         out = []
         for hand in p.hands:
+            side = hand.handedness
+            timer = self._hands.get((p.track_id, side))
+            if timer is None:
+                timer = self._hands[(p.track_id, side)] = OnOffHysteresis(
+                    c.hand_on_s, c.hand_off_s, c.hand_min_probability, c.hand_tau_s)
             probs = getattr(hand, "gesture", None)
-            st = self._hands.setdefault((p.track_id, hand.handedness), _HandState())
-            if probs is None:
-                name, prob = "none", 0.0
-            else:
-                k = int(np.argmax(probs))
-                name, prob = HAND_GESTURES[k], float(probs[k])
-                if prob < c.hand_min_probability:
-                    name = "none"
-            if name != "none" and name == st.name:
-                st.last_seen, st.confidence = t, prob
-                if not st.active and t - st.since >= c.hand_on_s - _EPS:
-                    st.active = True
-                    events.append(PersonEvent(p.track_id, "gesture_started", t, position=where,
-                                              gesture=GestureState(name, hand.handedness, prob,
-                                                                   st.since)))
-            elif not st.active or t - st.last_seen >= c.hand_off_s - _EPS:
-                if st.active:
-                    events.append(PersonEvent(p.track_id, "gesture_ended", t, position=where,
-                                              gesture=GestureState(st.name, hand.handedness,
-                                                                   0.0, st.since)))
-                st.name, st.since, st.last_seen, st.active = name, t, t, False
-                st.confidence = prob
-            if st.active:
-                out.append(GestureState(st.name, hand.handedness, st.confidence, st.since))
+            seen = {} if probs is None else {
+                name: float(q) for name, q in zip(HAND_GESTURES, probs) if name != "none"}
+            for name, started, conf in timer.update(seen, t):
+                g = GestureState(name, side, float(conf), t)
+                events.append(PersonEvent(p.track_id, "gesture_started" if started
+                                          else "gesture_ended", t, gesture=g, position=where))
+            out += [GestureState(name, side, float(conf), float(start))
+                    for name, conf, start in timer.active()]
         return out
 
     def _forget(self, t: float) -> None:
@@ -209,12 +205,21 @@ class BodyLanguageTracker:
         self._hands = {k: v for k, v in self._hands.items() if k[0] not in old}
 
 
+def _pointing_pixels(pointing: Optional[Pointing], camera) -> Optional[np.ndarray]:
+    if pointing is None or camera is None:
+        return None
+    end = pointing.target if pointing.target is not None else \
+        np.asarray(pointing.fingertip, np.float64) + np.asarray(pointing.direction, np.float64)
+    pts = np.stack([np.asarray(pointing.fingertip, np.float64), np.asarray(end, np.float64)])
+    if not (np.all(np.isfinite(pts)) and np.all(pts[:, 2] > 0.05)):
+        return None
+    return np.asarray(camera.project(pts), np.float64).reshape(2, 2)
+
+
 def _unit(v: Sequence[float]) -> np.ndarray:
-    v = np.asarray(v, np.float64).reshape(3)
-    n = float(np.linalg.norm(v))
-    if not (math.isfinite(n) and n > 0):
-        return np.asarray(LEVEL_CAMERA_UP, np.float64)
-    return v / n
+    """``v`` as a unit vector; a level camera's up when ``v`` has no direction."""
+    u = unit(np.asarray(v, np.float64).reshape(3))
+    return u if u is not None else np.asarray(LEVEL_CAMERA_UP, np.float64)
 
 
 def _side_of(name: str) -> str:

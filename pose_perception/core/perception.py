@@ -175,7 +175,8 @@ class Perception:
         """Posture, gestures and pointing of every tracked person into their interaction
         (``PersonInteraction.body``), the frame's events into ``result.events``."""
         bodies, result.events = self.body_language.update(result.persons, stamp_s, self.up,
-                                                          depth_m, camera)
+                                                          depth_m, camera,
+                                                          self.attention_target)
         for it in result.interactions:
             it.body = bodies.get(it.track_id)
 
@@ -221,7 +222,7 @@ class Perception:
             result.timings_ms["interaction"] = (time.perf_counter() - t) * 1e3
             if self.config.enable_body_language:
                 t = time.perf_counter()
-                self.read_body_language(result, stamp_s, depth_m, depth_camera or camera)
+                self.read_body_language(result, stamp_s, depth_m, camera)
                 result.timings_ms["body_language"] = (time.perf_counter() - t) * 1e3
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result

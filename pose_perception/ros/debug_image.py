@@ -1,6 +1,8 @@
 """The annotated colour image of ``people/debug_image``: bones in each track's colour, joints
 coloured by confidence (red -> green), face points, hands, and a label with the track id and the
-distance of the person's centroid. Drawn with OpenCV on a copy of the RGB image."""
+distance of the person's centroid; under it the posture and gestures, and the pointing ray from
+the fingertip to the pointed-at surface (a circle). Drawn with OpenCV on a copy of the RGB
+image."""
 from __future__ import annotations
 
 
@@ -29,10 +31,26 @@ def _draw_keypoints(img: np.ndarray, kps: Keypoints, colour, radius: int, width:
                    cv2.LINE_AA)
 
 
+def _draw_body_language(img: np.ndarray, body, x0: int, y0: int, colour, scale: int) -> None:
+    words = [body.posture.name.lower()] if body.posture else []
+    words += [(f"{g.side} " if g.side in ("left", "right") and g.side not in g.name else "")
+              + g.name.replace("_", " ") for g in body.gestures]
+    if words:
+        cv2.putText(img, ", ".join(words), (x0, y0), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale,
+                    colour, scale, cv2.LINE_AA)
+    px = body.pointing_px
+    if px is not None and np.all(np.isfinite(px)):
+        a, b = (tuple(int(round(v)) for v in q) for q in px)
+        cv2.arrowedLine(img, a, b, (255, 140, 0), 2 * scale, cv2.LINE_AA, tipLength=0.05)
+        cv2.circle(img, b, 8 * scale, (255, 140, 0), 2 * scale, cv2.LINE_AA)
+
+
 def draw_result(rgb: np.ndarray, result: FrameResult) -> np.ndarray:
     """A new RGB image with ``result`` drawn on ``rgb``."""
     img = np.ascontiguousarray(rgb).copy()
     scale = max(1, int(round(max(img.shape[:2]) / 640)))
+    bodies = {it.track_id: it.body for it in result.interactions
+              if getattr(it, "body", None) is not None}
     for p in result.persons:
         colour = to_uint8(track_rgb(p.track_id or 0))
         _draw_keypoints(img, p.body, colour, 3 * scale, 2 * scale)
@@ -50,6 +68,9 @@ def draw_result(rgb: np.ndarray, result: FrameResult) -> np.ndarray:
                 label += f"  {float(np.linalg.norm(p.centroid)):.2f} m"
             cv2.putText(img, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX,
                         0.5 * scale, colour, scale, cv2.LINE_AA)
+            if p.track_id in bodies:
+                _draw_body_language(img, bodies[p.track_id], x0, max(12, y0 - 6) + 16 * scale,
+                                    colour, scale)
     for face in result.faces:
         xy = face.mesh.xy
         ok = np.all(np.isfinite(xy), axis=1)
