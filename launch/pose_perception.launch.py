@@ -14,7 +14,7 @@ config/pose_perception.yaml). Topic names and remaps for common cameras: README.
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -68,10 +68,15 @@ ARG_HELP = {
     "sample_camera": "true: also publish recorded/sample frames as a camera would",
     "source": "sample camera source folder (empty: built-in synthetic sample)",
     "log_level": "log level of the nodes (empty: ROS's default, info)",
+    "dds_transport": "Fast DDS built-in transports of the nodes started here: large_data (the "
+                     "default: shared memory + TCP, what images on one machine need; give the "
+                     "camera driver FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA too), default (Fast "
+                     "DDS's own UDP + shared memory), or keep (leave the environment as it is). "
+                     "An environment that already sets FASTDDS_BUILTIN_TRANSPORTS wins",
 }
 DEFAULTS = {"params_file": "", "safety": "false", "robot_frame": "", "rviz": "false",
             "sample_camera": "false", "source": "", "log_level": "", "camera_mount": "",
-            "camera_frame": ""}
+            "camera_frame": "", "dds_transport": "large_data"}
 DEFAULT_CAMERA_FRAME = "camera_color_optical_frame"
 
 
@@ -140,6 +145,16 @@ def pose_node_overrides(context) -> dict:
     return overrides
 
 
+def transport_actions(context) -> list:
+    """FASTDDS_BUILTIN_TRANSPORTS for the nodes of this launch (argument dds_transport)."""
+    choice = LaunchConfiguration("dds_transport").perform(context).strip().lower()
+    if choice not in ("large_data", "default", "keep"):
+        raise ValueError(f"dds_transport must be large_data, default or keep, not '{choice}'")
+    if choice == "keep" or os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):
+        return []
+    return [SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", choice.upper())]
+
+
 def _nodes(context, *args, **kwargs):
     share = _share_dir(__file__)
     params_file = LaunchConfiguration("params_file").perform(context) or \
@@ -155,7 +170,7 @@ def _nodes(context, *args, **kwargs):
         context, params_file, sample and not LaunchConfiguration("source").perform(context))
     overrides = pose_node_overrides(context)
     overrides.update(_with_transforms(params_file, "pose_node", transforms))
-    actions = mount_actions + [
+    actions = transport_actions(context) + mount_actions + [
         Node(package=PACKAGE, executable="pose_node", name="pose_node", output="screen",
              emulate_tty=True, parameters=[params_file, overrides], **ros_args)]
     if _flag(context, "safety"):

@@ -61,6 +61,37 @@ def test_bench_json_has_the_promised_keys(models, capsys):
     assert r["synthetic_depth"] is True and "SYNTHETIC" in r["source"]
     assert r["people_per_frame"] == 1.0 and r["faces_per_frame"] == 1.0
     assert "e2e" in table and "p95 ms" in table and "SYNTHETIC" in table
+    # issue 19: the frame split into the time some model runs and the rest
+    st = r["stages_mean"]
+    assert 0 < st["inference"] <= lat["mean"] + 0.5
+    assert st["non_inference"] >= 0 and st["inference"] + st["non_inference"] == \
+        pytest.approx(lat["mean"], abs=0.05)
+    assert 0 < r["non_inference_share"] < 1
+    assert "not inference:" in table
+
+
+def test_inference_clock_counts_overlapping_runs_once():
+    """Two models running at once on two threads count once (the frame's wall time in which some
+    model runs), so that 'frame - inference' is the time in which none runs."""
+    import threading
+    import time
+    from pose_perception.core.worker import InferenceClock
+    clock = InferenceClock()
+    start = clock.total_ms()
+
+    def run(seconds):
+        with clock.running():
+            time.sleep(seconds)
+    t0 = time.perf_counter()
+    a = threading.Thread(target=run, args=(0.10,))
+    b = threading.Thread(target=run, args=(0.05,))
+    a.start(), b.start()
+    a.join(), b.join()
+    wall = (time.perf_counter() - t0) * 1e3
+    busy = clock.total_ms() - start
+    assert 95 <= busy <= wall + 1          # about the longer run, not the 150 ms of both
+    time.sleep(0.02)
+    assert clock.total_ms() - start == pytest.approx(busy)   # nothing runs: no time added
 
 
 def test_bench_three_people_and_no_face(models, capsys):

@@ -96,6 +96,12 @@ def test_ibug68_layout_and_2d_only_results():
     res = _result()
     _, fa = frame_result_to_msgs(res, _header(), True, face_layout="ibug68")
     assert fa.faces[0].layout == "ibug68" and len(fa.faces[0].landmarks) == 68
+    # issue 19: faces nobody subscribes to are not converted; the skeletons are the same
+    sk_all, _ = frame_result_to_msgs(res, _header(), True)
+    sk, fa = frame_result_to_msgs(res, _header(), True, faces=False)
+    assert fa.faces == [] and fa.header == _header()
+    assert [(s.track_id, len(s.keypoints), s.has_face) for s in sk.skeletons] == \
+        [(s.track_id, len(s.keypoints), s.has_face) for s in sk_all.skeletons]
     with pytest.raises(ValueError, match="face layout"):
         frame_result_to_msgs(res, _header(), True, face_layout="dlib5")
     flat = FrameResult(persons=[Person(Keypoints("blazepose33", np.zeros((33, 2)),

@@ -46,9 +46,34 @@ def _context(mod, **arguments):
     return ctx, fn
 
 
-def _nodes(mod, **arguments):
+def _actions(mod, **arguments):
     ctx, fn = _context(mod, **arguments)
     return fn.execute(ctx)
+
+
+def _nodes(mod, **arguments):
+    from launch_ros.actions import Node
+    return [a for a in _actions(mod, **arguments) if isinstance(a, Node)]
+
+
+def test_launch_gives_its_nodes_the_large_data_transport(monkeypatch):
+    """issue 19: images on one machine need Fast DDS's LARGE_DATA transports (bench-ros set it,
+    the launch file did not); an environment that sets it already wins; 'keep' sets nothing."""
+    mod = _load_launch()
+    from launch.actions import SetEnvironmentVariable
+    monkeypatch.delenv("FASTDDS_BUILTIN_TRANSPORTS", raising=False)
+
+    def transport(**arguments):
+        ctx, fn = _context(mod, **arguments)
+        sets = [a for a in fn.execute(ctx) if isinstance(a, SetEnvironmentVariable)]
+        return ["".join(s.perform(ctx) for s in a.value) for a in sets]
+    assert transport() == ["LARGE_DATA"]
+    assert transport(dds_transport="default") == ["DEFAULT"]
+    assert transport(dds_transport="keep") == []
+    with pytest.raises(ValueError, match="dds_transport"):
+        transport(dds_transport="udp")
+    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "SHM")
+    assert transport() == []
 
 
 def test_launch_builds_nodes_from_arguments():

@@ -37,6 +37,8 @@ from .bench_common import (PreparedSource, add_common_arguments, command_line, c
                            prepare_source, rounded, run_and_print)
 
 STAGES = ("detect", "body", "face", "hands", "lift", "track", "total")
+# the frame split in two: wall time in which some model ran, and the rest (e2e - inference)
+SPLIT = ("inference", "non_inference")
 EXIT_NO_MEDIAPIPE = 4          # bench --mediapipe: MediaPipe could not be run
 
 
@@ -46,7 +48,7 @@ def measure(per, src: PreparedSource, n: int, warm: int, lift: bool = True) -> D
     ``lift`` False: no depth is passed, so nothing is lifted to 3D."""
     from ..sources.sample import looped
 
-    stage_ms: Dict[str, List[float]] = {s: [] for s in STAGES}
+    stage_ms: Dict[str, List[float]] = {s: [] for s in STAGES + SPLIT}
     e2e: List[float] = []
     people: List[int] = []
     faces: List[int] = []
@@ -65,6 +67,9 @@ def measure(per, src: PreparedSource, n: int, warm: int, lift: bool = True) -> D
         faces.append(len(res.faces))
         for s in STAGES:
             stage_ms[s].append(float(res.timings_ms.get(s, 0.0)))
+        inference = float(res.timings_ms.get("inference", 0.0))
+        stage_ms["inference"].append(inference)
+        stage_ms["non_inference"].append(max(0.0, dt - inference))
     wall = time.perf_counter() - t_measure
     cpu = time.process_time() - cpu_measure
     return {
@@ -78,6 +83,9 @@ def measure(per, src: PreparedSource, n: int, warm: int, lift: bool = True) -> D
         "faces_per_frame": rounded(float(np.mean(faces)), 3),
         "cpu_ms_per_frame": rounded(cpu / n * 1e3),
         "cpu_utilisation": rounded(cpu / wall if wall > 0 else float("nan")),
+        # share of the frame's wall time (mean over frames) in which no model ran
+        "non_inference_share": rounded(float(np.sum(stage_ms["non_inference"])
+                                             / max(np.sum(e2e), 1e-9)), 3),
     }
 
 
@@ -195,7 +203,12 @@ def format_bench(r: Dict[str, Any]) -> str:
         lines.append(f"  {s:<8} {_fmt(r['stages'][s])} {_fmt(r['stages_p95'][s])} "
                      f"{_fmt(r['stages_mean'][s])}")
     lat = r["latency_ms"]
-    lines += [f"  {'e2e':<8} {_fmt(lat['p50'])} {_fmt(lat['p95'])} {_fmt(lat['mean'])}",
+    lines += [f"  {'e2e':<8} {_fmt(lat['p50'])} {_fmt(lat['p95'])} {_fmt(lat['mean'])}"]
+    for s, what in zip(SPLIT, ("  of which some model runs", "  and no model runs")):
+        lines.append(f"  {what:<26} {_fmt(r['stages'][s])} {_fmt(r['stages_p95'][s])} "
+                     f"{_fmt(r['stages_mean'][s])}")
+    lines += [f"  not inference: {100 * r['non_inference_share']:.1f} % of the frame time "
+              "(crops, decoding, lifting, tracking, association, interaction)",
               "",
               f"  throughput {r['fps']} frames/s; peak RSS {r['peak_rss_mb']} MB (process; "
               f"{r['rss_source_mb']} MB with the frames loaded before the pipeline, "

@@ -12,6 +12,11 @@ warm-up:
   includes the DDS hop; the node's own diagnostics report stamp -> publish),
 - max lag in frames: how many newer frames had been published when a result arrived.
 
+``--core N`` first runs the ROS-free pipeline (``bench``'s measure, the node's settings) on the
+same frames for N frames, in this process with nothing else running, and reports the ratios:
+processed rate / min(core rate, camera rate) (a node cannot process more frames than the camera
+sends) and ROS p95 latency / core p95 latency.
+
 ``--json`` prints one JSON object as the last line.
 """
 from __future__ import annotations
@@ -55,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="Fast DDS transports of camera and node: 'large_data' (the default here; "
                     "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA, recommended for images on one "
                     "machine) or 'default' (whatever the environment says)")
+    ap.add_argument("--core", type=int, default=0, metavar="N",
+                    help="first measure the ROS-free pipeline on the same frames (N frames) and "
+                    "report the ratios to it")
     ap.add_argument("--json", action="store_true", help="print one JSON object as last line")
     ap.add_argument("node_args", nargs="*", help="extra ROS arguments for pose_node after '--', "
                     "e.g. -- -p sync_slop_s:=0.05")
@@ -80,6 +88,31 @@ def summarise(latencies_ms: List[float], lags: List[int], published: int, proces
     }
 
 
+def core_reference(source: str, frames: int, face: bool, cpu: bool) -> Dict[str, object]:
+    """The ROS-free pipeline with the node's default settings on the same frames: ``fps`` and
+    ``latency_ms`` (``bench``'s numbers)."""
+    from .bench import measure
+    from .bench_common import make_perception, prepare_source
+
+    src = prepare_source(source or None, None, 1)
+    per = make_perception(["cpu"] if cpu else None, None, face, False)
+    try:
+        r = measure(per, src, frames, min(10, frames))
+    finally:
+        per.close()
+    return {"fps": r["fps"], "latency_ms": r["latency_ms"], "frames": frames}
+
+
+def compare_to_core(report: Dict[str, object], core: Dict[str, object]) -> None:
+    """Add the ratios of the ROS numbers to the core's to ``report``."""
+    ceiling = min(float(core["fps"]), float(report["camera_rate_hz"]))
+    rate = report.get("processed_rate_hz")
+    p95, core_p95 = report["latency_ms"]["p95"], core["latency_ms"]["p95"]
+    report["core"] = core
+    report["rate_ratio"] = round(rate / ceiling, 3) if rate and ceiling > 0 else None
+    report["p95_ratio"] = round(p95 / core_p95, 3) if p95 and core_p95 else None
+
+
 def run(args: argparse.Namespace) -> Dict[str, object]:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -91,6 +124,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
 
     source = default_source() if args.source is None else args.source
     frames, desc = load_frames(source)
+    core = core_reference(source, args.core, not args.no_face, args.cpu) if args.core else None
     node_params = {"use_gpu": not args.cpu, "enable_face": not args.no_face,
                    "qos_reliability": "reliable"}
     if args.dds_transport == "large_data":   # before rclpy.init; the node subprocess inherits it
@@ -177,7 +211,14 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
                        "mode": "in-process" if args.in_process else "subprocess",
                        "provider": provider, "measured_s": round(seconds, 2),
                        "node_latency_p50_p95_max_ms": node_diag.get(
-                           "end-to-end (image stamp -> published) latency p50/p95/max [ms]")})
+                           "end-to-end (image stamp -> published) latency p50/p95/max [ms]"),
+                       # where the node's time goes: its own per-step latencies (diagnostics)
+                       "node_steps_p50_p95_max_ms": {
+                           k.replace(" latency p50/p95/max [ms]", ""): v
+                           for k, v in node_diag.items() if k.endswith("p50/p95/max [ms]")
+                           and not k.startswith("end-to-end")}})
+        if core is not None:
+            compare_to_core(report, core)
         return report
     finally:
         for n in nodes:
@@ -212,6 +253,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if report.get("node_latency_p50_p95_max_ms"):
         print(f"node's own stamp -> publish latency p50/p95/max: "
               f"{report['node_latency_p50_p95_max_ms']} ms (last 300 frames)")
+    for step, text in (report.get("node_steps_p50_p95_max_ms") or {}).items():
+        print(f"  node step {step:<28} p50/p95/max {text} ms")
+    if report.get("core"):
+        c = report["core"]
+        print(f"core pipeline on the same frames ({c['frames']} frames, this process): "
+              f"{c['fps']} frames/s, latency p50 {c['latency_ms']['p50']} ms, p95 "
+              f"{c['latency_ms']['p95']} ms")
+        print(f"through ROS / core: processed rate {report['rate_ratio']}x of min(core rate, "
+              f"camera rate); p95 latency {report['p95_ratio']}x")
     if args.json:
         print(json.dumps(report))
     return 0

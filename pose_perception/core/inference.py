@@ -17,6 +17,7 @@ import numpy as np
 
 from .model_files import provision_hint, resolve_model_path, trt_batch_profile, trt_cache_dir
 from .precision import fp16_emulated, model_precision, to_fp16
+from .worker import INFERENCE_CLOCK
 
 LOG = logging.getLogger(__name__)
 
@@ -436,7 +437,8 @@ class OnnxModel:
         dict. Returns all outputs in the model's order (or those named in ``outputs``)."""
         if isinstance(feed, np.ndarray):
             feed = {self.input_names[0]: feed}
-        return self.session.run(outputs, feed)
+        with INFERENCE_CLOCK.running():
+            return self.session.run(outputs, feed)
 
     def warmup(self, batch: int = 1) -> None:
         """One inference on zeros (dynamic dimensions other than batch taken as 1)."""

@@ -1,6 +1,7 @@
 """A one-thread worker for running one stage beside another, and per-stage timing. ROS-free."""
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -51,3 +52,39 @@ class Job:
         """Wait for the call to end (its outcome is not needed any more)."""
         if self._future is not None:
             futures_wait([self._future])
+
+
+class InferenceClock:
+    """Wall time during which at least one model runs, summed over the process: every
+    ``OnnxModel.run`` enters and leaves it. Two models running at once on two threads count
+    once, so that ``frame time - inference`` is the time of the frame in which no model ran
+    (crops, decoding, lifting, tracking, ...). The cost is one lock per model run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._since = 0.0
+        self._total = 0.0
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        with self._lock:
+            if self._active == 0:
+                self._since = time.perf_counter()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                if self._active == 0:
+                    self._total += time.perf_counter() - self._since
+
+    def total_ms(self) -> float:
+        """Milliseconds with some model running so far (runs still going count up to now)."""
+        with self._lock:
+            busy = time.perf_counter() - self._since if self._active else 0.0
+            return (self._total + busy) * 1e3
+
+
+INFERENCE_CLOCK = InferenceClock()

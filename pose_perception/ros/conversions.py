@@ -270,17 +270,20 @@ def face_to_msg(face: Face, header, T: Optional[np.ndarray] = None,
 
 def frame_result_to_msgs(result: FrameResult, header, depth_used: bool,
                          T_out_cam: Optional[np.ndarray] = None, hands: bool = True,
-                         face_layout: str = "face468"
+                         face_layout: str = "face468", faces: bool = True
                          ) -> Tuple[SkeletonArray, FaceLandmarksArray]:
     """The SkeletonArray and FaceLandmarksArray of one frame. ``header``: colour image stamp and
-    the output frame; ``T_out_cam``: camera optical frame -> output frame (None = identity)."""
+    the output frame; ``T_out_cam``: camera optical frame -> output frame (None = identity).
+    ``faces`` False leaves the FaceLandmarksArray empty (468 Keypoint messages per face are most
+    of the conversion's cost: the node skips them while nobody subscribes)."""
     T = None if T_out_cam is None or geo.is_identity(T_out_cam) else T_out_cam
     sk = SkeletonArray(depth_used=bool(depth_used))
     sk.header = header
     sk.skeletons = [person_to_skeleton(p, header, T, hands) for p in result.persons]
     fa = FaceLandmarksArray()
     fa.header = header
-    fa.faces = [face_to_msg(f, header, T, face_layout) for f in result.faces]
+    if faces:
+        fa.faces = [face_to_msg(f, header, T, face_layout) for f in result.faces]
     return sk, fa
 
 

@@ -271,18 +271,22 @@ class PoseNode(ImageIntake, Node):
             return None
         out_frame, T = self._output_transform(cam_frame, color.header.stamp)
         header = Header(stamp=color.header.stamp, frame_id=out_frame)
+        # outputs nobody subscribes to are not converted (the face meshes cost the most)
+        markers = self.pub_markers is not None and self.pub_markers.get_subscription_count() > 0
+        faces = markers or self.pub_faces.get_subscription_count() > 0
         sk, fa = frame_result_to_msgs(result, header, depth_used, T,
                                       hands=self.p["enable_hands"],
-                                      face_layout=self.p["face_landmarks_layout"])
+                                      face_layout=self.p["face_landmarks_layout"], faces=faces)
         inter = interactions_to_msg(result.interactions, header, T)
         self.pub_skeletons.publish(sk)
-        self.pub_faces.publish(fa)
+        if faces:
+            self.pub_faces.publish(fa)
         self.pub_interaction.publish(inter)
         for event in events_to_msgs(getattr(result, "events", []), header, T):
             self.pub_events.publish(event)
         if self.rep155 is not None:
             self.rep155.publish(result, result.interactions, header, w, h, T)
-        if self.pub_markers is not None and self.pub_markers.get_subscription_count() > 0:
+        if markers:
             self.pub_markers.publish(self._markers.build(sk, fa, inter))
         if self.pub_debug is not None and self.pub_debug.get_subscription_count() > 0:
             from .debug_image import draw_result
