@@ -129,6 +129,14 @@ class Scene:
         return kp
 
 
+# cameras the rules must agree from (each with its own up)
+CAMERAS = {
+    "level": Camera(),
+    "pitched": Camera(pitch_deg=25.0),
+    "rolled": Camera(pitch_deg=-10.0, roll_deg=30.0),
+    "high": Camera(position=(-2.0, 1.0, 2.2), pitch_deg=35.0, roll_deg=-15.0),
+}
+
 # postures as body_points arguments
 STANDING = dict()
 SITTING = dict(hip_deg=(90.0, 90.0), knee_deg=(90.0, 90.0))

@@ -10,16 +10,10 @@ from pose_perception.core.body_gestures import (BodyGesture, BodyGestureConfig,
 from pose_perception.core.perception import dataclass_from_dict
 from pose_perception.core.types import Keypoints
 from synthetic_body import (ARM_CROSSED, ARM_DOWN, ARM_FORWARD, ARM_PALM_UP, ARM_RAISED,
-                            ARM_TO_FACE, SITTING, Camera, Scene, body_points)
+                            ARM_TO_FACE, CAMERAS, SITTING, Scene, body_points)
 
 FPS = 30.0
 G = BodyGesture
-CAMERAS = {
-    "level": Camera(),
-    "pitched": Camera(pitch_deg=25.0),
-    "rolled": Camera(pitch_deg=-10.0, roll_deg=30.0),
-    "high": Camera(position=(-2.0, 1.0, 2.2), pitch_deg=35.0, roll_deg=-15.0),
-}
 # arms (left, right) -> the only gesture expected
 STATIC = {
     "arms_down": ((ARM_DOWN, ARM_DOWN), set()),

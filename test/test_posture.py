@@ -11,15 +11,9 @@ from pose_perception.core.perception import dataclass_from_dict
 from pose_perception.core.posture import (Posture, PostureConfig, PostureState,
                                           PostureTracker, classify_posture)
 from pose_perception.core.types import Keypoints
-from synthetic_body import (KNEELING, LYING_TURN, SITTING, SQUATTING, Camera, Scene,
+from synthetic_body import (CAMERAS, KNEELING, LYING_TURN, SITTING, SQUATTING, Camera, Scene,
                             body_points, rot)
 
-CAMERAS = {
-    "level": Camera(),
-    "pitched": Camera(pitch_deg=25.0),
-    "rolled": Camera(pitch_deg=-10.0, roll_deg=30.0),
-    "high": Camera(position=(-2.0, 1.0, 2.2), pitch_deg=35.0, roll_deg=-15.0),
-}
 
 # (body_points arguments, world_points arguments, expected)
 CASES = {

@@ -48,7 +48,9 @@ class FakePerception:
             kps.xyz_source[:] = np.where(kps.xyz_valid, 1, 0)
         res = FrameResult(persons=[Person(kps, np.array([40, 30, 120, 90.0]), 0.9,
                                           track_id=1)],
-                          interactions=list(getattr(self, "interactions", [])))
+                          interactions=list(getattr(self, "interactions", [])),
+                          events=list(getattr(self, "events", [])))
+        self.last_up = tuple(getattr(self, "up", (0.0, -1.0, 0.0)))
         res.timings_ms["total"] = 1.0
         return res
 

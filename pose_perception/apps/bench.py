@@ -36,7 +36,8 @@ from .bench_common import (PreparedSource, add_common_arguments, command_line, c
                            hardware_info, make_perception, parse_providers, peak_rss_mb, percentile,
                            prepare_source, rounded, run_and_print)
 
-STAGES = ("detect", "body", "face", "hands", "lift", "track", "total")
+STAGES = ("detect", "body", "face", "hands", "lift", "track", "interaction", "body_language",
+          "total")
 # the frame split in two: wall time in which some model ran, and the rest (e2e - inference)
 SPLIT = ("inference", "non_inference")
 EXIT_NO_MEDIAPIPE = 4          # bench --mediapipe: MediaPipe could not be run
@@ -101,7 +102,8 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
     rss_source = current_rss_mb()          # frames in memory, no pipeline yet
     lift = not args.no_lift
     per = make_perception(providers, args.threads, not args.no_face, args.hands, tracking=lift,
-                          precision=args.precision, interaction=not args.no_interaction)
+                          precision=args.precision, interaction=not args.no_interaction,
+                          body_language=not args.no_body_language)
     n = int(args.frames)
     warm = args.warmup if args.warmup is not None else min(10, max(1, n // 2))
     ours = measure(per, src, n, warm, lift)
@@ -119,6 +121,8 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         "threads_effective": args.threads or default_threads(),
         "face": not args.no_face,
         "hands": bool(args.hands),
+        "interaction": not args.no_interaction,
+        "body_language": not args.no_body_language,
         "people_requested": args.people if args.data is None else None,
         "peak_rss_mb": rounded(peak_rss_mb(), 1),
         "rss_source_mb": rounded(rss_source, 1),

@@ -100,10 +100,11 @@ def parse_providers(text: Optional[str]) -> Optional[List[str]]:
 
 def make_perception(providers: Optional[List[str]], threads: Optional[int], face: bool,
                     hands: bool, tracking: bool = True, precision: str = "auto",
-                    interaction: bool = True):
+                    interaction: bool = True, body_language: bool = True):
     """The core pipeline with the benchmark's settings (``tracking`` False: no id tracking nor
     smoothing, i.e. the keypoint stage alone plus face-body association; ``interaction``
-    False: no irises, gaze, attention nor engagement)."""
+    False: no irises, gaze, attention nor engagement; ``body_language`` False: no gestures,
+    pointing, posture nor falls)."""
     from ..core.perception import Perception, PerceptionConfig
 
     kp: Dict[str, Any] = {"enable_face": face, "enable_hands": hands, "precision": precision,
@@ -114,7 +115,8 @@ def make_perception(providers: Optional[List[str]], threads: Optional[int], face
         kp["threads"] = threads
     return Perception(PerceptionConfig.from_dict({"keypoints": kp,
                                                   "enable_tracking": bool(tracking),
-                                                  "enable_interaction": bool(interaction)}))
+                                                  "enable_interaction": bool(interaction),
+                                                  "enable_body_language": bool(body_language)}))
 
 
 @dataclass
@@ -152,6 +154,8 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hands", action="store_true", help="enable hand keypoints")
     p.add_argument("--no-interaction", action="store_true",
                    help="no irises, gaze, attention nor engagement")
+    p.add_argument("--no-body-language", action="store_true",
+                   help="no gestures, pointing, posture nor falls")
     p.add_argument("--providers", default=None,
                    help="comma-separated execution providers in order of preference, e.g. "
                         "'cuda,cpu' or 'tensorrt,cuda,cpu' (default: the pipeline's)")

@@ -35,7 +35,8 @@ def run_soak(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
     providers = parse_providers(args.providers)
     src = prepare_source(args.data, None, args.people)
     per = make_perception(providers, args.threads, not args.no_face, args.hands,
-                          precision=args.precision, interaction=not args.no_interaction)
+                          precision=args.precision, interaction=not args.no_interaction,
+                          body_language=not args.no_body_language)
     lat: List[float] = []
     warnings = 0
     rss_after_warmup = rss_mid = None

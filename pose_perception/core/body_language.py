@@ -104,6 +104,7 @@ class BodyLanguageTracker:
         self.gestures = BodyGestureTracker(self._cfgs[1])
         self.pointing = PointingTracker(self._cfgs[2])
         self._hands: Dict[Tuple[int, str], OnOffHysteresis] = {}
+        self._starts: Dict[tuple, float] = {}     # (track id, gesture key) -> start
         self._pointing_since: Dict[int, Tuple[float, str]] = {}
         self._seen: Dict[int, float] = {}
 
@@ -147,8 +148,9 @@ class BodyLanguageTracker:
         body = [GestureState(g.gesture.name.lower(), _side_of(g.gesture.name),
                              float(g.confidence), float(g.start_s)) for g in active]
         for e in gesture_events:     # may hold the ended gestures of a track gone for good
-            g = GestureState(e.gesture.name.lower(), _side_of(e.gesture.name),
-                             float(e.confidence), float(e.stamp_s))
+            name = e.gesture.name.lower()
+            g = GestureState(name, _side_of(name), float(e.confidence),
+                             self._start_of(int(e.track_id), name, e.started, e.stamp_s, body))
             events.append(PersonEvent(int(e.track_id), "gesture_started" if e.started
                                       else "gesture_ended", float(e.stamp_s), gesture=g,
                                       position=where if e.track_id == tid else None))
@@ -187,13 +189,28 @@ class BodyLanguageTracker:
             probs = getattr(hand, "gesture", None)
             seen = {} if probs is None else {
                 name: float(q) for name, q in zip(HAND_GESTURES, probs) if name != "none"}
-            for name, started, conf in timer.update(seen, t):
-                g = GestureState(name, side, float(conf), t)
+            changes = timer.update(seen, t)
+            now = [GestureState(name, side, float(conf), float(start))
+                   for name, conf, start in timer.active()]
+            for name, started, conf in changes:
+                g = GestureState(name, side, float(conf),
+                                 self._start_of(p.track_id, (name, side), started, t, now))
                 events.append(PersonEvent(p.track_id, "gesture_started" if started
                                           else "gesture_ended", t, gesture=g, position=where))
-            out += [GestureState(name, side, float(conf), float(start))
-                    for name, conf, start in timer.active()]
+            out += now
         return out
+
+    def _start_of(self, tid: int, key, started: bool, t: float,
+                  active: List[GestureState]) -> float:
+        """When a gesture that starts or ends now began (kept from its start to its end)."""
+        if started:
+            name = key if isinstance(key, str) else key[0]
+            side = None if isinstance(key, str) else key[1]
+            start = next((g.start_s for g in active if g.name == name
+                          and (side is None or g.side == side)), t)
+            self._starts[(tid, key)] = start
+            return start
+        return self._starts.pop((tid, key), t)
 
     def _forget(self, t: float) -> None:
         old = {k for k, s in self._seen.items() if t - s > self.forget_after_s}
@@ -203,6 +220,7 @@ class BodyLanguageTracker:
             del self._seen[k]
             self._pointing_since.pop(k, None)
         self._hands = {k: v for k, v in self._hands.items() if k[0] not in old}
+        self._starts = {k: v for k, v in self._starts.items() if k[0] not in old}
 
 
 def _pointing_pixels(pointing: Optional[Pointing], camera) -> Optional[np.ndarray]:

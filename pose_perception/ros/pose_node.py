@@ -373,42 +373,37 @@ class PoseNode(ImageIntake, Node):
                                    "not broadcast: tf2_ros is not installed")
         return pub
 
-    def _attention_target(self, cam_frame: str, stamp) -> Tuple[float, float, float]:
-        """The robot's point for attention and engagement in the camera's frame: the origin of
-        ``attention_frame`` (empty: the camera itself)."""
-        frame = self.p["attention_frame"]
-        if not frame or frame == cam_frame:
-            return (0.0, 0.0, 0.0)
+    def _in_camera(self, key: str, frame: str, cam_frame: str, stamp, fallback: str
+                   ) -> Optional[np.ndarray]:
+        """``T_cam_frame`` at the image stamp, or None (reported under ``key``, saying what
+        happens instead: ``fallback``) when TF does not have it."""
         try:
             T = compat.lookup_matrix(self.tf_buffer, cam_frame, frame, stamp,
                                      self.p["tf_timeout_s"])
             with self._diag_lock:
-                self.diag.clear("attention_frame")
-            return tuple(float(v) for v in T[:3, 3])
+                self.diag.clear(key)
+            return T
         except compat.TF_EXCEPTIONS as exc:
-            self._issue("attention_frame", WARN,
-                        f"no transform '{frame}' -> '{cam_frame}' at the image stamp ({exc}): "
-                        "attention measured towards the camera")
-            return (0.0, 0.0, 0.0)
+            self._issue(key, WARN, f"no transform '{frame}' -> '{cam_frame}' at the image stamp "
+                                   f"({exc}): {fallback}")
+            return None
+
+    def _attention_target(self, cam_frame: str, stamp) -> Tuple[float, float, float]:
+        """The robot's point for attention and engagement in the camera's frame: the origin of
+        ``attention_frame`` (empty: the camera itself)."""
+        frame = self.p["attention_frame"]
+        T = self._in_camera("attention_frame", frame, cam_frame, stamp,
+                            "attention measured towards the camera") if frame else None
+        return (0.0, 0.0, 0.0) if T is None else tuple(float(v) for v in T[:3, 3])
 
     def _up_vector(self, cam_frame: str, stamp) -> Tuple[float, float, float]:
         """Up (against gravity) in the camera's frame: the +z axis of ``up_frame`` (empty: of
         ``target_frame``; neither: the camera is taken as level, up = -y of its optical
         frame)."""
         frame = self.p["up_frame"] or self.p["target_frame"]
-        if not frame or frame == cam_frame:
-            return LEVEL_CAMERA_UP
-        try:
-            T = compat.lookup_matrix(self.tf_buffer, cam_frame, frame, stamp,
-                                     self.p["tf_timeout_s"])
-            with self._diag_lock:
-                self.diag.clear("up_frame")
-            return tuple(float(v) for v in T[:3, 2])
-        except compat.TF_EXCEPTIONS as exc:
-            self._issue("up_frame", WARN,
-                        f"no transform '{frame}' -> '{cam_frame}' at the image stamp ({exc}): "
-                        "posture and gestures assume a level camera")
-            return LEVEL_CAMERA_UP
+        T = self._in_camera("up_frame", frame, cam_frame, stamp,
+                            "posture and gestures assume a level camera") if frame else None
+        return LEVEL_CAMERA_UP if T is None else tuple(float(v) for v in T[:3, 2])
 
     def _output_transform(self, cam_frame: str, stamp) -> Tuple[str, Optional[np.ndarray]]:
         target = self.p["target_frame"]
