@@ -9,8 +9,9 @@ from pose_perception.core.body_gestures import (BodyGesture, BodyGestureConfig,
                                                 BodyGestureTracker)
 from pose_perception.core.perception import dataclass_from_dict
 from pose_perception.core.types import Keypoints
-from synthetic_body import (ARM_CROSSED, ARM_DOWN, ARM_FORWARD, ARM_PALM_UP, ARM_RAISED,
-                            ARM_TO_FACE, CAMERAS, SITTING, Scene, body_points)
+from pose_perception.sources.kinematic_body import (ARM_CROSSED, ARM_DOWN, ARM_FORWARD, ARM_PALM_UP,
+                                                    ARM_RAISED, ARM_TO_FACE, CAMERAS, SITTING,
+                                                    Scene, body_points)
 
 FPS = 30.0
 G = BodyGesture

@@ -8,12 +8,12 @@ from model_env import require_models
 from pointing_scene import CAMERA as POINTING_CAMERA
 from pointing_scene import Scene as DepthScene
 from pointing_scene import body_and_hands, person_spheres, pointing_person
-from synthetic_body import ARM_DOWN, ARM_RAISED, Scene, body_points, rot
 
 from pose_perception.core.body_language import BodyLanguageConfig, BodyLanguageTracker
 from pose_perception.core.hand_gestures import HAND_GESTURES
 from pose_perception.core.posture import Posture
 from pose_perception.core.types import FOUND_BY_BOX, Hand, Keypoints, Person
+from pose_perception.sources.kinematic_body import ARM_DOWN, ARM_RAISED, Scene, body_points, rot
 
 FPS = 30.0
 
@@ -160,3 +160,22 @@ def test_perception_gives_one_sitting_and_one_standing_person_on_realsense(share
     finally:
         per.close()
         off.close()
+
+
+def test_demo_script_reports_what_is_acted():
+    """The demo's body-language script (a synthetic skeleton): each acted gesture, the chair and
+    the fall are reported in their segment, and nothing is reported while standing still."""
+    from pose_perception.apps.demo_body_language import acted_vs_seen, run_script
+    rows = {r["acted"]: r for r in acted_vs_seen(run_script())}
+    assert rows["standing, arms down"]["gestures"] == []
+    assert rows["standing, arms down"]["postures"] == ["standing"]
+    for acted, expected in (("left hand raised", "left hand raised"),
+                            ("waving (right hand, 2 Hz)", "waving"),
+                            ("both hands raised", "both hands raised"),
+                            ("arms crossed", "arms crossed"),
+                            ("pointing to the side (left arm)", "left pointing")):
+        assert expected in rows[acted]["gestures"], acted
+    assert "sitting" in rows["sitting on a chair"]["postures"]
+    assert any(e.endswith(" fall") for e in rows["falling backwards"]["events"])
+    assert "lying" in rows["lying on the floor"]["postures"]
+    assert rows["lying on the floor"]["gestures"] == []

@@ -236,6 +236,8 @@ def test_pointing_into_the_sky_has_a_ray_but_no_target():
     assert p is not None and p.method == METHOD_EYE_FINGERTIP
     assert p.target is None and math.isnan(p.target_sigma)
     assert np.all(np.isfinite(p.direction)) and p.direction[1] < -0.8
+    # the same arm overhead without the hand seen is a raised hand, not pointing
+    assert hold(PointingTracker(), body, [], depth) is None
 
 
 def test_uncertainty_grows_with_distance():

@@ -11,8 +11,8 @@ from pose_perception.core.perception import dataclass_from_dict
 from pose_perception.core.posture import (Posture, PostureConfig, PostureState,
                                           PostureTracker, classify_posture)
 from pose_perception.core.types import Keypoints
-from synthetic_body import (CAMERAS, KNEELING, LYING_TURN, SITTING, SQUATTING, Camera, Scene,
-                            body_points, rot)
+from pose_perception.sources.kinematic_body import (CAMERAS, KNEELING, LYING_TURN, SITTING,
+                                                    SQUATTING, Camera, Scene, body_points, rot)
 
 
 # (body_points arguments, world_points arguments, expected)

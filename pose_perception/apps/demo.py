@@ -22,6 +22,9 @@ The recorder node collects every output; at the end ``demo_output/`` (``--out``)
   they look at it, and their engagement state over time (``people/interaction``),
 - ``body_language_timeline.png``: per person, posture and the gestures going on over time, with
   the events (gesture started / ended, falls) of ``people/events``,
+- ``body_language_script.png``: the same for a SYNTHETIC skeleton acting out every gesture, a
+  posture change and a fall (``demo_body_language.py``: the built-in sample's person cannot move
+  their arms), with what was acted against what was recognised in the printed summary,
 - ``summary.json`` and the printed summary (people found, frames, rate, latency, safety states).
 
 Sources: the built-in sample (default; its depth is SYNTHETIC, which every picture says),
@@ -42,6 +45,7 @@ from typing import Any, Dict, List, Optional
 
 from ..core.camera_mount import static_transform_spec
 from .demo_graph import GraphSetup, run_graph
+from .demo_body_language import format_script, write_body_language_script
 from .demo_pictures import write_outputs
 from .demo_records import format_summary
 
@@ -149,7 +153,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     out = Path(args.out)
     summary, files = write_outputs(log, out)
+    summary["body_language_script"] = script = write_body_language_script(out, files)
     print(format_summary(summary, out, files), flush=True)
+    print(format_script(script), flush=True)
     if args.json:
         print(json.dumps(summary, sort_keys=True), flush=True)
     return 0 if log.frames or setup.frames is None else 1

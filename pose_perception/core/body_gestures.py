@@ -31,7 +31,9 @@ when its confidence reaches ``min_confidence``, 0.5; defaults in parentheses):
   r(e, 140, 160) * r(d, stop_height_m + 0.1, stop_height_m) * r(a, stop_angle_deg + 15,
   stop_angle_deg) (``stop_height_m`` 0.15 m, ``stop_angle_deg`` 30). With an open-palm
   probability p for that hand, times r(p, stop_palm_prob - 0.2, stop_palm_prob) (0.5); without
-  one, pointing at the robot with a straight arm counts as STOP too.
+  one, pointing at the robot with a straight arm counts as STOP too. Times r(trunk angle to up,
+  60, 45) when shoulders and hips are seen: a person lying with an arm towards the robot makes
+  no stop sign.
 - ARMS_CROSSED: s = how far each wrist lies past the body midline (shoulder mid) on the other
   side, along the left axis (the smaller of the two); both wrists between hip height and
   shoulder height + 0.1 m and less than ``crossed_forward_m`` (0.35 m) in front of the
@@ -186,6 +188,10 @@ def _stop(sk: Skeleton, side: str, target: np.ndarray, palm: Optional[float],
             * ramp(angle_deg(w - e, to_robot), cfg.stop_angle_deg + 15, cfg.stop_angle_deg))
     if palm is not None:
         conf *= ramp(palm, cfg.stop_palm_prob - 0.2, cfg.stop_palm_prob)
+    shoulders = sk.mean((L_SHOULDER, R_SHOULDER), need_all=True)
+    hips = sk.mean((L_HIP, R_HIP), need_all=True)
+    if shoulders is not None and hips is not None:     # an upright trunk (not lying down)
+        conf *= ramp(angle_deg(shoulders - hips, sk.up), 60.0, 45.0)
     return float(np.nan_to_num(conf))
 
 

@@ -7,8 +7,9 @@ Per tracked person (``blazepose33`` body with 3D, optional ``hand21`` hands with
   ``min_elbow_deg``;
 - it is raised from hanging: the shoulder -> wrist line is at least ``min_raise_deg`` away from
   the torso's down axis (mid-shoulder -> mid-hip; the camera's +y when the hips are unknown),
-  but not raised overhead: at most ``max_raise_deg`` (an arm within 30 degrees of straight up is
-  a raised hand, ``body_gestures``, not pointing);
+  but, unless the hand is seen with its index finger extended, not raised overhead: at most
+  ``max_raise_deg`` (an arm within 30 degrees of straight up is a raised hand, ``body_gestures``,
+  not pointing);
 - the wrist is away from the torso: at least ``min_reach_m`` from the mid-shoulder -> mid-hip
   segment (a hand on the hip or in front of the belly is not pointing);
 - when that side's hand has 3D: its index finger is extended, its tip at least
@@ -62,7 +63,7 @@ _EPS = 1e-6
 class PointingConfig:
     min_elbow_deg: float = 150.0      # elbow at least this straight
     min_raise_deg: float = 30.0       # shoulder -> wrist this far from hanging
-    max_raise_deg: float = 150.0      # ... and no further (overhead: a raised hand)
+    max_raise_deg: float = 150.0      # ... and no further without a pointing finger seen
     min_reach_m: float = 0.30         # wrist this far from the torso axis
     min_index_ratio: float = 1.3      # index tip / other fingertips' distance to the wrist
     hysteresis_deg: float = 10.0      # angle thresholds relaxed by this once pointing
@@ -230,14 +231,15 @@ class PointingTracker:
         arm = arm_pose(body, side, c.min_joint_score)
         da, dm = (c.hysteresis_deg, c.hysteresis_m) if relax else (0.0, 0.0)
         if arm is None or not (arm.elbow_deg >= c.min_elbow_deg - da
-                               and c.min_raise_deg - da <= arm.raise_deg
-                               <= c.max_raise_deg + da
+                               and arm.raise_deg >= c.min_raise_deg - da
                                and arm.reach_m >= c.min_reach_m - dm):
             return None
         hand = _hand_for(hands, side, arm.joints[2], c)
         ratio = index_extended(hand) if hand is not None else None
         if hand is not None and ratio is not None and ratio < c.min_index_ratio:
             return None
+        if ratio is None and arm.raise_deg > c.max_raise_deg + da:
+            return None             # overhead without a pointing finger seen: a raised hand
         return arm, hand if ratio is not None else None
 
     def update(self, track_id: int, body: Keypoints, hands: Optional[List[Hand]],

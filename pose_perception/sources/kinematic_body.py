@@ -1,4 +1,5 @@
-"""A small kinematic body model for the posture and body gesture tests.
+"""A small kinematic body model: scripted people for the posture and body gesture tests and the
+demo's body-language script (SYNTHETIC skeletons, no images).
 
 A BlazePose-33 skeleton is built from joint angles in the body frame B (x the person's left,
 y up, z the way the chest faces; the hips' centre at the origin), turned as a whole (e.g. to lie
