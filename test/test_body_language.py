@@ -179,3 +179,23 @@ def test_demo_script_reports_what_is_acted():
     assert any(e.endswith(" fall") for e in rows["falling backwards"]["events"])
     assert "lying" in rows["lying on the floor"]["postures"]
     assert rows["lying on the floor"]["gestures"] == []
+
+
+def test_custom_model_layouts_are_read_through_their_coco17_joints():
+    """A COCO-17 body (a custom keypoint model) gets its posture and arm gestures from its
+    joints in their BlazePose places; a layout without a COCO-17 view gets nothing."""
+    from pose_perception.core.body_language import as_blazepose33
+    from pose_perception.core.layouts import BLAZEPOSE33_TO_COCO17
+    scene = Scene()
+    tracker = BodyLanguageTracker()
+    for i in range(20):
+        kp = scene.keypoints(scene.world_points(body_points(arms=(ARM_RAISED, ARM_DOWN))))
+        coco = kp.remap("coco17", BLAZEPOSE33_TO_COCO17)
+        person = _person(kp, track_id=2)
+        person.body = coco
+        bodies, _ = tracker.update([person], i / 10.0, scene.up)
+    assert bodies[2].posture == Posture.STANDING
+    assert ("left_hand_raised", "left") in _names(bodies[2])
+    back = as_blazepose33(coco)
+    assert back.layout == "blazepose33" and not back.xyz_valid[19] and back.xyz_valid[15]
+    assert as_blazepose33(Keypoints("hand21", np.zeros((21, 2)), np.ones(21))) is None

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import math
+
 import numpy as np
 
 from .types import Keypoints
@@ -35,8 +37,8 @@ _EPS = 1e-9
 def unit(v) -> Optional[np.ndarray]:
     """``v`` normalised, or None when it is (nearly) zero or not finite."""
     v = np.asarray(v, np.float64)
-    n = float(np.linalg.norm(v))
-    return v / n if np.isfinite(n) and n > _EPS else None
+    n = math.sqrt(float(v @ v)) if v.ndim == 1 else float(np.linalg.norm(v))
+    return v / n if math.isfinite(n) and n > _EPS else None
 
 
 def check_up(up: Sequence[float]) -> np.ndarray:
@@ -54,15 +56,16 @@ def angle_deg(a, b) -> float:
     ua, ub = unit(a), unit(b)
     if ua is None or ub is None:
         return float("nan")
-    return float(np.degrees(np.arccos(np.clip(ua @ ub, -1.0, 1.0))))
+    return math.degrees(math.acos(min(1.0, max(-1.0, float(ua @ ub)))))
 
 
 def ramp(x: float, x0: float, x1: float) -> float:
     """0 at ``x0``, 1 at ``x1``, linear between and clipped (``x0 > x1``: a falling ramp); NaN
     stays NaN."""
-    if not np.isfinite(x):
+    x = float(x)
+    if not math.isfinite(x):
         return float("nan")
-    return float(np.clip((x - x0) / (x1 - x0), 0.0, 1.0))
+    return min(1.0, max(0.0, (x - x0) / (x1 - x0)))
 
 
 @dataclass

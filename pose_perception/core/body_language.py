@@ -17,6 +17,7 @@ Box-only people and people without 3D get no posture (UNKNOWN) and no gestures.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -29,7 +30,8 @@ from .hand_gestures import HAND_GESTURES
 from .hysteresis import OnOffHysteresis
 from .pointing import Pointing, PointingConfig, PointingTracker
 from .posture import Posture, PostureConfig, PostureTracker
-from .types import Person
+from .layouts import BLAZEPOSE33_TO_COCO17, COCO17_MAPS
+from .types import Keypoints, Person
 
 __all__ = ["LEVEL_CAMERA_UP", "BodyLanguage", "BodyLanguageConfig", "BodyLanguageTracker",
            "GestureState", "PersonEvent"]
@@ -122,8 +124,11 @@ class BodyLanguageTracker:
         out: Dict[int, BodyLanguage] = {}
         events: List[PersonEvent] = []
         for p in persons:
-            if p.track_id <= 0 or p.box_only:
+            body = as_blazepose33(p.body) if p.track_id > 0 and not p.box_only else None
+            if body is None:
                 continue
+            if body is not p.body:
+                p = dataclasses.replace(p, body=body, world=None)
             self._seen[p.track_id] = t
             out[p.track_id] = self._update_one(p, t, up, depth_m, camera, events)
         self._forget(t)
@@ -221,6 +226,27 @@ class BodyLanguageTracker:
             self._pointing_since.pop(k, None)
         self._hands = {k: v for k, v in self._hands.items() if k[0] not in old}
         self._starts = {k: v for k, v in self._starts.items() if k[0] not in old}
+
+
+def as_blazepose33(body: Keypoints) -> Optional[Keypoints]:
+    """The body in the BlazePose-33 layout the rules are written for: itself, or (custom models'
+    COCO-17, Halpe-26, whole-body layouts) its COCO-17 joints in their BlazePose places with the
+    rest invalid (no hand or foot points: hands-on-face and crouching are then not told); None for
+    a layout without a COCO-17 view."""
+    if body.layout == "blazepose33":
+        return body
+    mapping = COCO17_MAPS.get(body.layout)
+    if mapping is None:
+        return None
+    coco = body.remap("coco17", mapping) if body.layout != "coco17" else body
+    out = Keypoints("blazepose33", np.zeros((33, 2)), np.zeros(33))
+    idx = list(BLAZEPOSE33_TO_COCO17)
+    out.xy[idx], out.score[idx] = coco.xy, coco.score
+    if coco.xyz is not None:
+        out.init_3d()
+        out.xyz[idx], out.xyz_valid[idx] = coco.xyz, coco.xyz_valid
+        out.xyz_sigma[idx], out.xyz_source[idx] = coco.xyz_sigma, coco.xyz_source
+    return out
 
 
 def _pointing_pixels(pointing: Optional[Pointing], camera) -> Optional[np.ndarray]:

@@ -17,7 +17,7 @@ the recorded colour/depth offset, as on the real robot the data came from.
 from __future__ import annotations
 
 import sys
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -62,6 +62,11 @@ def camera_specs() -> List[ParamSpec]:
           choices=("now", "recorded")),
         S("reliable", True, "bool", "reliable QoS (also reaches best-effort subscribers)"),
     ]
+
+
+# loops of up to this many frames keep their messages (a loop then takes less CPU from the nodes
+# it feeds: no image conversion per publication); about 1.5 MB per VGA RGB-D frame
+MAX_CACHED_FRAMES = 64
 
 
 def frame_messages(frame, stamp_s: float, frame_id: str, color_encoding: str = "rgb8",
@@ -132,6 +137,7 @@ class SampleCameraNode(Node):
         self.pub_depth = self.create_publisher(Image, t["depth_image"], qos)
         self.pub_dinfo = self.create_publisher(CameraInfo, t["depth_info"], qos)
         self.index = 0           # frames published so far
+        self._messages: Dict[int, tuple] = {}   # frame index -> its messages (short loops)
         self.done = False
         self.published: List[Tuple[int, float]] = []   # (frame index, stamp) of recent frames
         self._t0_wall: Optional[float] = None
@@ -165,9 +171,16 @@ class SampleCameraNode(Node):
         frame = self.frames[k]
         stamp, dstamp = self._stamps(k, frame)
         frame_id = self.p["frame_id"] or getattr(frame, "frame_id", "") or DEFAULT_FRAME_ID
-        color, info, depth, dinfo = frame_messages(frame, stamp, frame_id,
-                                                   self.p["color_encoding"],
-                                                   self.p["depth_encoding"], dstamp)
+        msgs = self._messages.get(k)
+        if msgs is None:
+            msgs = frame_messages(frame, stamp, frame_id, self.p["color_encoding"],
+                                  self.p["depth_encoding"], dstamp)
+            if len(self.frames) <= MAX_CACHED_FRAMES:   # a loop then only restamps them
+                self._messages[k] = msgs
+        color, info, depth, dinfo = msgs
+        for m, t in ((color, stamp), (info, stamp), (depth, dstamp), (dinfo, dstamp)):
+            if m is not None:
+                m.header.stamp = sec_to_stamp(stamp if t is None else t)
         self.pub_info.publish(info)
         if self.p["publish_depth"] and depth is not None:
             self.pub_dinfo.publish(dinfo)
