@@ -187,13 +187,16 @@ def test_pose_node_publishes_events_and_looks_up_the_up_frame(harness):
     q = geo.quat_multiply(geo.quat_from_rpy(0.2, 0.3, 0.0), (-0.5, 0.5, -0.5, 0.5))
     h = harness({"up_frame": "base_link", "static_transforms": [
         "base_link cam_optical 0 0 1 " + " ".join(f"{v:.9f}" for v in q)]})
-    got = []
+    got, falls = [], []
     h.io.create_subscription(Msg, "people/events", got.append, 10)
+    h.io.create_subscription(Msg, "people/falls", falls.append, 10)
     h.fake.events = [PersonEvent(1, "gesture_started", 2000.0,
-                                 GestureState("waving", "", 0.8, 1999.6))]
+                                 GestureState("waving", "", 0.8, 1999.6)),
+                     PersonEvent(1, "fall", 1999.8, fall_drop_m=0.9, fall_speed_mps=2.0)]
     h.send(2000.0)
-    h.spin_until(lambda: got, "PersonEvent")
+    h.spin_until(lambda: len(got) >= 2 and falls, "PersonEvents")
     assert got[0].event == Msg.EVENT_GESTURE_STARTED and got[0].gesture.name == "waving"
+    assert [f.event for f in falls] == [Msg.EVENT_FALL]       # falls also on their own topic
     assert got[0].header.frame_id == "cam_optical"
     expected = geo.quat_to_matrix(q).T @ [0.0, 0.0, 1.0]     # base z in the camera frame
     assert tuple(h.fake.up) == pytest.approx(tuple(expected), abs=1e-6)

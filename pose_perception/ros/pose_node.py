@@ -60,6 +60,7 @@ from .startup import CLOCK
 NODE_NAME = "pose_node"
 OUTPUT_TOPICS = {"skeletons": "people/skeletons", "faces": "people/faces",
                  "interaction": "people/interaction", "events": "people/events",
+                 "falls": "people/falls",
                  "markers": "people/markers",
                  "debug_image": "people/debug_image"}
 
@@ -88,6 +89,10 @@ class PoseNode(ImageIntake, Node):
         mf = "real" if compat.HAVE_MESSAGE_FILTERS else "fallback"
         tf = "real" if compat.HAVE_TF2 else "fallback (static transforms only)"
         self.diag.fact("compat", f"message_filters={mf}, tf2_ros={tf}")
+        gestures_off = getattr(getattr(self.perception, "keypoints", None), "gesture_note", "")
+        if gestures_off:       # hands run, their gesture models do not: say so, go on
+            self.diag.report("hand gestures", WARN, gestures_off, self._now())
+            self.get_logger().warn(f"hand gestures off: {gestures_off}")
 
         self._lock = threading.Condition()
         self._diag_lock = threading.Lock()
@@ -189,6 +194,7 @@ class PoseNode(ImageIntake, Node):
                                                      OUTPUT_TOPICS["interaction"], out)
         # events are rare and must not be missed: reliable, kept for late joiners' history
         self.pub_events = self.create_publisher(PersonEvent, OUTPUT_TOPICS["events"], 50)
+        self.pub_falls = self.create_publisher(PersonEvent, OUTPUT_TOPICS["falls"], 50)
         self.rep155 = self._rep155_publisher()
         self.pub_markers = (self.create_publisher(MarkerArray, OUTPUT_TOPICS["markers"], out)
                             if self.p["publish_markers"] else None)
@@ -284,6 +290,8 @@ class PoseNode(ImageIntake, Node):
         self.pub_interaction.publish(inter)
         for event in events_to_msgs(getattr(result, "events", []), header, T):
             self.pub_events.publish(event)
+            if event.event == PersonEvent.EVENT_FALL:      # care robots: falls on their own
+                self.pub_falls.publish(event)
         if self.rep155 is not None:
             self.rep155.publish(result, result.interactions, header, w, h, T)
         if markers:
