@@ -68,6 +68,8 @@ ARG_HELP = {
     "sample_camera": "true: also publish recorded/sample frames as a camera would",
     "source": "sample camera source folder (empty: built-in synthetic sample)",
     "log_level": "log level of the nodes (empty: ROS's default, info)",
+    "one_process": "true: pose_node, the safety monitor and the sample camera (those started) in "
+                   "one process (pose_perception_nodes) instead of one each",
     "dds_transport": "Fast DDS built-in transports of the nodes started here: large_data (the "
                      "default: shared memory + TCP, what images on one machine need; give the "
                      "camera driver FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA too), default (Fast "
@@ -76,8 +78,10 @@ ARG_HELP = {
 }
 DEFAULTS = {"params_file": "", "safety": "false", "robot_frame": "", "rviz": "false",
             "sample_camera": "false", "source": "", "log_level": "", "camera_mount": "",
-            "camera_frame": "", "dds_transport": "large_data"}
+            "camera_frame": "", "dds_transport": "large_data", "one_process": "false"}
 DEFAULT_CAMERA_FRAME = "camera_color_optical_frame"
+# the nodes pose_perception_nodes adds to pose_node, and its option for each
+ONE_PROCESS_OPTIONS = {"safety_monitor": "--safety", "sample_camera": "--sample-camera"}
 
 
 def _node_params(params_file: str, node: str) -> dict:
@@ -145,6 +149,25 @@ def pose_node_overrides(context) -> dict:
     return overrides
 
 
+def one_process_node(params_file: str, nodes: dict, ros_args: dict):
+    """One pose_perception_nodes process running ``nodes`` ({name: (executable, overrides)}).
+    Its nodes keep their own names, so no ``name=`` here (it would rename all of them), and the
+    overrides go in a parameter file keyed by node name (a dict would reach every node, and a
+    node refuses parameters it does not know)."""
+    import tempfile
+
+    import yaml
+    per_node = {f"/**/{name}": {"ros__parameters": over}
+                for name, (_, over) in nodes.items() if over}
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="pose_perception_nodes_",
+                                     delete=False) as f:
+        yaml.safe_dump(per_node, f)
+    options = [ONE_PROCESS_OPTIONS[n] for n in nodes if n in ONE_PROCESS_OPTIONS]
+    return Node(package=PACKAGE, executable="pose_perception_nodes", output="screen",
+                emulate_tty=True, arguments=options, parameters=[params_file, f.name],
+                **ros_args)
+
+
 def transport_actions(context) -> list:
     """FASTDDS_BUILTIN_TRANSPORTS for the nodes of this launch (argument dds_transport)."""
     choice = LaunchConfiguration("dds_transport").perform(context).strip().lower()
@@ -170,17 +193,14 @@ def _nodes(context, *args, **kwargs):
         context, params_file, sample and not LaunchConfiguration("source").perform(context))
     overrides = pose_node_overrides(context)
     overrides.update(_with_transforms(params_file, "pose_node", transforms))
-    actions = transport_actions(context) + mount_actions + [
-        Node(package=PACKAGE, executable="pose_node", name="pose_node", output="screen",
-             emulate_tty=True, parameters=[params_file, overrides], **ros_args)]
+    # node name -> (executable, its overrides of the parameter file)
+    nodes = {"pose_node": ("pose_node", overrides)}
     if _flag(context, "safety"):
         safety_over = _with_transforms(params_file, "safety_monitor", transforms)
         robot_frame = LaunchConfiguration("robot_frame").perform(context)
         if robot_frame:
             safety_over["robot_frame"] = robot_frame
-        actions.append(Node(package=PACKAGE, executable="safety_monitor_node",
-                            name="safety_monitor", output="screen", emulate_tty=True,
-                            parameters=[params_file, safety_over], **ros_args))
+        nodes["safety_monitor"] = ("safety_monitor_node", safety_over)
     if sample:
         cam_over = {}
         for key in ("source", "camera_namespace", "color_image_topic", "color_info_topic",
@@ -188,9 +208,14 @@ def _nodes(context, *args, **kwargs):
             text = LaunchConfiguration(key).perform(context)
             if text:
                 cam_over[key] = text
-        actions.append(Node(package=PACKAGE, executable="sample_camera_node",
-                            name="sample_camera", output="screen", emulate_tty=True,
-                            parameters=[params_file, cam_over], **ros_args))
+        nodes["sample_camera"] = ("sample_camera_node", cam_over)
+    actions = transport_actions(context) + mount_actions
+    if _flag(context, "one_process"):
+        actions.append(one_process_node(params_file, nodes, ros_args))
+    else:
+        actions += [Node(package=PACKAGE, executable=exe, name=name, output="screen",
+                         emulate_tty=True, parameters=[params_file, over], **ros_args)
+                    for name, (exe, over) in nodes.items()]
     if _flag(context, "rviz"):
         actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="log",
                             arguments=["-d", os.path.join(share, "config",

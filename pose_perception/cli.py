@@ -22,6 +22,8 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
                "run the multi-camera people fusion node (N cameras' skeletons -> one set)"),
     "camera": ("pose_perception.ros.sample_camera_node", "main",
                "publish RGB-D frames (built-in sample, a folder or a bag) as a camera would"),
+    "nodes": ("pose_perception.ros.one_process", "main",
+              "pose_node (+ --safety, + --sample-camera) in one process"),
     "demo": ("pose_perception.apps.demo", "main",
              "run the whole ROS graph on a sample and save pictures"),
     "bench": ("pose_perception.apps.bench", "main",
@@ -34,7 +36,7 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
              "long run: memory growth and latency drift"),
 }
 # the ROS nodes: exit code 0 on SIGINT / SIGTERM at any moment (pose_perception.ros.stop)
-NODE_COMMANDS = ("node", "lift", "safety", "camera", "fusion")
+NODE_COMMANDS = ("node", "lift", "safety", "camera", "fusion", "nodes")
 EVAL_COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "body": ("pose_perception.apps.eval_body_face", "main_eval_body",
              "PCK@0.2, OKS, COCO AP on COCO-format keypoint annotations"),

@@ -149,3 +149,26 @@ def test_camera_mount_becomes_a_static_transform(monkeypatch):
     assert "static_transforms" not in _params(nodes[2])
     with pytest.raises(ValueError, match="x y z roll pitch yaw"):
         _nodes(mod, safety="true", camera_mount="0 0 1")
+
+
+def test_one_process_starts_one_executable_with_per_node_parameters():
+    """issue 19: one_process:=true runs the nodes in one pose_perception_nodes process, without
+    a name (it would rename every node in it) and with each node's overrides in a parameter
+    file keyed by node name."""
+    mod = _load_launch()
+    nodes = _nodes(mod, one_process="true", safety="true", sample_camera="true",
+                   use_gpu="false", robot_frame="base_footprint")
+    assert [n.node_executable for n in nodes] == ["pose_perception_nodes"]
+    node = nodes[0]
+    assert node._Node__node_name is None
+    paths = ["".join(getattr(sub, "text", sub) for sub in p.param_file)
+             for p in node._Node__parameters
+             if hasattr(p, "param_file")]
+    per_node = [yaml.safe_load(Path(f).read_text()) for f in paths
+                if "pose_perception_nodes_" in f]
+    assert len(per_node) == 1
+    assert per_node[0]["/**/pose_node"]["ros__parameters"]["use_gpu"] is False
+    assert per_node[0]["/**/safety_monitor"]["ros__parameters"]["robot_frame"] == \
+        "base_footprint"
+    args = ["".join(getattr(s, "text", s) for s in a) for a in node._Node__arguments]
+    assert args == ["--safety", "--sample-camera"]

@@ -24,10 +24,10 @@ LINGER_S = 0.2             # a node that finished by itself: time for its last m
 def run_node(name: str, usage: str, factory: Callable[[], "rclpy.node.Node"],
              argv: Optional[Sequence[str]] = None,
              until: Optional[Callable[["rclpy.node.Node"], bool]] = None) -> int:
-    """Start rclpy with ``argv`` (ROS arguments), build the node with ``factory``, spin it until a
-    stop signal, an external shutdown or ``until(node)``, and shut down cleanly. Returns the
-    process exit code: 0, or 1 for a user error (bad parameters, missing models) reported on
-    stderr in one line."""
+    """Start rclpy with ``argv`` (ROS arguments), build the node with ``factory`` (or several:
+    ``factory`` may return a list, spun together on one executor), spin until a stop signal, an
+    external shutdown or ``until(node)``, and shut down cleanly. Returns the process exit code:
+    0, or 1 for a user error (bad parameters, missing models) reported on stderr in one line."""
     args: List[str] = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in args):
         print(usage)
@@ -42,7 +42,7 @@ def run_node(name: str, usage: str, factory: Callable[[], "rclpy.node.Node"],
         CLOCK.mark("rclpy.init")
         node = factory()
         with STOP.deferred():
-            _spin(node, until)
+            _spin(_as_list(node), until)
     except KeyboardInterrupt:
         pass
     except USER_ERRORS as exc:
@@ -54,16 +54,21 @@ def run_node(name: str, usage: str, factory: Callable[[], "rclpy.node.Node"],
             raise
     finally:
         STOP.finishing()
-        _shut_down(node)
+        _shut_down(_as_list(node))
     return 0
 
 
-def _spin(node, until: Optional[Callable]) -> None:
-    executor = SingleThreadedExecutor(context=node.context)
-    executor.add_node(node)
+def _as_list(node) -> list:
+    return [] if node is None else list(node) if isinstance(node, (list, tuple)) else [node]
+
+
+def _spin(nodes: list, until: Optional[Callable]) -> None:
+    executor = SingleThreadedExecutor(context=nodes[0].context)
+    for node in nodes:
+        executor.add_node(node)
     try:
-        while not STOP.requested and node.context.ok():
-            if until is not None and until(node):
+        while not STOP.requested and nodes[0].context.ok():
+            if until is not None and until(nodes[0]):
                 time.sleep(LINGER_S)
                 return
             executor.spin_once(timeout_sec=SPIN_POLL_S)
@@ -71,11 +76,11 @@ def _spin(node, until: Optional[Callable]) -> None:
         executor.shutdown(timeout_sec=0)
 
 
-def _shut_down(node) -> None:
-    """Destroy the node, then the context; after a stop request nothing here may fail the exit
-    code (the node may have been half built when the signal came)."""
+def _shut_down(nodes: list) -> None:
+    """Destroy the nodes, then the context; after a stop request nothing here may fail the exit
+    code (a node may have been half built when the signal came)."""
     try:
-        if node is not None:
+        for node in nodes:
             node.destroy_node()
     except Exception:
         if not STOP.requested:
