@@ -37,6 +37,20 @@ def test_tile_cut_boxes():
     assert not _cut_by_region(boxes, whole_image_rect(1000, 1000), 1000, 1000).any()
 
 
+def test_fragments_are_cut_boxes_inside_a_whole_box_of_another_region():
+    from pose_perception.core.person_detector import _fragments
+    boxes = np.array([[100, 100, 200, 300],      # whole, region 0
+                      [100, 100, 200, 200],      # cut, region 1, inside box 0: a fragment
+                      [100, 150, 200, 250],      # cut, region 0, inside box 0 (same region)
+                      [500, 100, 600, 200],      # cut, region 1, inside only a cut box
+                      [500, 100, 600, 300]], np.float32)   # cut, region 2
+    scores = np.array([0.6, 0.9, 0.8, 0.9, 0.5], np.float32)
+    cut = np.array([False, True, True, True, True])
+    region = np.array([0, 1, 0, 1, 2])
+    assert _fragments(boxes, scores, cut, region, 0.6, 0.5).tolist() == \
+        [False, True, False, False, False]
+
+
 class _FakeSSD:
     """Stands in for the ONNX graph: per run (region), the given boxes (normalised y0, x0, y1,
     x1 of the region) and person scores."""

@@ -101,9 +101,9 @@ class PersonDetector:
         b, s, c = np.concatenate(boxes), np.concatenate(scores), np.concatenate(cut)
         b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, w - 1)
         b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, h - 1)
-        # a fragment must not suppress others in the NMS: cut boxes that a whole (uncut) box
-        # from another region mostly covers go first
-        frag = _fragments(b, c, np.concatenate(where), self.cut_cover)
+        # a fragment must not suppress others in the NMS: cut boxes that a whole (uncut)
+        # detection from another region mostly covers go first
+        frag = _fragments(b, s, c, np.concatenate(where), self.cut_cover, self.iou_threshold)
         b, s, c = b[~frag], s[~frag], c[~frag]
         keep = nms(b, s, self.iou_threshold)
         b, s, c = b[keep], s[keep], c[keep]
@@ -132,14 +132,19 @@ class PersonDetector:
                 scores[idx].astype(np.float32))
 
 
-def _fragments(boxes: np.ndarray, cut: np.ndarray, region: np.ndarray,
-               cover: float) -> np.ndarray:
-    """(M,) bool: the cut boxes (``cut``) of which at least ``cover`` lies inside an uncut box
-    from another region (``region``: each box's region index): parts of someone whom another
-    region sees whole."""
+def _fragments(boxes: np.ndarray, scores: np.ndarray, cut: np.ndarray, region: np.ndarray,
+               cover: float, iou_threshold: float) -> np.ndarray:
+    """(M,) bool: the cut boxes (``cut``) of which at least ``cover`` lies inside a whole
+    detection from another region (``region``: each box's region index; the whole detections:
+    the uncut boxes an NMS at ``iou_threshold`` keeps): parts of someone whom another region
+    sees whole."""
     out = np.zeros(len(boxes), bool)
+    whole = np.flatnonzero(~cut)
+    if not cut.any() or not whole.size:
+        return out
+    whole = whole[nms(boxes[whole], scores[whole], iou_threshold)]
     for i in np.flatnonzero(cut):
-        others = np.flatnonzero(~cut & (region != region[i]))
+        others = whole[region[whole] != region[i]]
         if others.size and covered_fraction(boxes[i], boxes[others]).max() >= cover:
             out[i] = True
     return out
