@@ -37,6 +37,66 @@ def test_tile_cut_boxes():
     assert not _cut_by_region(boxes, whole_image_rect(1000, 1000), 1000, 1000).any()
 
 
+def test_fragments_are_cut_boxes_inside_a_whole_box_of_another_region():
+    from pose_perception.core.person_detector import _fragments
+    boxes = np.array([[100, 100, 200, 300],      # whole, region 0
+                      [100, 100, 200, 200],      # cut, region 1, inside box 0: a fragment
+                      [100, 150, 200, 250],      # cut, region 0, inside box 0 (same region)
+                      [500, 100, 600, 200],      # cut, region 1, inside only a cut box
+                      [500, 100, 600, 300]], np.float32)   # cut, region 2
+    scores = np.array([0.6, 0.9, 0.8, 0.9, 0.5], np.float32)
+    cut = np.array([False, True, True, True, True])
+    region = np.array([0, 1, 0, 1, 2])
+    assert _fragments(boxes, scores, cut, region, 0.6, 0.5).tolist() == \
+        [False, True, False, False, False]
+
+
+class _FakeSSD:
+    """Stands in for the ONNX graph: per run (region), the given boxes (normalised y0, x0, y1,
+    x1 of the region) and person scores."""
+
+    def __init__(self, per_run):
+        self.per_run, self.calls = list(per_run), 0
+
+    def check_input_shape(self, expected):
+        pass
+
+    def find_output(self, where):
+        return 0 if where((1, 8, 4)) else 1
+
+    def run(self, batch):
+        boxes, scores = self.per_run[self.calls]
+        self.calls += 1
+        n = 8
+        b = np.zeros((1, n, 4), np.float32)
+        s = np.zeros((1, n, 2), np.float32)
+        b[0, :len(boxes)] = boxes
+        s[0, :len(scores), 1] = scores
+        return [b, s]
+
+
+def test_a_fragment_cut_by_a_tile_does_not_suppress_a_whole_box():
+    """A tile's box cut by the tile's inner edge (a part of someone whom the whole-image pass
+    sees whole) goes before the NMS: it must not suppress the tile's own whole box of the
+    person and then be dropped itself, losing the person."""
+    from pose_perception.core.crops import CropSampler
+    from pose_perception.core.person_detector import PersonDetector
+    from pose_perception.core.types import RotatedRect
+    img = np.zeros((1000, 1000, 3), np.uint8)
+    tile = RotatedRect(250.0, 250.0, 500.0, 500.0, 0.0)     # x, y in [0, 500]
+    # whole image: one tall box (two people one above the other) over x 200-300, y 300-900
+    whole = ([[0.3, 0.2, 0.9, 0.3]], [0.7])
+    # tile: a fragment cut by its lower edge (y 320-500, score 0.9) and the person's whole box
+    # (y 310-480, score 0.55), overlapping the fragment by IoU > 0.5
+    part = ([[0.64, 0.4, 1.0, 0.6], [0.62, 0.4, 0.96, 0.6]], [0.9, 0.55])
+    det = PersonDetector(_FakeSSD([whole, part]), min_score=0.3)
+    out = det.detect(CropSampler(img), [whole_image_rect(1000, 1000), tile])
+    boxes = np.array([d.box for d in out])
+    assert len(out) == 2
+    assert np.allclose(boxes[1], [200, 310, 300, 480], atol=2)
+    assert [round(d.score, 2) for d in out] == [0.7, 0.55]
+
+
 # ---------------------------------------------------------------- the real model
 @pytest.fixture(scope="module")
 def detector():
@@ -114,6 +174,20 @@ def test_every_person_found_once_on_people_dev(perception, shared_data):
         boxes = np.array([p.box for p in perception.process(rgb, 0.0).persons]).reshape(-1, 4)
         iou = box_iou_matrix(boxes, boxes) - np.eye(len(boxes))
         assert iou.max(initial=0.0) < 0.8, folder      # no duplicate of one person
+
+
+def test_a_crowd_keeps_more_box_only_people_than_the_old_cap(perception, shared_data):
+    """In a PoseTrack crowd (about 40 people) every person the detector keeps is published:
+    the box-only cap is the detector's own per-image maximum (100), not 32, which had dropped
+    real people (the weakest, landmark-confirmed boxes, e.g. seated people, first)."""
+    from pose_perception.core.keypoint_config import KeypointConfig
+    assert KeypointConfig().max_box_only >= 100
+    rgb, _, name = _gt(shared_data, "posetrack18", 0)
+    perception.reset()
+    res = perception.process(rgb, 0.0)
+    box_only = [p for p in res.persons if p.box_only]
+    print(name, len(box_only), "box-only people")
+    assert len(box_only) > 32
 
 
 def test_box_only_people_have_no_joints_and_follow_from_frame_to_frame(shared_data):

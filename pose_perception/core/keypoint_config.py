@@ -77,7 +77,9 @@ class KeypointConfig:
     # a detector box is a person already found when IoU(box, person's box) >= this
     person_box_match_iou: float = 0.4
     publish_box_only: bool = True          # people found by a box only are published
-    max_box_only: int = 32                 # at most this many box-only people per frame
+    # at most this many box-only people per frame: as many as the detector's own TF
+    # post-processing keeps per image (max_total_detections 100)
+    max_box_only: int = 100
 
     def __post_init__(self) -> None:
         if self.face_detector not in ("full", "short", "none"):

@@ -11,7 +11,8 @@ Tiles: the whole-image pass makes people small in a large image (a 1920x1080 fra
 to 300 px wide). Images whose short side is at least ``tile_min_short_side`` x ``tile_px`` get a
 grid of overlapping ``tile_px`` squares as extra regions (see :func:`tile_grid`). A box cut by a
 tile's inner edge is a part of someone: it is dropped when a box from another region covers
-most of it.
+most of it; before the NMS when that box is whole (not cut itself), so that a fragment never
+suppresses a better-placed box and then goes itself.
 """
 from __future__ import annotations
 
@@ -89,16 +90,21 @@ class PersonDetector:
         w, h = sampler.width, sampler.height
         regions = list(regions) if regions is not None else [whole_image_rect(w, h)]
         thr = self.min_score if min_score is None else min_score
-        boxes, scores, cut = [], [], []
-        for r in regions:
+        boxes, scores, cut, where = [], [], [], []
+        for k, r in enumerate(regions):
             b, s = self._candidates(sampler, r, thr)
             boxes.append(b), scores.append(s)
             cut.append(_cut_by_region(b, r, w, h))
+            where.append(np.full(len(s), k))
         if not regions or not sum(len(s) for s in scores):
             return []
         b, s, c = np.concatenate(boxes), np.concatenate(scores), np.concatenate(cut)
         b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, w - 1)
         b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, h - 1)
+        # a fragment must not suppress others in the NMS: cut boxes that a whole (uncut)
+        # detection from another region mostly covers go first
+        frag = _fragments(b, s, c, np.concatenate(where), self.cut_cover, self.iou_threshold)
+        b, s, c = b[~frag], s[~frag], c[~frag]
         keep = nms(b, s, self.iou_threshold)
         b, s, c = b[keep], s[keep], c[keep]
         # a box cut by a tile's inner edge that another box mostly covers is a part of someone
@@ -124,6 +130,24 @@ class PersonDetector:
         img = transform_points(matrix, corners)
         return (np.concatenate([img.min(axis=1), img.max(axis=1)], axis=1).astype(np.float32),
                 scores[idx].astype(np.float32))
+
+
+def _fragments(boxes: np.ndarray, scores: np.ndarray, cut: np.ndarray, region: np.ndarray,
+               cover: float, iou_threshold: float) -> np.ndarray:
+    """(M,) bool: the cut boxes (``cut``) of which at least ``cover`` lies inside a whole
+    detection from another region (``region``: each box's region index; the whole detections:
+    the uncut boxes an NMS at ``iou_threshold`` keeps): parts of someone whom another region
+    sees whole."""
+    out = np.zeros(len(boxes), bool)
+    whole = np.flatnonzero(~cut)
+    if not cut.any() or not whole.size:
+        return out
+    whole = whole[nms(boxes[whole], scores[whole], iou_threshold)]
+    for i in np.flatnonzero(cut):
+        others = whole[region[whole] != region[i]]
+        if others.size and covered_fraction(boxes[i], boxes[others]).max() >= cover:
+            out[i] = True
+    return out
 
 
 def _cut_by_region(boxes: np.ndarray, region: RotatedRect, width: int, height: int,
