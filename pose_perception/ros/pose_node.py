@@ -29,15 +29,12 @@ import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import numpy as np
-
 from rclpy.node import Node
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from ..core.body_language import LEVEL_CAMERA_UP
 from ..core.frame_order import DepthWait, StampOrder
 from ..core.image_codec import ImageDecodeError, to_rgb
 from ..core.types import FrameResult
@@ -51,6 +48,7 @@ from .diagnostics import ERROR, OK, WARN, NodeDiagnostics
 from .markers import MarkerBuilder
 from .node_support import output_qos, problem_key, rate_limited_log
 from .params import ParameterError, changed_from_defaults, declare_checked, nest
+from .pose_node_frames import FrameLookups
 from .pose_node_intake import ImageIntake
 from .pose_node_params import (default_perception_factory, node_param_specs,
                                perception_param_specs)
@@ -65,7 +63,7 @@ OUTPUT_TOPICS = {"skeletons": "people/skeletons", "faces": "people/faces",
                  "debug_image": "people/debug_image"}
 
 
-class PoseNode(ImageIntake, Node):
+class PoseNode(ImageIntake, FrameLookups, Node):
     """The pose perception node (see the module docstring); its subscriptions and their callbacks
     are :class:`pose_perception.ros.pose_node_intake.ImageIntake`."""
 
@@ -380,54 +378,6 @@ class PoseNode(ImageIntake, Node):
             self.get_logger().info("REP-155 output on; its TF frames body_/face_/gaze_<id> are "
                                    "not broadcast: tf2_ros is not installed")
         return pub
-
-    def _in_camera(self, key: str, frame: str, cam_frame: str, stamp, fallback: str
-                   ) -> Optional[np.ndarray]:
-        """``T_cam_frame`` at the image stamp, or None (reported under ``key``, saying what
-        happens instead: ``fallback``) when TF does not have it."""
-        try:
-            T = compat.lookup_matrix(self.tf_buffer, cam_frame, frame, stamp,
-                                     self.p["tf_timeout_s"])
-            with self._diag_lock:
-                self.diag.clear(key)
-            return T
-        except compat.TF_EXCEPTIONS as exc:
-            self._issue(key, WARN, f"no transform '{frame}' -> '{cam_frame}' at the image stamp "
-                                   f"({exc}): {fallback}")
-            return None
-
-    def _attention_target(self, cam_frame: str, stamp) -> Tuple[float, float, float]:
-        """The robot's point for attention and engagement in the camera's frame: the origin of
-        ``attention_frame`` (empty: the camera itself)."""
-        frame = self.p["attention_frame"]
-        T = self._in_camera("attention_frame", frame, cam_frame, stamp,
-                            "attention measured towards the camera") if frame else None
-        return (0.0, 0.0, 0.0) if T is None else tuple(float(v) for v in T[:3, 3])
-
-    def _up_vector(self, cam_frame: str, stamp) -> Tuple[float, float, float]:
-        """Up (against gravity) in the camera's frame: the +z axis of ``up_frame`` (empty: of
-        ``target_frame``; neither: the camera is taken as level, up = -y of its optical
-        frame)."""
-        frame = self.p["up_frame"] or self.p["target_frame"]
-        T = self._in_camera("up_frame", frame, cam_frame, stamp,
-                            "posture and gestures assume a level camera") if frame else None
-        return LEVEL_CAMERA_UP if T is None else tuple(float(v) for v in T[:3, 2])
-
-    def _output_transform(self, cam_frame: str, stamp) -> Tuple[str, Optional[np.ndarray]]:
-        target = self.p["target_frame"]
-        if not target or target == cam_frame:
-            return cam_frame, None
-        try:
-            T = compat.lookup_matrix(self.tf_buffer, target, cam_frame, stamp,
-                                     self.p["tf_timeout_s"])
-            with self._diag_lock:
-                self.diag.clear("target_frame")
-            return target, T
-        except compat.TF_EXCEPTIONS as exc:
-            self._issue("target_frame", WARN,
-                        f"no transform '{cam_frame}' -> target_frame '{target}' at the image "
-                        f"stamp ({exc}): publishing in '{cam_frame}'")
-            return cam_frame, None
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
