@@ -63,7 +63,7 @@ ORACLE_REQUIREMENTS = (
 TOOLS_DIR = Path(__file__).resolve().parent / "tools"
 CONVERTER_SCRIPT = TOOLS_DIR / "tflite_to_onnx.py"
 # what the converter runs: a change to any of them re-converts the models
-CONVERTER_FILES = (CONVERTER_SCRIPT, TOOLS_DIR / "onnx_graph.py")
+CONVERTER_FILES = (CONVERTER_SCRIPT, TOOLS_DIR / "onnx_graph.py", TOOLS_DIR / "synthetic_hands.py")
 ORACLE_SCRIPT = TOOLS_DIR / "mediapipe_oracle.py"
 # MediaPipe's GestureRecognizer (canned classifier) on images, also run in the oracle environment
 GESTURE_ORACLE_SCRIPT = TOOLS_DIR / "mediapipe_gesture_oracle.py"
