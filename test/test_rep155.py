@@ -55,11 +55,35 @@ def test_body_face_and_gaze_frames():
     assert rep155.gaze_frame(None) is None
 
 
+def test_posture_and_gesture_in_hri_msgs_values():
+    """issue 15: hri_msgs' BodyPosture (STANDING 1 .. LAYING 4, OTHER 0) and Gesture
+    (HANDS_ON_FACE 1 .. WAVING 6, OTHER 0) from the body language."""
+    from pose_perception.core.body_language import BodyLanguage, GestureState
+    from pose_perception.core.posture import Posture
+    assert rep155.hri_posture(None) is None and rep155.hri_gesture(None) is None
+    assert rep155.hri_posture(BodyLanguage(Posture.UNKNOWN)) is None
+    assert [rep155.hri_posture(BodyLanguage(p)) for p in (
+        Posture.STANDING, Posture.SITTING, Posture.CROUCHING, Posture.LYING)] == [1, 2, 3, 4]
+    g = GestureState
+    body = BodyLanguage(Posture.SITTING, gestures=[g("waving", "", 0.6, 0.0),
+                                                   g("arms_crossed", "", 0.9, 0.0)])
+    assert rep155.hri_gesture(body) == 2            # the most confident one hri_msgs names
+    body.gestures = [g("thumb_up", "left", 0.9, 0.0), g("waving", "", 0.5, 0.0)]
+    assert rep155.hri_gesture(body) == 6
+    body.gestures = [g("stop", "", 0.9, 0.0)]
+    assert rep155.hri_gesture(body) == rep155.HRI_OTHER
+    body.gestures = []
+    assert rep155.hri_gesture(body) is None
+
+
 def test_pose_node_publishes_rep155_matching_its_own_messages(harness):
     pytest.importorskip("hri_msgs.msg", reason="hri_msgs not installed (ROS4HRI messages)")
-    from hri_msgs.msg import EngagementLevel, IdsList, NormalizedRegionOfInterest2D, Skeleton2D
+    from hri_msgs.msg import (BodyPosture, EngagementLevel, Gesture, IdsList,
+                              NormalizedRegionOfInterest2D, Skeleton2D)
 
+    from pose_perception.core.body_language import BodyLanguage, GestureState
     from pose_perception.core.interaction import Engagement, PersonInteraction
+    from pose_perception.core.posture import Posture
     from pose_perception.msg import SkeletonArray
     h = harness()
     got = {"bodies": [], "roi": [], "sk": [], "eng": [], "faces": []}
@@ -71,13 +95,21 @@ def test_pose_node_publishes_rep155_matching_its_own_messages(harness):
     h.io.create_subscription(Skeleton2D, "/humans/bodies/b1/skeleton2d", got["sk"].append, qos)
     h.io.create_subscription(EngagementLevel, "/humans/persons/p1/engagement_status",
                              got["eng"].append, qos)
-    h.fake.interactions = [PersonInteraction(1, None, False, float("nan"), 0.0,
-                                             Engagement.ENGAGING, 0.6, 1.0)]
+    got["posture"], got["gesture"] = [], []
+    h.io.create_subscription(BodyPosture, "/humans/bodies/b1/posture", got["posture"].append,
+                             qos)
+    h.io.create_subscription(Gesture, "/humans/bodies/b1/gesture", got["gesture"].append, qos)
+    it = PersonInteraction(1, None, False, float("nan"), 0.0, Engagement.ENGAGING, 0.6, 1.0)
+    it.body = BodyLanguage(Posture.SITTING, 0.9, 0.0,
+                           [GestureState("left_hand_raised", "left", 0.8, 0.0)])
+    h.fake.interactions = [it]
     for i in range(3):
         h.send(3000.0 + i / 30)
         h.spin_until(lambda: len(h.skeletons) > i, f"frame {i}")
-    h.spin_until(lambda: all(got[k] for k in ("bodies", "roi", "sk", "eng", "faces")),
-                 "REP-155 topics")
+    h.spin_until(lambda: all(got[k] for k in ("bodies", "roi", "sk", "eng", "faces",
+                                              "posture", "gesture")), "REP-155 topics")
+    assert got["posture"][-1].posture == BodyPosture.SITTING
+    assert got["gesture"][-1].gesture == Gesture.LEFT_HAND_RAISED
     roi = got["roi"][-1]
     own: SkeletonArray = next(m for m in h.skeletons if m.header.stamp == roi.header.stamp)
     s = own.skeletons[0]

@@ -8,6 +8,9 @@
 - ``face_<id>``: the head pose (sellion; x forward, y left, z up), as REP-155 defines it.
 - ``gaze_<id>``: at the face origin, z along the gaze, x to the person's right, y down: a
   virtual camera looking where the person looks (REP-155).
+- ``/humans/bodies/<id>/posture`` and ``/gesture``: the body language's posture and the most
+  confident body gesture as ``hri_msgs/BodyPosture`` and ``hri_msgs/Gesture`` values (their
+  classes are a subset of the package's; a gesture they do not name is ``OTHER``).
 Frames are 4x4 matrices (frame -> reference frame, i.e. its pose in the reference frame).
 """
 from __future__ import annotations
@@ -21,6 +24,11 @@ from .layouts import BLAZEPOSE33_TO_REP155_18, take
 from .types import Keypoints, Person
 
 OPTICAL_UP = (0.0, -1.0, 0.0)      # "up" in a camera optical frame (y down) held level
+# hri_msgs/BodyPosture and hri_msgs/Gesture constants by the package's names (0: OTHER)
+HRI_POSTURES = {"STANDING": 1, "SITTING": 2, "CROUCHING": 3, "LYING": 4}      # 4: LAYING
+HRI_GESTURES = {"hands_on_face": 1, "arms_crossed": 2, "left_hand_raised": 3,
+                "right_hand_raised": 4, "both_hands_raised": 5, "waving": 6}
+HRI_OTHER = 0
 
 
 def body_id(track_id: int) -> str:
@@ -33,6 +41,24 @@ def face_id(track_id: int) -> str:
 
 def person_id(track_id: int) -> str:
     return f"p{int(track_id)}"
+
+
+def hri_posture(body) -> Optional[int]:
+    """``hri_msgs/BodyPosture.posture`` of a ``body_language.BodyLanguage`` (None without one
+    or while the posture is unknown)."""
+    if body is None:
+        return None
+    return HRI_POSTURES.get(getattr(body.posture, "name", ""))
+
+
+def hri_gesture(body) -> Optional[int]:
+    """``hri_msgs/Gesture.gesture``: the most confident body gesture going on, ``OTHER`` for
+    one hri_msgs does not name (stop, pointing, a hand gesture), None without any."""
+    gestures = sorted(getattr(body, "gestures", None) or [], key=lambda g: -g.confidence)
+    if not gestures:
+        return None
+    named = [HRI_GESTURES[g.name] for g in gestures if g.name in HRI_GESTURES]
+    return named[0] if named else HRI_OTHER
 
 
 def normalized_roi(box: Sequence[float], width: int, height: int) -> np.ndarray:

@@ -5,7 +5,9 @@ their RViz plugins) work on the package's people.
 Per processed frame: ``/humans/bodies/tracked``, ``/humans/faces/tracked`` and
 ``/humans/persons/tracked`` (``hri_msgs/IdsList``); per body ``/humans/bodies/<id>/roi``
 (``NormalizedRegionOfInterest2D``) and ``/humans/bodies/<id>/skeleton2d`` (``Skeleton2D``); per
-face ``/humans/faces/<id>/roi``; per person ``/humans/persons/<id>/engagement_status``
+face ``/humans/faces/<id>/roi``; per body ``/humans/bodies/<id>/posture`` (``BodyPosture``,
+while known) and ``/gesture`` (``Gesture``, the most confident body gesture, while one goes on);
+per person ``/humans/persons/<id>/engagement_status``
 (``EngagementLevel``) and ``/humans/persons/<id>/{body_id,face_id}`` (``std_msgs/String``,
 latched). Ids: ``b<track id>``, ``f<track id>``, ``p<track id>`` (core/rep155.py). TF frames
 ``body_<id>``, ``face_<id>``, ``gaze_<id>`` are broadcast where tf2_ros is installed (a ROS 2
@@ -25,8 +27,9 @@ from ..core import rep155
 from . import compat
 
 try:  # hri_msgs: ROS4HRI's messages (apt ros-<distro>-hri-msgs, or built from source)
-    from hri_msgs.msg import (EngagementLevel, IdsList, NormalizedPointOfInterest2D,
-                              NormalizedRegionOfInterest2D, Skeleton2D)
+    from hri_msgs.msg import (BodyPosture, EngagementLevel, Gesture, IdsList,
+                              NormalizedPointOfInterest2D, NormalizedRegionOfInterest2D,
+                              Skeleton2D)
     _IMPORT_ERROR: Optional[str] = None
 except ImportError as exc:  # pragma: no cover - depends on the installation
     _IMPORT_ERROR = str(exc)
@@ -104,6 +107,7 @@ class Rep155Publisher:
             if it is not None:
                 self._pub(f"/humans/persons/{pid}/engagement_status", EngagementLevel).publish(
                     EngagementLevel(header=header, level=int(it.engagement)))
+                self._body_language(bid, getattr(it, "body", None), header)
         for f in result.faces:
             if f.track_id <= 0:
                 continue
@@ -122,6 +126,16 @@ class Rep155Publisher:
                                    for name, M in frames])
         self._forget()
         return frames
+
+    def _body_language(self, bid: str, body, header: Header) -> None:
+        """``/humans/bodies/<id>/posture`` (while known) and ``/gesture`` (while one goes on)."""
+        posture, gesture = rep155.hri_posture(body), rep155.hri_gesture(body)
+        if posture is not None:
+            self._pub(f"/humans/bodies/{bid}/posture", BodyPosture).publish(
+                BodyPosture(header=header, posture=posture))
+        if gesture is not None:
+            self._pub(f"/humans/bodies/{bid}/gesture", Gesture).publish(
+                Gesture(header=header, gesture=gesture))
 
     def _roi(self, topic: str, box, header: Header, width: int, height: int) -> None:
         x0, y0, x1, y1 = (float(v) for v in rep155.normalized_roi(box, width, height))
