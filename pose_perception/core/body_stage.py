@@ -1,6 +1,7 @@
 """The body stage of the keypoint pipeline: BlazePose landmarks on the crops tracked from the last
 frame, on new detections (face-anchored BlazePose detections, faces, whole-body boxes), with
-duplicates merged; people known only by a whole-body box. ROS-free."""
+duplicates merged; people known only by a whole-body box, or by a face-anchored detection whose
+crop found no usable landmarks (``face_box_only``). ROS-free."""
 from __future__ import annotations
 
 import math
@@ -65,22 +66,31 @@ class BodyStage:
         return persons, tracks, len(lost)
 
     def add_detections(self, sampler: CropSampler, dets: Sequence[Detection],
-                       persons: List[Person], tracks: List[BodyTrack], w: int, h: int) -> None:
+                       persons: List[Person], tracks: List[BodyTrack], w: int, h: int
+                       ) -> List[Tuple[Person, Detection]]:
         """Landmarks for the detections that are none of ``persons``.
 
         A detection is a person already found when its box centre (the detector finds faces)
-        lies in that person's head region, or when its crop overlaps the person's next crop by
-        IoU > ``track_overlap_iou``. A person found through their head whose crop this frame
-        differs in size from the detection's by more than ``reanchor_ratio`` is run again from
-        the detection (``_reanchor``): crops derived from landmarks follow a change of size
-        slowly (a person walking towards or away from the camera)."""
+        lies in that person's head region. A person found through their head whose crop this
+        frame differs in size from the detection's by more than ``reanchor_ratio`` is run again
+        from the detection (``_reanchor``): crops derived from landmarks follow a change of size
+        slowly (a person walking towards or away from the camera). A detection whose crop
+        overlaps the next crop of a person already found by IoU > ``track_overlap_iou`` is that
+        person too, unless its face lies outside every found person's head region (a different
+        face: a different person, e.g. one half hidden behind another): such crops run too
+        (``face_box_only``).
+
+        Returns the box-only people (``face_box_only``) for new detections whose crop found no
+        person with a usable pose flag, each with its detection."""
         cfg = self.config
         if not dets:
-            return
+            return []
         heads = [face_mod.roi_from_pose(p.body.xy) for p in persons]
         taken = [rect_bounds(p.next_roi) for p in persons if p.next_roi is not None]
         cands: List[BodyTrack] = []
         scores: List[float] = []
+        new_dets: List[Detection] = []
+        overlapped: List[Tuple[Detection, RotatedRect]] = []
         redo: Dict[int, Tuple[RotatedRect, float]] = {}
         for d in dets:
             roi = body_mod.roi_from_detection(d)
@@ -96,15 +106,64 @@ class BodyStage:
                 continue
             b = rect_bounds(roi)
             if taken and box_iou(b, np.stack(taken)).max() > cfg.track_overlap_iou:
+                overlapped.append((d, roi))
                 continue
             if len(cands) + len(persons) >= cfg.max_persons:
                 continue
             cands.append(BodyTrack(roi))
             scores.append(d.score)
+            new_dets.append(d)
             taken.append(b)
         if redo:
             self._reanchor(sampler, redo, persons, tracks, w, h)
-        self.add_candidates(sampler, cands, scores, 0, persons, tracks, w, h)
+        lms: list = []
+        status = self.add_candidates(sampler, cands, scores, 0, persons, tracks, w, h, lms)
+        if not cfg.face_box_only:
+            return []
+        out = self._face_box_only(lms[0], status, new_dets, persons, w, h) if cands else []
+        # overlapping crops whose face is in no head region, now that this frame's new people
+        # are known too
+        heads = [face_mod.roi_from_pose(p.body.xy) for p in persons]
+        again = [(d, roi) for d, roi in overlapped if not face_mod.overlaps_any(d.box, heads)]
+        again = again[:max(0, cfg.max_persons - len(persons))]
+        if again:
+            lms = []
+            status = self.add_candidates(sampler, [BodyTrack(r) for _, r in again],
+                                         [d.score for d, _ in again], 0, persons, tracks, w, h,
+                                         lms)
+            more = self._face_box_only(lms[0], status, [d for d, _ in again], persons, w, h)
+            out += [m for m in more
+                    if not any(boxes_agree(m[0].box, q.box, cfg.person_box_match_iou)
+                               for q, _ in out)]
+        return out
+
+    def _face_box_only(self, lm: "body_mod.PoseLandmarks", status: Sequence[str],
+                       dets: Sequence[Detection], persons: Sequence[Person], w: int, h: int
+                       ) -> List[Tuple[Person, Detection]]:
+        """``face_box_only``: a face-anchored detection whose crop found nobody (pose flag below
+        ``min_pose_presence``) is still a person when the landmark model, unsure as it is, puts
+        that person's head on the detection's face and sees none of the ``persons`` there (a
+        person half hidden behind another). Published box-only (keypoints invalid) with the
+        landmarks' visible box and the detector's score."""
+        cfg = self.config
+        out: List[Tuple[Person, Detection]] = []
+        for i, (d, st) in enumerate(zip(dets, status)):
+            if st != ABSENT:
+                continue
+            xy = lm.xy[i]
+            if not np.all(np.isfinite(xy[:body_mod.NUM_BODY])):
+                continue
+            seen = self._make_person(lm, i, d.score, w, h)
+            if seen is None or not face_mod.overlaps_any(d.box, [face_mod.roi_from_pose(xy)]):
+                continue                          # no usable crop, or a head elsewhere
+            if any(body_mod.same_person(seen.body, p.body, w, h, cfg.duplicate_distance)
+                   or face_mod.overlaps_any(d.box, [face_mod.roi_from_pose(p.body.xy)])
+                   for p in persons):
+                continue                          # someone found already
+            if any(boxes_agree(seen.box, q.box, cfg.person_box_match_iou) for q, _ in out):
+                continue                          # two detections of one person
+            out.append((box_only_person(Detection(seen.box, d.score, d.keypoints)), d))
+        return out
 
     def _reanchor(self, sampler: CropSampler, redo: Dict[int, Tuple[RotatedRect, float]],
                   persons: List[Person], tracks: List[BodyTrack], w: int, h: int) -> None:
@@ -155,16 +214,18 @@ class BodyStage:
 
     def add_candidates(self, sampler: CropSampler, cands: List[BodyTrack], det_scores: List[float],
                        first_new: int, persons: List[Person], tracks: List[BodyTrack],
-                       w: int, h: int) -> List[str]:
+                       w: int, h: int, landmarks: Optional[list] = None) -> List[str]:
         """Run the landmark model on candidate crops and append the people found to
         ``persons``/``tracks`` (skipping duplicates of people already there, ``same_person``).
         Candidates from index ``first_new`` on are new crops (refined once when
         ``refine_new_crops``). Returns, per candidate, FOUND, DUPLICATE or ABSENT (pose flag
-        too low, or an unusable crop)."""
+        too low, or an unusable crop). The landmark batch goes into ``landmarks`` when given."""
         cfg = self.config
         if not cands:
             return []
         lm = self._run_refined(sampler, [c.roi for c in cands], first_new)
+        if landmarks is not None:
+            landmarks.append(lm)
         status = [ABSENT] * len(cands)
         accepted: Dict[int, Tuple[Person, BodyTrack]] = {}
         room = cfg.max_persons - len(persons)
@@ -208,7 +269,8 @@ class BodyStage:
     def from_boxes(self, sampler: CropSampler, boxes: Sequence[Detection],
                    scanned_tiles: Sequence[RotatedRect], check: bool,
                    box_tracks: Sequence[BoxTrack], max_held: int, persons: List[Person],
-                   tracks: List[BodyTrack], w: int, h: int
+                   tracks: List[BodyTrack], w: int, h: int,
+                   face_only: Sequence[Tuple[Person, Detection]] = ()
                    ) -> Tuple[List[Person], List[int], set]:
         """Whole-body detector boxes that no person accounts for get a landmark run (crop
         around the box, refined once) while there is room (``max_persons``); those still
@@ -218,7 +280,10 @@ class BodyStage:
         last frame's box-only people (``box_tracks``). Those that no box shows again and whose
         place no tile scanned this frame are held for at most ``max_held`` frames
         (``person_fusion.held_box_only``). Returns the box-only people, how many frames each
-        has been held, and the indices of the people that took a box."""
+        has been held, and the indices of the people that took a box. The box-only people
+        found through a face (``face_only``, from ``add_detections``) come first, unless someone
+        found since has a head on their face; a box that agrees with one of them shows that
+        person."""
         cfg = self.config
         boxed: set = set()
         lm_boxes = [p.box.copy() for p in persons]     # the landmarks' boxes, before any claim
@@ -230,10 +295,13 @@ class BodyStage:
         if tried:
             cands = [BodyTrack(body_mod.roi_from_box(d.box)) for d in tried]
             self.add_candidates(sampler, cands, [d.score for d in tried], 0, persons, tracks, w, h)
-        out: List[Person] = []
         unchecked = []
         lm_boxes += [p.box.copy() for p in persons[len(lm_boxes):]]
+        faced = self.unclaimed_faces(face_only, persons)
+        out = [p for p in faced]
         for d in self._claim(pending, persons, tracks, lm_boxes, boxed):  # the new people too
+            if any(boxes_agree(d.box, p.box, cfg.person_box_match_iou) for p in faced):
+                continue
             if d.score >= cfg.person_detector_min_score or continues_box_only(d.box, box_tracks):
                 out.append(box_only_person(d))
             elif check and not any(d is t for t in tried):
@@ -247,6 +315,14 @@ class BodyStage:
         if not cfg.publish_box_only:
             return [], [], boxed
         return out[:cfg.max_box_only], ages[:cfg.max_box_only], boxed
+
+    @staticmethod
+    def unclaimed_faces(face_only: Sequence[Tuple[Person, Detection]],
+                        persons: Sequence[Person]) -> List[Person]:
+        """The box-only people found through a face (``add_detections``) on whose face none of
+        ``persons`` has a head."""
+        heads = [face_mod.roi_from_pose(p.body.xy) for p in persons]
+        return [p for p, d in face_only if not face_mod.overlaps_any(d.box, heads)]
 
     def _claim(self, dets: Sequence[Detection], persons: List[Person],
                tracks: List[BodyTrack], lm_boxes: List[np.ndarray], boxed: set

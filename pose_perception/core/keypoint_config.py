@@ -80,6 +80,10 @@ class KeypointConfig:
     # at most this many box-only people per frame: as many as the detector's own TF
     # post-processing keeps per image (max_total_detections 100)
     max_box_only: int = 100
+    # a face-anchored detection whose crop finds nobody with a usable pose flag, but whose
+    # low-flag landmarks put a head on the detection's face and show none of the people found,
+    # is published box-only (BodyStage.add_detections; README "people known only by a box")
+    face_box_only: bool = True
 
     def __post_init__(self) -> None:
         if self.face_detector not in ("full", "short", "none"):

@@ -19,7 +19,7 @@ import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -186,11 +186,13 @@ class KeypointPipeline:
             if det_job is not None:
                 found, ms["detect"] = det_job.result()
             with timed(ms, "body"):
-                self._bodies.add_detections(sampler, found.people, persons, tracks, w, h)
+                face_only = self._bodies.add_detections(sampler, found.people, persons,
+                                                        tracks, w, h)
             # someone tracked is lost and not found again by this frame's detections
             if (lost and len(persons) < len(self._tracks) and self.config.redetect_on_loss
                     and scan != "full"):
-                found = self._redetect(sampler, found, persons, tracks, res, w, h)
+                found, more = self._redetect(sampler, found, persons, tracks, res, w, h)
+                face_only += more
             with timed(ms, "body"):
                 face_dets = found.faces
                 if face_dets:
@@ -201,7 +203,12 @@ class KeypointPipeline:
                 if found.boxes_ran:
                     box_only, ages, boxed = self._bodies.from_boxes(
                         sampler, found.boxes, found.regions[1:], scan != "boxes",
-                        self._box_only, len(self._person_det.tiles(w, h)), persons, tracks, w, h)
+                        self._box_only, len(self._person_det.tiles(w, h)), persons, tracks, w, h,
+                        face_only)
+                elif self.config.publish_box_only:
+                    box_only = self._bodies.unclaimed_faces(face_only, persons)
+                    box_only = box_only[:self.config.max_box_only]
+                    ages = [0] * len(box_only)
 
             # 3. faces
             if face_job is not None:
@@ -230,10 +237,12 @@ class KeypointPipeline:
         return res
 
     def _redetect(self, sampler: CropSampler, found: "_Found", persons: List[Person],
-                  tracks: List[BodyTrack], res: FrameResult, w: int, h: int) -> "_Found":
+                  tracks: List[BodyTrack], res: FrameResult, w: int, h: int
+                  ) -> Tuple["_Found", List[Tuple[Person, Detection]]]:
         """A full scan in this frame for people lost by their tracked crops; returns what the
         frame's detectors found (this scan's, with the earlier scan's faces and boxes where
-        this one did not run them)."""
+        this one did not run them) and the box-only people it found through a face
+        (``BodyStage.add_detections``)."""
         with timed(res.timings_ms, "detect"):
             more = self._detect(sampler, "full", faces=not res.detector_ran)
         res.detector_ran = True
@@ -241,8 +250,8 @@ class KeypointPipeline:
             more.boxes, more.regions, more.boxes_ran = found.boxes, found.regions, found.boxes_ran
         more.faces = found.faces or more.faces
         with timed(res.timings_ms, "body"):
-            self._bodies.add_detections(sampler, more.people, persons, tracks, w, h)
-        return more
+            face_only = self._bodies.add_detections(sampler, more.people, persons, tracks, w, h)
+        return more, face_only
 
     def close(self) -> None:
         """Stop the worker thread (``parallel``); ``process`` then runs everything inline."""
