@@ -19,7 +19,6 @@ pointing person's own arm): marching then continues past them.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -63,10 +62,21 @@ class _DepthLookup:
             uvi = uv[inside]
             samples = sample_windows(self.depth, uvi, np.full(len(uvi), self.radius),
                                      self.offsets, 0.0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)     # rows without a reading
-                out[inside] = pts[inside, 2] - np.nanmedian(samples, axis=1)
+            out[inside] = pts[inside, 2] - row_nanmedian(samples)
         return out
+
+
+def row_nanmedian(a: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(a, axis=1)`` of a 2-D array (NaN for rows without a value), without its
+    masked-array path: one sort, NaN last, the middle of each row's valid values."""
+    s = np.sort(a, axis=1)
+    n = a.shape[1] - np.count_nonzero(np.isnan(s), axis=1)
+    out = np.full(len(a), np.nan)
+    rows = np.flatnonzero(n > 0)
+    if rows.size:
+        k = n[rows]
+        out[rows] = 0.5 * (s[rows, (k - 1) // 2] + s[rows, k // 2])
+    return out
 
 
 def march_ray(origin, direction, depth_m: Optional[np.ndarray], camera: Optional[CameraModel],
