@@ -70,6 +70,20 @@ def test_bench_json_has_the_promised_keys(models, capsys):
     assert "not inference:" in table
 
 
+def test_bench_body_language_cost_in_one_run(models, capsys):
+    """issue 15: the cost of gestures, pointing, posture and falls, on and off alternating in
+    one run, as a frame-rate ratio."""
+    assert bench.main(["--frames", "3", "--warmup", "1", "--providers", "cpu",
+                       "--body-language-cost", "--json"]) == 0
+    r, table = _last_json(capsys)
+    c = r["body_language_cost"]
+    assert len(c["fps_on"]) == len(c["fps_off"]) == 2 and c["ratio"] > 0
+    assert "body language (gestures, pointing, posture, falls) on / off" in table
+    assert r["stages_mean"]["body_language"] > 0
+    with pytest.raises(SystemExit):
+        bench.main(["--body-language-cost", "--no-body-language"])
+
+
 def test_inference_clock_counts_overlapping_runs_once():
     """Two models running at once on two threads count once (the frame's wall time in which some
     model runs), so that 'frame - inference' is the time in which none runs."""

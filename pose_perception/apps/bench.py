@@ -130,6 +130,8 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         "hardware": hardware_info(),
         "command": command_line("bench", argv),
     }
+    if getattr(args, "body_language_cost", False):
+        result["body_language_cost"] = body_language_cost(per, src, n, warm, args, providers)
     if getattr(args, "mediapipe", False):
         per.close()
         if lift:    # the comparison needs body + face alone as well
@@ -153,6 +155,26 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
             result["speed_ratio_per_person"] = rounded(
                 bf["fps"] * bf["people_per_frame"] / per_s, 3) if per_s > 0 else None
     return result
+
+
+def body_language_cost(per, src: PreparedSource, n: int, warm: int, args,
+                       providers) -> Dict[str, Any]:
+    """The same frames with and without body language, alternating (on, off, on, off: the
+    machine's drift hits both alike); ``ratio`` = mean fps on / mean fps off."""
+    off = make_perception(providers, args.threads, not args.no_face, args.hands,
+                          precision=args.precision, interaction=not args.no_interaction,
+                          body_language=False)
+    try:
+        fps: Dict[str, List[float]] = {"on": [], "off": []}
+        for _ in range(2):
+            for key, p in (("on", per), ("off", off)):
+                p.reset()
+                fps[key].append(float(measure(p, src, n, warm)["fps"]))
+    finally:
+        off.close()
+    on, no = float(np.mean(fps["on"])), float(np.mean(fps["off"]))
+    return {"fps_on": [rounded(v) for v in fps["on"]], "fps_off": [rounded(v) for v in fps["off"]],
+            "ratio": rounded(on / no, 3) if no > 0 else None}
 
 
 class MediapipeUnavailable(RuntimeError):
@@ -221,6 +243,10 @@ def format_bench(r: Dict[str, Any]) -> str:
               "Perception.process call)"]
     if r["synthetic_depth"]:
         lines.append("  note: the built-in sample's depth is SYNTHETIC (generated)")
+    if r.get("body_language_cost"):
+        c = r["body_language_cost"]
+        lines += ["", "  body language (gestures, pointing, posture, falls) on / off, alternating: "
+                      f"{c['fps_on']} / {c['fps_off']} frames/s: ratio {c['ratio']}"]
     if "body_face" in r:
         lines += ["", format_comparison(r)]
     return "\n".join(lines)
@@ -282,8 +308,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "head-crop face mesh, video mode) on the same frames, and compare "
                         "(creates the oracle environment on first use; exit code "
                         f"{EXIT_NO_MEDIAPIPE} when MediaPipe cannot be run)")
+    p.add_argument("--body-language-cost", action="store_true",
+                   help="also run the same frames without gestures, pointing, posture and falls "
+                        "(alternating, twice each) and print the frame-rate ratio")
     add_common_arguments(p)
     args = p.parse_args(argv)
+    if args.body_language_cost and (args.no_body_language or args.no_lift):
+        p.error("--body-language-cost compares with and without body language: leave out "
+                "--no-body-language and --no-lift")
     if args.frames < 1:
         p.error("--frames must be >= 1")
     if args.mediapipe and args.hands:
