@@ -190,3 +190,138 @@ def test_dancer_behind_her_partner_is_not_dropped(shared_data):
     print("matched", {k: pred[v].round().tolist() for k, v in m.items()})
     assert len(m) == len(gt) == 2
     assert any(res.persons[v].box_only for v in m.values())
+
+
+# ---------------------------------------------------------------- from one frame to the next
+class _FakeSSD:
+    """BlazePose's detector: the scripted face detections, whatever the regions."""
+
+    def __init__(self, dets):
+        self.dets = dets
+
+    def detect(self, sampler, rois=None, min_score=None, **kw):
+        return list(self.dets())
+
+
+class _FakeBoxes:
+    """The whole-body detector: scripted boxes, no tiles (a camera-sized image)."""
+
+    def __init__(self, boxes):
+        self.boxes = boxes
+
+    def tiles(self, w, h):
+        return []
+
+    def detect(self, sampler, regions=None):
+        return [Detection(np.array(b, np.float32), 0.9, np.zeros((0, 2), np.float32))
+                for b in self.boxes]
+
+
+def _fake_pipeline(people, dets, boxes, **kw):
+    """A KeypointPipeline on the fake models (no ONNX model loaded): BlazePose's detector
+    returns ``dets()``, the whole-body detector ``boxes``, the landmark model ``people``."""
+    from types import SimpleNamespace
+
+    from pose_perception.core.keypoint_pipeline import KeypointPipeline
+    pipe = KeypointPipeline.__new__(KeypointPipeline)
+    pipe.config = KeypointConfig(enable_face=False, enable_hands=False, parallel=False,
+                                 detector_period_s=0, **kw)
+    pipe._bodies = BodyStage(_FakeLandmarker(people), pipe.config)
+    pipe._pose_det = SimpleNamespace(ssd=_FakeSSD(dets))
+    pipe._person_det = _FakeBoxes(boxes)
+    pipe._faces = pipe._face_det = pipe._hand_lm = pipe._gestures = pipe._pool = None
+    pipe.reset()
+    return pipe
+
+
+def test_face_found_person_is_held_from_frame_to_frame():
+    """The dancer's case in video: she is found through her face on the first detector frame
+    (her crop overlaps her partner's, its pose flag is low) and the whole-body detector boxes
+    the couple as one. Her partner's box overlaps hers, a third person fills ``max_persons``
+    by the next detector frame (her crop cannot run again), yet she is published on every
+    frame: held between detector frames, continued where BlazePose finds her face again, and
+    dropped once someone's head lies on her face."""
+    front = _Person(300, 100, 40, 0.95)
+    hidden = _Person(220, 110, 40, 0.45)
+    other = _Person(520, 100, 40, 0.95)
+    people = [front, hidden, other]
+    x0, y0 = hidden.xy[:, 0].min() - 10, front.xy[34, 1] - 10
+    couple = (x0, y0, front.xy[:, 0].max() + 10, front.xy[31, 1] + 10)
+    lone = (other.xy[:, 0].min() - 10, y0, other.xy[:, 0].max() + 10, other.xy[31, 1] + 10)
+    face = hidden.detection(score=0.56)
+    pipe = _fake_pipeline(people, lambda: [front.detection(), face], [couple, lone],
+                          max_persons=2, detector_interval=10)
+    rgb = np.zeros((H, W, 3), np.uint8)
+    boxes = []
+    for frame in range(25):
+        if frame == 15:                 # her partner steps in front of her: his head on her face
+            front.xy = _skeleton(*hidden.xy[0], 40)
+            people.remove(hidden)
+        res = pipe.process(rgb)
+        found = [p for p in res.persons if not p.box_only]
+        assert len(found) == 2, frame
+        box_only = [p for p in res.persons if p.box_only]
+        if frame < 15:
+            assert len(box_only) == 1, frame          # she, on every frame
+            boxes.append(box_only[0].box)
+            assert box_only[0].box[0] < front.xy[0, 0] - 40      # her box, not the couple's
+        else:
+            assert box_only == [], frame              # she is that person now
+    assert np.allclose(boxes, boxes[0])               # she stood still, and so does her box
+
+
+def test_face_found_person_moves_with_her_face_and_ages_out():
+    """Where BlazePose finds her face again, moved, her box moves with it (no landmark run);
+    where it does not find it on a detector frame whose tile holds her face, she is dropped."""
+    front = _Person(300, 100, 40, 0.95)
+    hidden = _Person(220, 110, 40, 0.45)
+    faces = [hidden.detection(score=0.56)]
+    pipe = _fake_pipeline([front, hidden], lambda: [front.detection()] + faces, [],
+                          max_persons=1, detector_interval=3)
+    rgb = np.zeros((H, W, 3), np.uint8)
+    # max_persons 1: her crop runs on the first frame only if there is room; here the first
+    # frame's candidates fill it, so find her the way add_detections does when there is room
+    pipe.config.max_persons = 2
+    res = pipe.process(rgb)
+    first = [p.box for p in res.persons if p.box_only]
+    assert len(first) == 1
+    pipe.config.max_persons = 1
+    calls = pipe._bodies.landmarker.calls
+    for _ in range(2):
+        assert len([p for p in pipe.process(rgb).persons if p.box_only]) == 1
+    faces[0] = hidden.detection(score=0.6, face=hidden.xy[0] + (6, 4))      # she moved a bit
+    res = pipe.process(rgb)                                                  # detector frame
+    moved = [p for p in res.persons if p.box_only]
+    assert len(moved) == 1 and np.allclose(moved[0].box, first[0] + (6, 4, 6, 4))
+    assert moved[0].score == pytest.approx(0.6)
+    assert pipe._bodies.landmarker.calls - calls == 3       # the tracked crop's runs alone
+    faces.clear()                                            # the detector loses her face
+    for _ in range(2):
+        assert len([p for p in pipe.process(rgb).persons if p.box_only]) == 1
+    res = pipe.process(rgb)                                  # detector frame without her face
+    assert not [p for p in res.persons if p.box_only]
+
+
+def test_dancer_behind_her_partner_is_kept_from_frame_to_frame(shared_data):
+    """The same photo as a still video, 32 frames (detector frames 0, 10, 20, 30; the periodic
+    scans look at one tile in turn, and only one of the two finds her face): both dancers are
+    matched on every frame, she box-only."""
+    require_models()
+    from pose_perception.apps.eval_body_face import load_coco, read_rgb
+    from pose_perception.apps.eval_detect import match_boxes, person_boxes
+    from pose_perception.core.keypoint_pipeline import KeypointPipeline
+    root = shared_data / "people_dev" / "posetrack18"
+    data = load_coco(root / "test_posetrack18_val.json")
+    im = next(i for i in data["images"] if "009473" in i["file_name"])
+    gt = person_boxes(data)[im["id"]]
+    rgb = read_rgb(root / im["file_name"])
+    pipe = KeypointPipeline(KeypointConfig())
+    try:
+        for frame in range(32):
+            res = pipe.process(rgb)
+            pred = np.array([p.box for p in res.persons]).reshape(-1, 4)
+            m = match_boxes(gt, pred)
+            assert len(m) == 2, frame
+            assert any(res.persons[v].box_only for v in m.values()), frame
+    finally:
+        pipe.close()

@@ -281,9 +281,10 @@ class BodyStage:
         place no tile scanned this frame are held for at most ``max_held`` frames
         (``person_fusion.held_box_only``). Returns the box-only people, how many frames each
         has been held, and the indices of the people that took a box. The box-only people
-        found through a face (``face_only``, from ``add_detections``) come first, unless someone
-        found since has a head on their face; a box that agrees with one of them shows that
-        person."""
+        found through a face (``face_only``: from ``add_detections``, continued by
+        ``refind_faces`` or held by ``person_fusion.held_face_box_only``) come first, unless
+        someone found since has a head on their face; a box that agrees with one of them shows
+        that person."""
         cfg = self.config
         boxed: set = set()
         lm_boxes = [p.box.copy() for p in persons]     # the landmarks' boxes, before any claim
@@ -315,6 +316,45 @@ class BodyStage:
         if not cfg.publish_box_only:
             return [], [], boxed
         return out[:cfg.max_box_only], ages[:cfg.max_box_only], boxed
+
+    @staticmethod
+    def refind_faces(dets: Sequence[Detection], face_tracks: Sequence[BoxTrack],
+                     scanned_tiles: Sequence[RotatedRect], persons: Sequence[Person], w: int,
+                     h: int
+                     ) -> Tuple[List[Tuple[Person, Detection]], List[Detection], List[BoxTrack]]:
+        """Last frame's box-only people found through a face (``face_tracks``, their
+        ``BoxTrack.face`` set), on a frame where BlazePose's detector ran (``dets``, scanning the
+        whole image and ``scanned_tiles``). A detection whose face centre lies in a track's face
+        box and in no head region of ``persons`` continues that person without a landmark run
+        (their crop found no usable landmarks before, and a hidden person's crop usually cannot
+        run: the partner's overlaps it, or ``max_persons`` are tracked): the box moves with the
+        face, the score is the detection's. Returns those people, each with the detection (as
+        ``add_detections`` does), the other detections, and the tracks not found again whose
+        face lies in no scanned tile (the closer look that may find a small face has not been
+        there: held on, as ``person_fusion.held_box_only`` holds box-only people; with no tile
+        scanned, the whole image was the detector's only look and none is held)."""
+        heads = [face_mod.roi_from_pose(p.body.xy) for p in persons]
+        out: List[Tuple[Person, Detection]] = []
+        rest: List[Detection] = []
+        left = [t for t in face_tracks if t.face is not None]
+        for d in dets:
+            c = 0.5 * (np.asarray(d.box[:2], np.float64) + d.box[2:])
+            k = next((k for k, t in enumerate(left)
+                      if t.face[0] <= c[0] <= t.face[2] and t.face[1] <= c[1] <= t.face[3]),
+                     None)
+            if k is None or face_mod.overlaps_any(d.box, heads):
+                rest.append(d)
+                continue
+            t = left.pop(k)
+            move = c - 0.5 * (np.asarray(t.face[:2], np.float64) + t.face[2:])
+            box = np.asarray(t.box, np.float64) + np.tile(move, 2)
+            box[[0, 2]] = np.clip(box[[0, 2]], 0, w - 1)
+            box[[1, 3]] = np.clip(box[[1, 3]], 0, h - 1)
+            out.append((box_only_person(Detection(box.astype(np.float32), d.score,
+                                                  d.keypoints)), d))
+        unseen = ([t for t in left if not face_mod.overlaps_any(t.face, scanned_tiles)]
+                  if scanned_tiles else [])
+        return out, rest, unseen
 
     @staticmethod
     def unclaimed_faces(face_only: Sequence[Tuple[Person, Detection]],

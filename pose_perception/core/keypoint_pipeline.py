@@ -36,7 +36,7 @@ from .inference import ModelLoadError, OnnxModel, resolve_model_path, usable_cor
 from .iris import IrisLandmarker
 from .keypoint_config import KeypointConfig
 from .person_detector import PersonDetector, whole_image_rect
-from .person_fusion import BoxTrack, apply_box_margin
+from .person_fusion import BoxTrack, apply_box_margin, held_face_box_only
 from .ssd import Detection, tile_rects
 from .types import FrameResult, Person, RotatedRect
 from .worker import Job, timed
@@ -185,14 +185,21 @@ class KeypointPipeline:
             found = _Found()
             if det_job is not None:
                 found, ms["detect"] = det_job.result()
+            # box-only people found through a face: BlazePose's detector finding the face again
+            # continues them; held between its runs (``_face_people``)
+            faced = [t for t in self._box_only if t.face is not None]
             with timed(ms, "body"):
-                face_only = self._bodies.add_detections(sampler, found.people, persons,
-                                                        tracks, w, h)
+                face_only, faced = self._face_people(found, scan, faced, persons, w, h)
+                face_only += self._bodies.add_detections(sampler, found.people, persons,
+                                                         tracks, w, h)
             # someone tracked is lost and not found again by this frame's detections
             if (lost and len(persons) < len(self._tracks) and self.config.redetect_on_loss
                     and scan != "full"):
-                found, more = self._redetect(sampler, found, persons, tracks, res, w, h)
+                found, more, faced = self._redetect(sampler, found, faced, persons, tracks, res,
+                                                    w, h)
                 face_only += more
+            held = held_face_box_only(faced, self._face_hold_frames(w, h))
+            face_only += [(p, d) for p, d, _ in held]
             with timed(ms, "body"):
                 face_dets = found.faces
                 if face_dets:
@@ -230,19 +237,53 @@ class KeypointPipeline:
             if t.box_margin is not None and k not in boxed:
                 apply_box_margin(p, t.box_margin, w, h)
         res.persons = persons + box_only
-        self._box_only = [BoxTrack(p.box, p.score, a) for p, a in zip(box_only, ages)]
+        # a box-only person found through a face carries that face (and the frames held)
+        carried = {id(p): (d.box, 0) for p, d in face_only}
+        carried.update({id(p): (d.box, a) for p, d, a in held})
+        self._box_only = []
+        for p, a in zip(box_only, ages):
+            face, a = carried.get(id(p), (None, a))
+            self._box_only.append(BoxTrack(p.box, p.score, a, face))
         self._tracks = tracks
         self._frame += 1
         self._since_detector += 1
         return res
 
-    def _redetect(self, sampler: CropSampler, found: "_Found", persons: List[Person],
-                  tracks: List[BodyTrack], res: FrameResult, w: int, h: int
-                  ) -> Tuple["_Found", List[Tuple[Person, Detection]]]:
+    def _face_people(self, found: "_Found", scan: str, faced: List[BoxTrack],
+                     persons: List[Person], w: int, h: int
+                     ) -> Tuple[List[Tuple[Person, Detection]], List[BoxTrack]]:
+        """Last frame's box-only people found through a face (``faced``) on a frame where
+        BlazePose's detector ran (``scan`` 'full' or 'periodic'): those whose face it finds
+        again are continued (``BodyStage.refind_faces``; their detections leave
+        ``found.people``), the others are dropped unless their face lies in no tile it scanned
+        (``BodyStage.refind_faces``). Returns the people continued and the tracks still to hold
+        (all of ``faced`` on frames without that detector)."""
+        if scan not in ("full", "periodic"):
+            return [], faced
+        if not self.config.face_box_only:
+            return [], []
+        again, found.people, unseen = self._bodies.refind_faces(
+            found.people, faced, found.people_tiles, persons, w, h)
+        return again, unseen
+
+    def _face_hold_frames(self, w: int, h: int) -> int:
+        """At most this many frames a box-only person found through a face is held without
+        BlazePose's detector finding the face again: until every tile of its periodic scans
+        (one in turn, ``detector_tile_rotation``) has looked, one scan every
+        ``detector_interval`` frames."""
+        cfg = self.config
+        tiles = len(tile_rects(w, h)) if cfg.detector_tiles and cfg.detector_tile_rotation else 0
+        return cfg.detector_interval * max(1, tiles)
+
+    def _redetect(self, sampler: CropSampler, found: "_Found", faced: List[BoxTrack],
+                  persons: List[Person], tracks: List[BodyTrack], res: FrameResult, w: int,
+                  h: int
+                  ) -> Tuple["_Found", List[Tuple[Person, Detection]], List[BoxTrack]]:
         """A full scan in this frame for people lost by their tracked crops; returns what the
         frame's detectors found (this scan's, with the earlier scan's faces and boxes where
-        this one did not run them) and the box-only people it found through a face
-        (``BodyStage.add_detections``)."""
+        this one did not run them), the box-only people it found through a face
+        (``BodyStage.add_detections``; those of ``faced`` it finds again continued,
+        ``_face_people``) and the face tracks still to hold."""
         with timed(res.timings_ms, "detect"):
             more = self._detect(sampler, "full", faces=not res.detector_ran)
         res.detector_ran = True
@@ -250,8 +291,9 @@ class KeypointPipeline:
             more.boxes, more.regions, more.boxes_ran = found.boxes, found.regions, found.boxes_ran
         more.faces = found.faces or more.faces
         with timed(res.timings_ms, "body"):
-            face_only = self._bodies.add_detections(sampler, more.people, persons, tracks, w, h)
-        return more, face_only
+            face_only, faced = self._face_people(more, "full", faced, persons, w, h)
+            face_only += self._bodies.add_detections(sampler, more.people, persons, tracks, w, h)
+        return more, face_only, faced
 
     def close(self) -> None:
         """Stop the worker thread (``parallel``); ``process`` then runs everything inline."""
@@ -320,6 +362,7 @@ class KeypointPipeline:
                     tiles = [tiles[self._tile_turn % len(tiles)]]
                     self._tile_turn += 1
                 regions += tiles
+                found.people_tiles = tiles
             found.people = self._pose_det.ssd.detect(sampler, rois=regions,
                                                      min_score=cfg.detector_min_score)
             if faces and self._face_det is not None:
@@ -369,6 +412,7 @@ class _Found:
     """What one scan's detectors found."""
 
     people: List[Detection] = field(default_factory=list)   # BlazePose (face-anchored)
+    people_tiles: List[RotatedRect] = field(default_factory=list)  # its tiles scanned
     faces: List[Detection] = field(default_factory=list)    # faces (BlazeFace)
     boxes: List[Detection] = field(default_factory=list)    # whole-body boxes
     boxes_ran: bool = False                                  # the whole-body detector ran

@@ -96,6 +96,9 @@ class BoxTrack:
     box: np.ndarray
     score: float
     age: int = 0          # frames held without being seen again (:func:`held_box_only`)
+    # the face box of the BlazePose detection that found the person, for one found through a
+    # face (``face_box_only``): held by :func:`held_face_box_only`, not :func:`held_box_only`
+    face: Optional[np.ndarray] = None
 
 
 def continues_box_only(box: np.ndarray, tracks: Sequence[BoxTrack]) -> bool:
@@ -112,6 +115,8 @@ def held_box_only(tracks: Sequence[BoxTrack], scanned_tiles: Sequence[RotatedRec
     shown_boxes = np.stack([p.box for p in shown]) if shown else np.zeros((0, 4))
     held = []
     for t in tracks:
+        if t.face is not None:
+            continue                          # found through a face: held_face_box_only
         if t.age + 1 > max_age:
             continue
         if len(shown_boxes) and box_iou(t.box, shown_boxes).max() >= 0.3:
@@ -121,5 +126,26 @@ def held_box_only(tracks: Sequence[BoxTrack], scanned_tiles: Sequence[RotatedRec
                for r in scanned_tiles):
             continue                          # its tile ran and did not find it
         held.append((box_only_person(Detection(t.box, t.score, np.zeros((0, 2), np.float32))),
+                     t.age + 1))
+    return held
+
+
+def held_face_box_only(tracks: Sequence[BoxTrack], max_age: int
+                       ) -> List[Tuple[Person, Detection, int]]:
+    """Last frame's box-only people found through a face (``BoxTrack.face``), kept with their
+    last box for at most ``max_age`` frames (until BlazePose's detector has looked for that
+    face again with each of its tiles: ``KeypointPipeline._face_hold_frames``). Unlike
+    :func:`held_box_only` they are kept though a shown person's box overlaps theirs (the
+    partner a hidden person is behind) and though a whole-body tile scanned their place (that
+    detector never found them): the pipeline drops them where someone's head lies on their
+    face (``BodyStage.unclaimed_faces``) and on the detector frames that do not find the face
+    again (``BodyStage.refind_faces``). Returns (person, their face as a detection, frames
+    held)."""
+    held = []
+    for t in tracks:
+        if t.face is None or t.age + 1 > max_age:
+            continue
+        face = Detection(np.asarray(t.face, np.float32), t.score, np.zeros((0, 2), np.float32))
+        held.append((box_only_person(Detection(t.box, t.score, face.keypoints)), face,
                      t.age + 1))
     return held
