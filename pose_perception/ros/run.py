@@ -43,15 +43,17 @@ def run_node(name: str, usage: str, factory: Callable[[], "rclpy.node.Node"],
         node = factory()
         with STOP.deferred():
             _spin(_as_list(node), until)
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt as exc:
+        STOP.keep(exc)          # never collect what it interrupted (a half-built node)
     except USER_ERRORS as exc:
         if not STOP.requested:
             print(f"{name}: {exc}", file=sys.stderr)
             return 1
+        STOP.keep(exc)
     except Exception as exc:
         if not STOP.requested and type(exc).__name__ != "ExternalShutdownException":
             raise
+        STOP.keep(exc)
     finally:
         STOP.finishing()
         _shut_down(_as_list(node))

@@ -14,12 +14,20 @@ thread, after the executor has stopped:
 - while spinning (:meth:`StopRequest.deferred`) a signal only sets :attr:`StopRequest.signum`;
   the spin loop polls it (every 0.1 s) and returns;
 - during the clean-up a further signal (``ros2 launch`` follows SIGINT with SIGTERM after a
-  while) is only recorded.
+  while) is only recorded;
+- after a stop request the node executables end with ``os._exit`` once the node is destroyed and
+  the context shut down (:func:`exit_now`), without the interpreter's finalisation: native
+  threads (DDS, onnxruntime) still running then made it crash now and then ("PyThreadState_Get:
+  the GIL is released ... finalizing", SIGSEGV), and the exception that interrupted a start-up
+  is kept (:meth:`StopRequest.keep`) so that the half-built node in its frames is never
+  collected (collecting it crashed too).
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
+import os
 import signal
 import sys
 import threading
@@ -35,6 +43,7 @@ class StopRequest:
         self.signum: Optional[int] = None        # the first stop signal received
         self.interruptible = True                # raise KeyboardInterrupt on a signal
         self.installed = False
+        self._kept: List[object] = []
 
     @property
     def requested(self) -> bool:
@@ -64,6 +73,11 @@ class StopRequest:
             raise KeyboardInterrupt(signal.Signals(self.signum).name)
         yield self
 
+    def keep(self, obj: object) -> None:
+        """Hold ``obj`` until the process ends (the exception that interrupted a start-up: its
+        traceback's frames hold half-built native objects whose clean-up can crash)."""
+        self._kept.append(obj)
+
     def finishing(self) -> None:
         """From now on signals are only recorded (the clean-up runs to its end)."""
         self.interruptible = False
@@ -79,11 +93,26 @@ def run_entry(module: str, argv: Optional[List[str]] = None) -> int:
     try:
         main = importlib.import_module(module).main
     except KeyboardInterrupt:
-        return 0
+        exit_now(0)
     except Exception:
         # an extension module interrupted in its initialisation reports an ImportError (Cython:
         # "cannot initialise module strings") instead of the KeyboardInterrupt
         if STOP.requested:
-            return 0
+            exit_now(0)
         raise
-    return int(main(sys.argv[1:] if argv is None else argv) or 0)
+    code = int(main(sys.argv[1:] if argv is None else argv) or 0)
+    if STOP.requested:
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> None:
+    """End the process at once with ``code`` after flushing the logs and standard streams: no
+    interpreter finalisation (see the module docstring)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed or broken pipe: nothing more to say
+            pass
+    os._exit(code)
