@@ -17,7 +17,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from ..core.body_language import BodyLanguageTracker
+from ..core.body_language import BodyLanguageTracker, gesture_words
 from ..core.types import Person
 from ..sources.kinematic_body import (ARM_CROSSED, ARM_DOWN, ARM_PALM_UP, ARM_RAISED, SITTING,
                                       Scene, body_points, rot)
@@ -81,8 +81,7 @@ def run_script(track_id: int = 1) -> DemoLog:
         log.published.append((i, t))
         log.interaction.append(InteractionRec(
             t, track_id, False, math.nan, "UNKNOWN", 0.0, POSTURE_ORDER[int(b.posture)],
-            tuple((f"{g.side} " if g.side in ("left", "right") and g.side not in g.name
-                   else "") + g.name.replace("_", " ") for g in b.gestures)))
+            tuple(gesture_words(g) for g in b.gestures)))
         for e in events:
             what = "fall" if e.kind == "fall" else (
                 e.gesture.name.replace("_", " ") + (" started" if e.kind == "gesture_started"

@@ -9,8 +9,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from ..core.body_language import gesture_words
 from .demo_records import (ENGAGEMENT_ORDER, POSTURE_ORDER, DemoLog, EventRec, FrameRec,
-                           InteractionRec, PersonRec, SafetyRec, gesture_words, stamp_ns)
+                           InteractionRec, PersonRec, SafetyRec, stamp_ns)
 
 
 # ------------------------------------------------------------------------------ ROS graph

@@ -111,13 +111,6 @@ class DemoLog:
         return [r for r in self.interaction if abs(r.stamp - stamp) < 1e-6]
 
 
-def gesture_words(g) -> str:
-    """A Gesture message in words: 'left thumb up', 'waving', 'both hands raised'."""
-    name = str(g.name).replace("_", " ")
-    side = str(g.side)
-    return f"{side} {name}" if side in ("left", "right") and side not in name else name
-
-
 def stamp_ns(t: float) -> int:
     return int(round(t * 1e9))
 

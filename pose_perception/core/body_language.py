@@ -34,7 +34,7 @@ from .layouts import BLAZEPOSE33_TO_COCO17, COCO17_MAPS
 from .types import Keypoints, Person
 
 __all__ = ["LEVEL_CAMERA_UP", "BodyLanguage", "BodyLanguageConfig", "BodyLanguageTracker",
-           "GestureState", "PersonEvent"]
+           "GestureState", "PersonEvent", "gesture_words"]
 
 
 @dataclass
@@ -120,7 +120,7 @@ class BodyLanguageTracker:
         robot's point (a STOP sign is aimed at it), in the frame of the keypoints."""
         t = float(stamp_s)
         up = _unit(up)
-        self._target = np.asarray(target, np.float64).reshape(3)
+        target = np.asarray(target, np.float64).reshape(3)
         out: Dict[int, BodyLanguage] = {}
         events: List[PersonEvent] = []
         for p in persons:
@@ -130,13 +130,13 @@ class BodyLanguageTracker:
             if body is not p.body:
                 p = dataclasses.replace(p, body=body, world=None)
             self._seen[p.track_id] = t
-            out[p.track_id] = self._update_one(p, t, up, depth_m, camera, events)
+            out[p.track_id] = self._update_one(p, t, up, target, depth_m, camera, events)
         self._forget(t)
         return out, events
 
     # ------------------------------------------------------------------ per person
-    def _update_one(self, p: Person, t: float, up: np.ndarray, depth_m, camera,
-                    events: List[PersonEvent]) -> BodyLanguage:
+    def _update_one(self, p: Person, t: float, up: np.ndarray, target: np.ndarray, depth_m,
+                    camera, events: List[PersonEvent]) -> BodyLanguage:
         tid = p.track_id
         where = _torso(p)
         state, fall = self.postures.update(tid, p.body, t, up, world=p.world)
@@ -149,7 +149,7 @@ class BodyLanguageTracker:
                 for h in p.hands if getattr(h, "gesture", None) is not None}
         active, gesture_events = self.gestures.update(tid, p.body, t, up,
                                                       open_palm_prob=palm or None,
-                                                      target=self._target, world=p.world)
+                                                      target=target, world=p.world)
         body = [GestureState(g.gesture.name.lower(), _side_of(g.gesture.name),
                              float(g.confidence), float(g.start_s)) for g in active]
         for e in gesture_events:     # may hold the ended gestures of a track gone for good
@@ -226,6 +226,13 @@ class BodyLanguageTracker:
             self._pointing_since.pop(k, None)
         self._hands = {k: v for k, v in self._hands.items() if k[0] not in old}
         self._starts = {k: v for k, v in self._starts.items() if k[0] not in old}
+
+
+def gesture_words(g) -> str:
+    """A gesture (``GestureState`` or a ``Gesture`` message) in words: 'right thumb up',
+    'waving', 'left hand raised' (the side only where the name does not say it already)."""
+    name, side = str(g.name).replace("_", " "), str(g.side)
+    return f"{side} {name}" if side in ("left", "right") and side not in name else name
 
 
 def as_blazepose33(body: Keypoints) -> Optional[Keypoints]:

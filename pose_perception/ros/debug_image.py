@@ -9,6 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..core.body_language import gesture_words
 from ..core.colors import confidence_rgb, to_uint8, track_rgb
 from ..core.layouts import LAYOUTS
 from ..core.types import FrameResult, Keypoints
@@ -33,8 +34,7 @@ def _draw_keypoints(img: np.ndarray, kps: Keypoints, colour, radius: int, width:
 
 def _draw_body_language(img: np.ndarray, body, x0: int, y0: int, colour, scale: int) -> None:
     words = [body.posture.name.lower()] if body.posture else []
-    words += [(f"{g.side} " if g.side in ("left", "right") and g.side not in g.name else "")
-              + g.name.replace("_", " ") for g in body.gestures]
+    words += [gesture_words(g) for g in body.gestures]
     if words:
         cv2.putText(img, ", ".join(words), (x0, y0), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale,
                     colour, scale, cv2.LINE_AA)

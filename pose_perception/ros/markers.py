@@ -17,6 +17,7 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from ..core.body_language import gesture_words
 from ..core.colors import confidence_rgb, track_rgb
 from ..core.layouts import LAYOUTS
 
@@ -217,9 +218,7 @@ class MarkerBuilder:
     @staticmethod
     def body_language_text(it) -> str:
         """Posture and gestures of a PersonInteraction in words ('' when there is none)."""
-        words = [POSTURE_NAMES.get(it.posture, "")] + [
-            (f"{g.side} " if g.side and g.side != "both" and "raised" not in g.name else "")
-            + g.name.replace("_", " ") for g in it.gestures]
+        words = [POSTURE_NAMES.get(it.posture, "")] + [gesture_words(g) for g in it.gestures]
         return ", ".join(w for w in words if w)
 
     def _box_only(self, header, s, mid: int, now: Set[Tuple[str, int]]) -> Iterable[Marker]:
