@@ -28,7 +28,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -44,49 +44,71 @@ EXIT_NO_MEDIAPIPE = 4          # bench --mediapipe: MediaPipe could not be run
 
 
 # ------------------------------------------------------------------------------------ bench
-def measure(per, src: PreparedSource, n: int, warm: int, lift: bool = True) -> Dict[str, Any]:
+def measure(per, src: PreparedSource, n: int, warm: int, lift: bool = True,
+            overlap: bool = False) -> Dict[str, Any]:
     """Run ``warm + n`` frames of ``src`` (looped) through ``per``; the last ``n`` measured.
-    ``lift`` False: no depth is passed, so nothing is lifted to 3D."""
+    ``lift`` False: no depth is passed, so nothing is lifted to 3D. ``overlap``: as the node
+    runs them, frame N finished beside the models of frame N+1
+    (:class:`~pose_perception.core.overlap.OverlappedPerception`); a frame's e2e is then from
+    its detection's start to its finish's end."""
+    from ..core.worker import INFERENCE_CLOCK
     from ..sources.sample import looped
 
+    done: List[Tuple[float, Any]] = []            # (e2e ms, result) of measured frames
+    runner = None
+    if overlap:
+        from ..core.overlap import OverlappedPerception
+        runner = OverlappedPerception(
+            per, lambda res, i: done.append((res.timings_ms["total"], res)) if i >= warm
+            else None)
+    t_measure = cpu_measure = inference0 = None
+    try:
+        for i, (k, stamp) in enumerate(looped(src.seq, warm + n)):
+            if i == warm:
+                if runner is not None:
+                    runner.flush()               # the warm-up's last frame is not measured
+                t_measure, cpu_measure = time.perf_counter(), time.process_time()  # all threads
+                inference0 = INFERENCE_CLOCK.total_ms()
+            args = (src.rgb[k], stamp, src.depth[k] if lift else None,
+                    src.cameras[k] if lift else None)
+            if runner is not None:
+                runner.submit(*args, context=i)
+                continue
+            t0 = time.perf_counter()
+            res = per.process(*args)
+            if i >= warm:
+                done.append(((time.perf_counter() - t0) * 1e3, res))
+        if runner is not None:
+            runner.flush()
+        wall = time.perf_counter() - t_measure
+        cpu = time.process_time() - cpu_measure
+        inference_ms = INFERENCE_CLOCK.total_ms() - inference0
+    finally:
+        if runner is not None:
+            runner.close()
     stage_ms: Dict[str, List[float]] = {s: [] for s in STAGES + SPLIT}
-    e2e: List[float] = []
-    people: List[int] = []
-    faces: List[int] = []
-    t_measure = cpu_measure = None
-    for i, (k, stamp) in enumerate(looped(src.seq, warm + n)):
-        if i == warm:
-            t_measure, cpu_measure = time.perf_counter(), time.process_time()  # all threads
-        t0 = time.perf_counter()
-        res = per.process(src.rgb[k], stamp, src.depth[k] if lift else None,
-                          src.cameras[k] if lift else None)
-        dt = (time.perf_counter() - t0) * 1e3
-        if i < warm:
-            continue
-        e2e.append(dt)
-        people.append(len(res.persons))
-        faces.append(len(res.faces))
+    e2e = [dt for dt, _ in done]
+    for dt, res in done:
         for s in STAGES:
             stage_ms[s].append(float(res.timings_ms.get(s, 0.0)))
         inference = float(res.timings_ms.get("inference", 0.0))
         stage_ms["inference"].append(inference)
         stage_ms["non_inference"].append(max(0.0, dt - inference))
-    wall = time.perf_counter() - t_measure
-    cpu = time.process_time() - cpu_measure
     return {
         "fps": rounded(n / wall if wall > 0 else float("nan")),
+        "overlap": bool(overlap),
         "latency_ms": {"p50": rounded(percentile(e2e, 50)), "p95": rounded(percentile(e2e, 95)),
                        "mean": rounded(float(np.mean(e2e))), "max": rounded(float(np.max(e2e)))},
         "stages": {s: rounded(percentile(v, 50)) for s, v in stage_ms.items()},
         "stages_p95": {s: rounded(percentile(v, 95)) for s, v in stage_ms.items()},
         "stages_mean": {s: rounded(float(np.mean(v))) for s, v in stage_ms.items()},
-        "people_per_frame": rounded(float(np.mean(people)), 3),
-        "faces_per_frame": rounded(float(np.mean(faces)), 3),
+        "people_per_frame": rounded(float(np.mean([len(r.persons) for _, r in done])), 3),
+        "faces_per_frame": rounded(float(np.mean([len(r.faces) for _, r in done])), 3),
         "cpu_ms_per_frame": rounded(cpu / n * 1e3),
         "cpu_utilisation": rounded(cpu / wall if wall > 0 else float("nan")),
-        # share of the frame's wall time (mean over frames) in which no model ran
-        "non_inference_share": rounded(float(np.sum(stage_ms["non_inference"])
-                                             / max(np.sum(e2e), 1e-9)), 3),
+        # share of the measured wall time in which no model ran
+        "non_inference_share": rounded(max(0.0, 1.0 - inference_ms / (wall * 1e3)), 3)
+        if wall > 0 else None,
     }
 
 
@@ -106,7 +128,8 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
                           body_language=not args.no_body_language)
     n = int(args.frames)
     warm = args.warmup if args.warmup is not None else min(10, max(1, n // 2))
-    ours = measure(per, src, n, warm, lift)
+    overlap = not getattr(args, "sequential", False)
+    ours = measure(per, src, n, warm, lift, overlap)
     result: Dict[str, Any] = {
         "source": src.label,
         "synthetic_depth": bool(src.seq.synthetic_depth),
@@ -137,7 +160,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         if lift:    # the comparison needs body + face alone as well
             per = make_perception(providers, args.threads, not args.no_face, args.hands,
                                   tracking=False, precision=args.precision)
-            result["body_face"] = measure(per, src, n, warm, lift=False)
+            result["body_face"] = measure(per, src, n, warm, lift=False, overlap=overlap)
             per.close()
         else:
             result["body_face"] = ours
@@ -169,7 +192,8 @@ def body_language_cost(per, src: PreparedSource, n: int, warm: int, args,
         for _ in range(2):
             for key, p in (("on", per), ("off", off)):
                 p.reset()
-                fps[key].append(float(measure(p, src, n, warm)["fps"]))
+                fps[key].append(float(measure(p, src, n, warm,
+                                              overlap=not args.sequential)["fps"]))
     finally:
         off.close()
     on, no = float(np.mean(fps["on"])), float(np.mean(fps["off"]))
@@ -230,17 +254,22 @@ def format_bench(r: Dict[str, Any]) -> str:
                      f"{_fmt(r['stages_mean'][s])}")
     lat = r["latency_ms"]
     lines += [f"  {'e2e':<8} {_fmt(lat['p50'])} {_fmt(lat['p95'])} {_fmt(lat['mean'])}"]
-    for s, what in zip(SPLIT, ("  of which some model runs", "  and no model runs")):
-        lines.append(f"  {what:<26} {_fmt(r['stages'][s])} {_fmt(r['stages_p95'][s])} "
-                     f"{_fmt(r['stages_mean'][s])}")
-    lines += [f"  not inference: {100 * r['non_inference_share']:.1f} % of the frame time "
-              "(crops, decoding, lifting, tracking, association, interaction)",
+    if not r["overlap"]:     # overlapped, a frame's time also holds the next frame's models
+        for s, what in zip(SPLIT, ("  of which some model runs", "  and no model runs")):
+            lines.append(f"  {what:<26} {_fmt(r['stages'][s])} {_fmt(r['stages_p95'][s])} "
+                         f"{_fmt(r['stages_mean'][s])}")
+    lines += [f"  not inference: {100 * r['non_inference_share']:.1f} % of the time measured, "
+              "no model running (crops, decoding, lifting, tracking, association, interaction)",
               "",
               f"  throughput {r['fps']} frames/s; peak RSS {r['peak_rss_mb']} MB (process; "
               f"{r['rss_source_mb']} MB with the frames loaded before the pipeline, "
               f"{r['rss_end_mb']} MB at the end)",
-              "  (detect runs every few frames, so its p50 can be 0: see its mean; e2e = one "
-              "Perception.process call)"]
+              "  (detect runs every few frames, so its p50 can be 0: see its mean)",
+              "  frames overlapped as the node runs them: frame N's lifting, tracking and body "
+              "language beside the models of frame N+1; e2e = one frame's detection start to its "
+              "finish end (--sequential: one Perception.process call after the other)"
+              if r["overlap"] else "  frames one after the other (--sequential): e2e = one "
+              "Perception.process call"]
     if r["synthetic_depth"]:
         lines.append("  note: the built-in sample's depth is SYNTHETIC (generated)")
     if r.get("body_language_cost"):
@@ -308,6 +337,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "head-crop face mesh, video mode) on the same frames, and compare "
                         "(creates the oracle environment on first use; exit code "
                         f"{EXIT_NO_MEDIAPIPE} when MediaPipe cannot be run)")
+    p.add_argument("--sequential", action="store_true",
+                   help="one Perception.process call after the other (default: frames "
+                        "overlapped as pose_node runs them: frame N finished beside the models "
+                        "of frame N+1)")
     p.add_argument("--body-language-cost", action="store_true",
                    help="also run the same frames without gestures, pointing, posture and falls "
                         "(alternating, twice each) and print the frame-rate ratio")

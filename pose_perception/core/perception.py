@@ -145,12 +145,16 @@ class Perception:
     def reset(self) -> None:
         """Forget everything that depends on time (tracked crops, tracks, filter states)."""
         self.keypoints.reset()
+        self._last_stamp = None
+        self._reset_tracking()
+
+    def _reset_tracking(self) -> None:
+        """Forget what :meth:`finish` carries between frames (tracks, filter states)."""
         self.tracker.reset()
         self.face_tracker.reset()
         self.smoother.reset()
         self.interaction.reset()
         self.body_language.reset()
-        self._last_stamp = None
         self.resets += 1
 
     def interact(self, result: FrameResult, stamp_s: float,
@@ -172,12 +176,14 @@ class Perception:
 
     def read_body_language(self, result: FrameResult, stamp_s: float,
                            depth_m: Optional[np.ndarray] = None,
-                           camera: Optional[CameraModel] = None) -> None:
+                           camera: Optional[CameraModel] = None, target=None,
+                           up=None) -> None:
         """Posture, gestures and pointing of every tracked person into their interaction
-        (``PersonInteraction.body``), the frame's events into ``result.events``."""
-        bodies, result.events = self.body_language.update(result.persons, stamp_s, self.up,
-                                                          depth_m, camera,
-                                                          self.attention_target)
+        (``PersonInteraction.body``), the frame's events into ``result.events``. ``target``
+        and ``up`` default to :attr:`attention_target` and :attr:`up`."""
+        bodies, result.events = self.body_language.update(
+            result.persons, stamp_s, self.up if up is None else up, depth_m, camera,
+            self.attention_target if target is None else target)
         for it in result.interactions:
             it.body = bodies.get(it.track_id)
 
@@ -186,20 +192,49 @@ class Perception:
                 depth_camera: Optional[CameraModel] = None) -> FrameResult:
         """One frame. ``depth_m``: float32 metres (NaN invalid), registered to the colour image
         (same or another resolution; ``depth_camera`` describes it when its size differs).
-        Without depth or camera the result is 2D only (every 3D field invalid)."""
+        Without depth or camera the result is 2D only (every 3D field invalid).
+
+        The same as :meth:`detect` then :meth:`finish`; :class:`~.overlap.OverlappedPerception`
+        runs the two halves of consecutive frames at once."""
         t0 = time.perf_counter()
+        result = self.detect(rgb, stamp_s)
+        self.finish(result, stamp_s, depth_m, camera, depth_camera)
+        result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
+        return result
+
+    def detect(self, rgb: np.ndarray, stamp_s: float) -> FrameResult:
+        """The frame's first half: the keypoint models (2D people, faces, hands). Stamps that
+        go back in time reset the keypoint stage here and everything else in :meth:`finish`.
+        ``timings_ms['inference']``: wall time in which some model ran."""
         inference0 = INFERENCE_CLOCK.total_ms()
         stamp_s = float(stamp_s)
-        warnings = []
-        if self._last_stamp is not None and stamp_s < self._last_stamp - \
-                self.config.backwards_tolerance_s:
-            warnings.append(f"time went backwards by {self._last_stamp - stamp_s:.3f} s "
-                            "(bag loop?): tracking reset")
-            self.reset()
-        self._last_stamp = stamp_s
-
+        back = (self._last_stamp is not None
+                and stamp_s < self._last_stamp - self.config.backwards_tolerance_s)
+        if back:
+            self.keypoints.reset()
+        previous, self._last_stamp = self._last_stamp, stamp_s
         result = self.keypoints.process(rgb, stamp_s)
-        result.warnings[:0] = warnings
+        if back:
+            result.warnings.insert(0, f"time went backwards by {previous - stamp_s:.3f} s "
+                                      "(bag loop?): tracking reset")
+            result.time_reset = True
+        # wall time in which some model ran (the rest ran no model)
+        result.timings_ms["inference"] = INFERENCE_CLOCK.total_ms() - inference0
+        return result
+
+    def finish(self, result: FrameResult, stamp_s: float, depth_m: Optional[np.ndarray] = None,
+               camera: Optional[CameraModel] = None, depth_camera: Optional[CameraModel] = None,
+               attention_target=None, up=None) -> FrameResult:
+        """The frame's second half, on :meth:`detect`'s result (in place; runs no model): 3D
+        lifting, association, tracking, smoothing, interaction, body language.
+        ``attention_target`` and ``up`` default to the attributes of the same names (the
+        overlapped runner passes each frame's own)."""
+        t0 = time.perf_counter()
+        stamp_s = float(stamp_s)
+        target = self.attention_target if attention_target is None else attention_target
+        up = self.up if up is None else up
+        if result.time_reset:
+            self._reset_tracking()
         if depth_m is not None and camera is not None:
             t = time.perf_counter()
             self.lifter.lift_frame(result, depth_m, camera, depth_camera)
@@ -220,13 +255,11 @@ class Perception:
         result.timings_ms["track"] = (time.perf_counter() - t) * 1e3
         if self.config.enable_interaction and self.config.enable_tracking:
             t = time.perf_counter()
-            result.interactions = self.interact(result, stamp_s, self.attention_target)
+            result.interactions = self.interact(result, stamp_s, target)
             result.timings_ms["interaction"] = (time.perf_counter() - t) * 1e3
             if self.config.enable_body_language:
                 t = time.perf_counter()
-                self.read_body_language(result, stamp_s, depth_m, camera)
+                self.read_body_language(result, stamp_s, depth_m, camera, target, up)
                 result.timings_ms["body_language"] = (time.perf_counter() - t) * 1e3
-        result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
-        # wall time in which some model ran (the rest of "total" ran no model)
-        result.timings_ms["inference"] = INFERENCE_CLOCK.total_ms() - inference0
+        result.timings_ms["finish"] = (time.perf_counter() - t0) * 1e3
         return result

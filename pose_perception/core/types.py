@@ -177,6 +177,8 @@ class FrameResult:
     events: List[Any] = field(default_factory=list)
     detector_ran: bool = False
     warnings: List[str] = field(default_factory=list)
+    # the stamp went back in time: tracking is reset before this frame (Perception.finish)
+    time_reset: bool = False
 
     @property
     def faces(self) -> List[Face]:
