@@ -88,10 +88,36 @@ def info_msg(frame="cam_optical", size=(W, H), f=FX):
     return camera_model_to_info(m, Header(frame_id=frame))
 
 
+class FakeTwoHalves(FakePerception):
+    """The fake with Perception's two halves, so that the node overlaps frames: ``detect``
+    does nothing, ``finish`` is the fake's whole work (``fail_when`` raises there, on the
+    overlap thread)."""
+
+    def __init__(self, config, **kw):
+        super().__init__(config, **kw)
+        self.attention_target, self.up = (0.0, 0.0, 0.0), (0.0, -1.0, 0.0)
+        self.finished_on = set()
+
+    def detect(self, rgb, stamp_s):
+        from pose_perception.core.types import FrameResult
+        r = FrameResult()
+        r.rgb = rgb
+        return r
+
+    def finish(self, result, stamp_s, depth_m=None, camera=None, depth_camera=None,
+               attention_target=None, up=None):
+        import threading
+        self.finished_on.add(threading.current_thread().name)
+        self.up = up
+        done = self.process(result.rgb, stamp_s, depth_m, camera, depth_camera)
+        result.persons, result.timings_ms = done.persons, done.timings_ms
+        return result
+
+
 class Harness:
     """A PoseNode (fake pipeline) + an I/O node in a fresh namespace, one executor."""
 
-    def __init__(self, ros, params=None, **fake_kwargs):
+    def __init__(self, ros, params=None, fake_cls=FakePerception, **fake_kwargs):
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
         from rclpy.qos import QoSProfile, QoSReliabilityPolicy
@@ -109,7 +135,7 @@ class Harness:
         self.fake = None
 
         def factory(cfg):
-            self.fake = FakePerception(cfg, **fake_kwargs)
+            self.fake = fake_cls(cfg, **fake_kwargs)
             return self.fake
         self.node = PoseNode(factory, namespace=self.ns,
                              parameter_overrides=[Parameter(k, value=v) for k, v in p.items()])
@@ -262,6 +288,38 @@ def test_bad_input_and_pipeline_exceptions_never_kill_the_node(harness):
     h.spin_until(lambda: h.diag and "frame errors" in h.last_diag_values()[1], "diag counts")
     st, values = h.last_diag_values()
     assert int(values["decode errors"]) >= 1 and int(values["frame errors"]) == 1
+    assert h.node._worker.is_alive()
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_overlapped_frames_publish_in_order_and_their_errors_are_reported(harness, overlap):
+    """overlap_frames: the second half of a frame (and its publishing) runs on its own thread;
+    frames come out in order, a failure there is a counted frame error, the node goes on."""
+    h = harness({"overlap_frames": overlap}, fake_cls=FakeTwoHalves,
+                fail_when=lambda rgb: rgb[0, 0, 0] == 7)
+    assert (h.node._overlap is not None) == overlap
+    h.pub["info"].publish(info_msg())
+    h.spin_for(0.1)
+    sent = []
+    for i in range(6):
+        t = 200.0 + 0.5 * i
+        h.pub["dinfo"].publish(info_msg())
+        h.pub["depth"].publish(depth_msg(t))
+        h.pub["color"].publish(colour_msg(t, value=7 if i == 2 else 100))
+        if i != 2:
+            sent.append(t)
+        h.spin_until(lambda: len(h.fake.calls) > i, f"frame {i} processed")
+    h.spin_until(lambda: len(h.skeletons) == len(sent), "every good frame published")
+    got = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in h.skeletons]
+    assert got == pytest.approx(sent)
+    assert all(len(m.skeletons) == 1 for m in h.skeletons)
+    threads = h.fake.finished_on
+    if overlap:
+        assert threads and all(n.startswith("perception_finish") for n in threads)
+    else:      # process() on the worker thread: the halves are not used
+        assert not threads
+    h.spin_until(lambda: h.diag and int(h.last_diag_values()[1].get("frame errors", 0)) == 1,
+                 "the failed frame counted")
     assert h.node._worker.is_alive()
 
 

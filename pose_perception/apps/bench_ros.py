@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--core", type=int, default=0, metavar="N",
                     help="first measure the ROS-free pipeline on the same frames (N frames) and "
                     "report the ratios to it")
+    ap.add_argument("--sequential", action="store_true",
+                    help="overlap_frames false: the node (and the --core reference) process one "
+                    "frame at a time (default: frame N finished beside the models of frame N+1)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as last line")
     ap.add_argument("node_args", nargs="*", help="extra ROS arguments for pose_node after '--', "
                     "e.g. -- -p sync_slop_s:=0.05")
@@ -88,19 +91,21 @@ def summarise(latencies_ms: List[float], lags: List[int], published: int, proces
     }
 
 
-def core_reference(source: str, frames: int, face: bool, cpu: bool) -> Dict[str, object]:
+def core_reference(source: str, frames: int, face: bool, cpu: bool,
+                   overlap: bool = True) -> Dict[str, object]:
     """The ROS-free pipeline with the node's default settings on the same frames: ``fps`` and
-    ``latency_ms`` (``bench``'s numbers)."""
+    ``latency_ms`` (``bench``'s numbers; ``overlap`` as the node's ``overlap_frames``)."""
     from .bench import measure
     from .bench_common import make_perception, prepare_source
 
     src = prepare_source(source or None, None, 1)
     per = make_perception(["cpu"] if cpu else None, None, face, False)
     try:
-        r = measure(per, src, frames, min(10, frames))
+        r = measure(per, src, frames, min(10, frames), overlap=overlap)
     finally:
         per.close()
-    return {"fps": r["fps"], "latency_ms": r["latency_ms"], "frames": frames}
+    return {"fps": r["fps"], "latency_ms": r["latency_ms"], "frames": frames,
+            "overlap": overlap}
 
 
 def compare_to_core(report: Dict[str, object], core: Dict[str, object]) -> None:
@@ -124,9 +129,10 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
 
     source = default_source() if args.source is None else args.source
     frames, desc = load_frames(source)
-    core = core_reference(source, args.core, not args.no_face, args.cpu) if args.core else None
+    core = (core_reference(source, args.core, not args.no_face, args.cpu, not args.sequential)
+            if args.core else None)
     node_params = {"use_gpu": not args.cpu, "enable_face": not args.no_face,
-                   "qos_reliability": "reliable"}
+                   "qos_reliability": "reliable", "overlap_frames": not args.sequential}
     if args.dds_transport == "large_data":   # before rclpy.init; the node subprocess inherits it
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
     rclpy.init()
@@ -208,7 +214,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         report.update({"source": desc, "camera_rate_hz": args.rate,
                        "fastdds_builtin_transports":
                            os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "(default)"),
-                       "mode": "in-process" if args.in_process else "subprocess",
+                       "mode": ("in-process" if args.in_process else "subprocess")
+                       + (", one frame at a time" if args.sequential else ", frames overlapped"),
                        "provider": provider, "measured_s": round(seconds, 2),
                        "node_latency_p50_p95_max_ms": node_diag.get(
                            "end-to-end (image stamp -> published) latency p50/p95/max [ms]"),
@@ -257,7 +264,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"  node step {step:<28} p50/p95/max {text} ms")
     if report.get("core"):
         c = report["core"]
-        print(f"core pipeline on the same frames ({c['frames']} frames, this process): "
+        how = "frames overlapped" if c["overlap"] else "one frame at a time"
+        print(f"core pipeline on the same frames ({c['frames']} frames, this process, {how}): "
               f"{c['fps']} frames/s, latency p50 {c['latency_ms']['p50']} ms, p95 "
               f"{c['latency_ms']['p95']} ms")
         print(f"through ROS / core: processed rate {report['rate_ratio']}x of min(core rate, "

@@ -11,7 +11,11 @@ Design (one process, bounded latency):
 - One worker thread processes the newest pair: decode -> depth to metres (and reprojection of
   unregistered depth with the depth->colour extrinsics from TF) -> ``Perception.process`` ->
   transform to ``target_frame`` (TF at the image stamp) -> publish. There is never a backlog:
-  while a frame is processed, at most one newer pair waits.
+  while a frame is processed, at most one newer pair waits. With ``overlap_frames`` (default)
+  the second half of a frame (``Perception.finish``: lifting, tracking, body language; then the
+  transform and publishing) runs on a second thread while the worker decodes the next pair and
+  runs the models on it (:class:`pose_perception.core.overlap.OverlappedPerception`); frames are
+  still published one at a time, in order.
 - Without synchronised depth for ``depth_wait_s`` (depth topic silent, or stamps further apart
   than the slop), colour images are processed alone (2D only) and the diagnostics say why.
 - A bad frame (undecodable image, exception in the pipeline) is logged (rate-limited), counted in
@@ -27,6 +31,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rclpy.node import Node
@@ -37,6 +42,7 @@ from visualization_msgs.msg import MarkerArray
 
 from ..core.frame_order import DepthWait, StampOrder
 from ..core.image_codec import ImageDecodeError, to_rgb
+from ..core.overlap import OverlappedPerception
 from ..core.types import FrameResult
 from ..msg import FaceLandmarksArray, PersonEvent, PersonInteractionArray, SkeletonArray
 from . import compat
@@ -117,6 +123,12 @@ class PoseNode(ImageIntake, FrameLookups, Node):
         self._diag_timer = self.create_timer(self.p["diagnostics_period_s"],
                                              self._publish_diagnostics)
         self._stop = threading.Event()
+        # frame N finished (and published) beside the models of frame N+1 where the pipeline
+        # has the two halves (a test's stand-in may have process() alone)
+        self._overlap = (OverlappedPerception(self.perception, self._publish_frame,
+                                              self._finish_failed)
+                         if self.p["overlap_frames"] and hasattr(self.perception, "finish")
+                         else None)
         self._worker = threading.Thread(target=self._work, name="pose_node_worker", daemon=True)
         self._worker.start()
         depth = " (RGB only)"
@@ -216,7 +228,14 @@ class PoseNode(ImageIntake, FrameLookups, Node):
             if item is None:
                 continue
             try:
-                self.process_pair(*item)
+                if self._overlap is not None:
+                    frame = self._prepare(*item)
+                    if frame is not None:
+                        self._overlap.submit(frame.rgb, frame.stamp, frame.depth_m, frame.camera,
+                                             frame.depth_cam, context=frame,
+                                             attention_target=frame.target, up=frame.up)
+                else:
+                    self.process_pair(*item)
             except Exception as exc:  # one bad frame never kills the node
                 if self._stop.is_set() or not self.context.ok():
                     return            # shutting down (Ctrl-C): publishers are already gone
@@ -233,6 +252,11 @@ class PoseNode(ImageIntake, FrameLookups, Node):
         except Exception:  # pragma: no cover - reporting must never stop the worker
             pass
 
+    def _finish_failed(self, exc: BaseException, frame: "_Frame") -> None:
+        """A frame's second half raised (on the overlap thread): reported like any bad frame."""
+        if not self._stop.is_set() and self.context.ok():
+            self._frame_failed(exc)
+
     def _issue(self, key: str, level: int, text: str, log: bool = True) -> None:
         with self._diag_lock:
             self.diag.report(key, level, text, self._now())
@@ -241,8 +265,19 @@ class PoseNode(ImageIntake, FrameLookups, Node):
                       "error" if level >= ERROR else "warn", text)
 
     def process_pair(self, color: Image, depth: Optional[Image]) -> Optional[FrameResult]:
-        """Process one colour image (+ its depth); publishes and returns the result, or None
-        when the frame was skipped. Called by the worker thread (tests may call it directly)."""
+        """Process one colour image (+ its depth) at once; publishes and returns the result, or
+        None when the frame was skipped. Tests call it directly; the worker thread overlaps
+        frames instead (``overlap_frames``)."""
+        frame = self._prepare(color, depth)
+        if frame is None:
+            return None
+        result = self.perception.process(frame.rgb, frame.stamp, frame.depth_m, frame.camera,
+                                         frame.depth_cam)
+        return self._publish_frame(result, frame)
+
+    def _prepare(self, color: Image, depth: Optional[Image]) -> Optional["_Frame"]:
+        """Admission, decoding, depth in metres, the frame's robot point and up direction; None
+        when the frame is skipped."""
         t0 = time.perf_counter()
         stamp = stamp_to_sec(color.header.stamp)
         if not self._admit(stamp):
@@ -262,11 +297,19 @@ class PoseNode(ImageIntake, FrameLookups, Node):
             depth_used = depth_m is not None
         elif depth is None and self.p["use_depth"]:
             self._fact("depth path", "none (no synchronised depth for this frame)")
-        t_decode = time.perf_counter()
+        target = self._attention_target(cam_frame, color.header.stamp)
+        up = self._up_vector(cam_frame, color.header.stamp)
+        # this frame's (an overlapped frame is finished with its own, passed along)
+        self.perception.attention_target, self.perception.up = target, up
+        return _Frame(color, rgb, stamp, cam_frame, camera, depth_m, depth_cam, depth_used,
+                      target, up, t0, time.perf_counter())
 
-        self.perception.attention_target = self._attention_target(cam_frame, color.header.stamp)
-        self.perception.up = self._up_vector(cam_frame, color.header.stamp)
-        result = self.perception.process(rgb, stamp, depth_m, camera, depth_cam)
+    def _publish_frame(self, result: FrameResult, frame: "_Frame") -> Optional[FrameResult]:
+        """Transform, convert and publish a processed frame (and its diagnostics); returns the
+        result, or None while shutting down."""
+        color, rgb, stamp, cam_frame = frame.color, frame.rgb, frame.stamp, frame.cam_frame
+        depth_used, t0, t_decode = frame.depth_used, frame.t0, frame.t_decode
+        h, w = rgb.shape[:2]
         t_pipe = time.perf_counter()
         for text in getattr(result, "warnings", []) or []:
             self._issue("pipeline", WARN, text)
@@ -405,10 +448,33 @@ class PoseNode(ImageIntake, FrameLookups, Node):
                 worker.join(timeout=3.0)
             except KeyboardInterrupt:  # a second Ctrl-C: do not wait
                 pass
+        if self._overlap is not None:      # the frame being finished, then its thread
+            try:
+                self._overlap.close()
+            except Exception:   # its error was reported; stopping goes on
+                pass
         close = getattr(self.perception, "close", None)   # the keypoint stage's worker thread
         if close is not None:
             close()
         super().destroy_node()
+
+
+@dataclass
+class _Frame:
+    """A frame between its first half (decoding, the models) and its second (publishing)."""
+
+    color: Image
+    rgb: Any
+    stamp: float
+    cam_frame: str
+    camera: Any
+    depth_m: Any
+    depth_cam: Any
+    depth_used: bool
+    target: Any                  # the robot's point for attention (colour optical frame)
+    up: Any                      # up in the colour optical frame
+    t0: float                    # perf_counter at the start of decoding
+    t_decode: float              # ... after decoding and depth
 
 
 def main(argv: Optional[List[str]] = None) -> int:

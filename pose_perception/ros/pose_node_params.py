@@ -59,6 +59,9 @@ def node_param_specs() -> List[ParamSpec]:
           "with neither the camera is assumed level (up = -y of its optical frame)"),
         C["tf_timeout_s"],
         C["static_transforms"],
+        S("overlap_frames", True, "bool", "finish frame N (3D lifting, tracking, body language, "
+          "conversion, publishing) on a second thread while the models run on frame N+1: a "
+          "higher frame rate for a little more latency; false: one frame at a time"),
         S("publish_markers", True, "bool", "RViz markers (published while subscribed)"),
         S("marker_lifetime_s", 0.5, "float", "lifetime of every marker [s]", check=positive),
         S("debug_image", True, "bool", "annotated colour image (drawn only while subscribed)"),
