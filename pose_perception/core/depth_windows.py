@@ -130,11 +130,13 @@ def _run_mad(S: np.ndarray, rows: np.ndarray, start: np.ndarray, count: np.ndarr
 
 
 def front_cluster_rows(samples: np.ndarray, gap_fn: GapFn, lo: np.ndarray, hi: np.ndarray,
-                       min_samples: int, min_support: float) -> Clusters:
+                       min_samples: int, min_support: float,
+                       alternatives: bool = True) -> Clusters:
     """Per row of ``samples`` (N, G): the nearest depth cluster with at least
     ``max(min_samples, min_support * valid samples)`` samples whose median lies in [lo, hi]
     (median, 1.4826 * MAD, ok), and the best-supported eligible cluster behind it (median, MAD,
-    share of the row's valid samples). Clusters are runs of the sorted row whose neighbours are
+    share of the row's valid samples; NaN / 0 without ``alternatives``, for callers that do not
+    use them). Clusters are runs of the sorted row whose neighbours are
     at most ``gap_fn(z)`` apart.
 
     Vectorised over rows: one sort of the samples, then the clusters are described by their
@@ -167,10 +169,6 @@ def front_cluster_rows(samples: np.ndarray, gap_fn: GapFn, lo: np.ndarray, hi: n
         eligible = (counts > 0) & (counts >= need) & (med >= lo[:, None]) & (med <= hi[:, None])
     ok = eligible.any(axis=1)
     chosen = np.argmax(eligible, axis=1)
-    later = eligible & (np.arange(c_max)[None, :] > chosen[:, None])
-    ok_alt = later.any(axis=1)
-    alt = np.argmax(np.where(later, counts, -1), axis=1)
-    r1 = np.arange(n)
 
     def stats(c: np.ndarray, good: np.ndarray):
         z = np.full(n, np.nan)
@@ -184,6 +182,11 @@ def front_cluster_rows(samples: np.ndarray, gap_fn: GapFn, lo: np.ndarray, hi: n
         return z, spread
 
     z, spread = stats(chosen, ok)
+    if not alternatives:
+        return Clusters(z, spread, ok, np.full(n, np.nan), np.full(n, np.nan), np.zeros(n))
+    later = eligible & (np.arange(c_max)[None, :] > chosen[:, None])
+    ok_alt = later.any(axis=1)
+    alt = np.argmax(np.where(later, counts, -1), axis=1)
     z_alt, spread_alt = stats(alt, ok_alt)
-    frac_alt = np.where(ok_alt, counts[r1, alt] / np.maximum(nvalid, 1), 0.0)
+    frac_alt = np.where(ok_alt, counts[np.arange(n), alt] / np.maximum(nvalid, 1), 0.0)
     return Clusters(z, spread, ok, z_alt, spread_alt, frac_alt)

@@ -8,6 +8,7 @@ given in ``source`` to ``target`` coordinates, which is what tf2's
 """
 from __future__ import annotations
 
+import math
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -77,8 +78,31 @@ def quat_to_matrix(q: Sequence[float]) -> np.ndarray:
 
 
 def matrix_to_quat(R: np.ndarray) -> np.ndarray:
-    """3x3 rotation matrix -> unit quaternion (x, y, z, w) with w >= 0."""
-    w, x, y, z = mat2quat(np.asarray(R, dtype=np.float64))
+    """3x3 rotation matrix -> unit quaternion (x, y, z, w) with w >= 0.
+
+    Shepperd's method (from the largest of w, x, y, z: well conditioned) on Python floats for
+    a proper rotation (det +1, orthonormal to rounding); anything else goes through
+    transforms3d's eigen-solution, which also finds the nearest rotation's quaternion."""
+    M = np.asarray(R, dtype=np.float64)
+    (a, b, c), (d, e, f), (g, h, i) = M.tolist()
+    if abs(a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g) - 1.0) > 1e-6:
+        w, x, y, z = mat2quat(M)
+    else:
+        tr = a + e + i
+        if tr > 0.0:
+            s = 2.0 * math.sqrt(tr + 1.0)
+            w, x, y, z = 0.25 * s, (h - f) / s, (c - g) / s, (d - b) / s
+        elif a >= e and a >= i:
+            s = 2.0 * math.sqrt(max(1.0 + a - e - i, 0.0))
+            w, x, y, z = (h - f) / s, 0.25 * s, (b + d) / s, (c + g) / s
+        elif e >= i:
+            s = 2.0 * math.sqrt(max(1.0 + e - a - i, 0.0))
+            w, x, y, z = (c - g) / s, (b + d) / s, 0.25 * s, (f + h) / s
+        else:
+            s = 2.0 * math.sqrt(max(1.0 + i - a - e, 0.0))
+            w, x, y, z = (d - b) / s, (c + g) / s, (f + h) / s, 0.25 * s
+        n = math.sqrt(w * w + x * x + y * y + z * z)
+        w, x, y, z = w / n, x / n, y / n, z / n
     q = np.array([x, y, z, w])
     return q if w >= 0 else -q
 

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from .camera import CameraModel
+from .depth_windows import median
 from .geometry import matrix_to_quat, weighted_kabsch
 from .types import SOURCE_DEPTH, HeadPose, Keypoints
 
@@ -138,7 +139,7 @@ def estimate_head_pose(mesh: Keypoints, camera: CameraModel,
         # put the face at its measured depth: scale the PnP solution (the canonical face's size
         # is an average) so the depth-valid landmarks' median depth matches
         pred_z = _MODEL[ok3] @ R[2] + t[2]
-        scale = float(np.median(pts3[ok3, 2]) / np.median(pred_z))
+        scale = median(pts3[ok3, 2]) / median(pred_z)
         if np.isfinite(scale) and 0.5 < scale < 2.0:
             t = t * scale
     return HeadPose(position=t, orientation=matrix_to_quat(R), valid=True)

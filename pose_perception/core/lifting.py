@@ -110,7 +110,8 @@ class Lifter:
         spec = cfg.skeleton(kps.layout) if cfg.occlusion_repair else None
         idx = np.flatnonzero(self._joints_to_measure(view, spec, w))
         if idx.size:
-            cl, win_m = self._measure_joints(kps, view, idx, lo, hi, stats.px_per_m)
+            cl, win_m = self._measure_joints(kps, view, idx, lo, hi, stats.px_per_m,
+                                             alternatives=spec is not None)
             if spec is not None:
                 self._repair_occlusions(kps, view, idx, cl, win_m, spec, w, lo, hi, stats)
         if w is not None and cfg.model_fill:
@@ -309,17 +310,18 @@ class Lifter:
         return meas
 
     def _measure_joints(self, kps: Keypoints, view: _View, idx: np.ndarray, lo: np.ndarray,
-                        hi: np.ndarray, ppm: float):
+                        hi: np.ndarray, ppm: float, alternatives: bool = True):
         """Steps 3-5 for the joints ``idx``: the nearest supported surface in each window
         within the band, pushed to the joint centre (``SOURCE_DEPTH``). Returns the window
-        clusters and the windows' radii [m] (for the occlusion repair)."""
+        clusters (with the surfaces behind when ``alternatives``) and the windows' radii [m]
+        (for the occlusion repair)."""
         cfg = self.config
         radii = view.radii
         win_m = np.maximum(cfg.sample_fraction * radii[idx], cfg.min_window_m)
         r_px = np.clip(win_m * ppm, cfg.min_window_px, cfg.max_window_px)
         samples = sample_windows(view.depth, view.uv[idx], r_px, self._offsets, cfg.min_range_m)
         cl = front_cluster_rows(samples, self._gap_fn, lo[idx], hi[idx], cfg.min_samples,
-                                cfg.min_support)
+                                cfg.min_support, alternatives)
         ok = cl.ok
         good = idx[ok]
         p, sig = self._centre_from_surface(view.rays[good], cl.z[ok], cl.spread[ok],
