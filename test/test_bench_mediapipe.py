@@ -91,4 +91,5 @@ def _fake_measure():
     zeros = {s: 0.0 for s in bench.STAGES + bench.SPLIT}
     return {"fps": 100.0, "latency_ms": lat, "stages": zeros, "stages_p95": zeros,
             "stages_mean": zeros, "people_per_frame": 1.0, "faces_per_frame": 1.0,
-            "cpu_ms_per_frame": 10.0, "cpu_utilisation": 1.0, "non_inference_share": 0.0}
+            "cpu_ms_per_frame": 10.0, "cpu_utilisation": 1.0, "non_inference_share": 0.0,
+            "overlap": True}

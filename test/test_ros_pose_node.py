@@ -117,7 +117,7 @@ class FakeTwoHalves(FakePerception):
 class Harness:
     """A PoseNode (fake pipeline) + an I/O node in a fresh namespace, one executor."""
 
-    def __init__(self, ros, params=None, fake_cls=FakePerception, **fake_kwargs):
+    def __init__(self, ros, params=None, fake_cls=None, **fake_kwargs):
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
         from rclpy.qos import QoSProfile, QoSReliabilityPolicy
@@ -133,6 +133,9 @@ class Harness:
              "depth_wait_s": 0.5}
         p.update(params or {})
         self.fake = None
+
+        # looked up now, not at definition: real_perception_harness swaps FakePerception
+        fake_cls = fake_cls or FakePerception
 
         def factory(cfg):
             self.fake = fake_cls(cfg, **fake_kwargs)
