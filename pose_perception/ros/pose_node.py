@@ -75,6 +75,7 @@ class PoseNode(ImageIntake, FrameLookups, Node):
 
     def __init__(self, perception_factory: Optional[Callable[[Dict[str, Any]], Any]] = None,
                  node_name: str = NODE_NAME, **node_kwargs) -> None:
+        self._startup = CLOCK.begin()
         super().__init__(node_name, **node_kwargs)
         self.p = self._read_parameters()
         self.perception_config = self._perception_config()
@@ -141,11 +142,11 @@ class PoseNode(ImageIntake, FrameLookups, Node):
         CLOCK.mark("topics")
         self._ready_age_s = CLOCK.age_s()
         self._first_frame_done = False
-        self.diag.fact("start-up", CLOCK.summary())
+        self.diag.fact("start-up", CLOCK.summary(self._startup))
         self.get_logger().info(f"pose_node ready: colour '{self.topics['color_image']}'{depth}; "
                                f"provider {provider} "
                                f"({getattr(self.perception, 'precision', 'fp32')}); "
-                               f"output frame {out}; start-up {CLOCK.summary()}")
+                               f"output frame {out}; start-up {CLOCK.summary(self._startup)}")
 
     # ------------------------------------------------------------------ configuration
     def _warn_if_gpu_missing(self, provider: str) -> None:

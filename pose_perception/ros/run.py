@@ -33,13 +33,13 @@ def run_node(name: str, usage: str, factory: Callable[[], "rclpy.node.Node"],
         print(usage)
         return 0
     STOP.install()
-    CLOCK.mark("interpreter + imports")
+    CLOCK.mark("interpreter + imports", process=True)
     node = None
     try:
         # rclpy's own handlers would shut the context down from another thread while this one
         # may be using it: the stop request handles both signals instead
         rclpy.init(args=[name] + args, signal_handler_options=SignalHandlerOptions.NO)
-        CLOCK.mark("rclpy.init")
+        CLOCK.mark("rclpy.init", process=True)
         node = factory()
         with STOP.deferred():
             _spin(_as_list(node), until)

@@ -114,6 +114,7 @@ class SampleCameraNode(Node):
 
     def __init__(self, frames: Optional[List[Any]] = None, node_name: str = "sample_camera",
                  description: str = "", **node_kwargs) -> None:
+        startup = CLOCK.begin()
         super().__init__(node_name, **node_kwargs)
         specs = camera_specs()
         self.p, errors = declare_checked(self, specs)
@@ -146,7 +147,7 @@ class SampleCameraNode(Node):
         self.get_logger().info(f"publishing {desc} at {self.p['rate_hz']:g} Hz on "
                                f"'{t['color_image']}'"
                                + (f" and '{t['depth_image']}'" if self.p["publish_depth"] else "")
-                               + f"; start-up {CLOCK.summary()}")
+                               + f"; start-up {CLOCK.summary(startup)}")
 
     def _stamps(self, k: int, frame) -> Tuple[float, Optional[float]]:
         now = self.get_clock().now().nanoseconds * 1e-9
