@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from pose_perception.core.overlap import OverlappedPerception
+from pose_perception.core.overlap import OverlappedPerception, overlap_wanted
 from pose_perception.core.types import FrameResult
 from model_env import require_models
 
@@ -142,3 +142,17 @@ def test_one_frame_in_hand_and_errors_raised_without_handler():
     with pytest.raises(RuntimeError, match="bad frame"):
         runner.flush()
     runner.close()
+
+
+@pytest.mark.parametrize("mode,provider,wanted", [
+    ("auto", "CPUExecutionProvider", False), ("auto", "CUDAExecutionProvider", True),
+    ("auto", "TensorrtExecutionProvider", True), ("always", "CPUExecutionProvider", True),
+    ("never", "CUDAExecutionProvider", False)])
+def test_frame_overlap_modes(mode, provider, wanted):
+    """auto overlaps where the models run on a GPU: on a CPU the halves take each other's cores"""
+    assert overlap_wanted(mode, provider) is wanted
+
+
+def test_frame_overlap_rejects_an_unknown_mode():
+    with pytest.raises(ValueError, match="always, never"):
+        overlap_wanted("true", "CPUExecutionProvider")

@@ -294,11 +294,12 @@ def test_bad_input_and_pipeline_exceptions_never_kill_the_node(harness):
     assert h.node._worker.is_alive()
 
 
-@pytest.mark.parametrize("overlap", [True, False])
-def test_overlapped_frames_publish_in_order_and_their_errors_are_reported(harness, overlap):
-    """overlap_frames: the second half of a frame (and its publishing) runs on its own thread;
-    frames come out in order, a failure there is a counted frame error, the node goes on."""
-    h = harness({"overlap_frames": overlap}, fake_cls=FakeTwoHalves,
+@pytest.mark.parametrize("mode,overlap", [("always", True), ("never", False), ("auto", False)])
+def test_overlapped_frames_publish_in_order_and_their_errors_are_reported(harness, mode, overlap):
+    """frame_overlap: the second half of a frame (and its publishing) runs on its own thread;
+    frames come out in order, a failure there is a counted frame error, the node goes on.
+    auto: the fake's provider is no GPU one, so one frame at a time."""
+    h = harness({"frame_overlap": mode}, fake_cls=FakeTwoHalves,
                 fail_when=lambda rgb: rgb[0, 0, 0] == 7)
     assert (h.node._overlap is not None) == overlap
     h.pub["info"].publish(info_msg())

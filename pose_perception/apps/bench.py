@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..core.overlap import OVERLAP_MODES, overlap_wanted
 from .bench_common import (PreparedSource, add_common_arguments, command_line, current_rss_mb,
                            hardware_info, make_perception, parse_providers, peak_rss_mb, percentile,
                            prepare_source, rounded, run_and_print)
@@ -128,7 +129,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
                           body_language=not args.no_body_language)
     n = int(args.frames)
     warm = args.warmup if args.warmup is not None else min(10, max(1, n // 2))
-    overlap = not getattr(args, "sequential", False)
+    overlap = overlap_wanted(getattr(args, "overlap", "never"), per.provider)
     ours = measure(per, src, n, warm, lift, overlap)
     result: Dict[str, Any] = {
         "source": src.label,
@@ -137,6 +138,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         "warmup_frames": warm,
         **ours,
         "lift_and_track": lift,
+        "frame_overlap": getattr(args, "overlap", "never"),
         "provider": per.provider,
         "precision": per.precision,
         "providers_requested": providers,
@@ -193,7 +195,8 @@ def body_language_cost(per, src: PreparedSource, n: int, warm: int, args,
             for key, p in (("on", per), ("off", off)):
                 p.reset()
                 fps[key].append(float(measure(p, src, n, warm,
-                                              overlap=not args.sequential)["fps"]))
+                                              overlap=overlap_wanted(args.overlap, p.provider)
+                                              )["fps"]))
     finally:
         off.close()
     on, no = float(np.mean(fps["on"])), float(np.mean(fps["off"]))
@@ -267,9 +270,9 @@ def format_bench(r: Dict[str, Any]) -> str:
               "  (detect runs every few frames, so its p50 can be 0: see its mean)",
               "  frames overlapped as the node runs them: frame N's lifting, tracking and body "
               "language beside the models of frame N+1; e2e = one frame's detection start to its "
-              "finish end (--sequential: one Perception.process call after the other)"
-              if r["overlap"] else "  frames one after the other (--sequential): e2e = one "
-              "Perception.process call"]
+              "finish end (--overlap never: one Perception.process call after the other)"
+              if r["overlap"] else "  frames one after the other (--overlap never, or auto on "
+              "a CPU): e2e = one Perception.process call"]
     if r["synthetic_depth"]:
         lines.append("  note: the built-in sample's depth is SYNTHETIC (generated)")
     if r.get("body_language_cost"):
@@ -337,10 +340,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "head-crop face mesh, video mode) on the same frames, and compare "
                         "(creates the oracle environment on first use; exit code "
                         f"{EXIT_NO_MEDIAPIPE} when MediaPipe cannot be run)")
-    p.add_argument("--sequential", action="store_true",
-                   help="one Perception.process call after the other (default: frames "
-                        "overlapped as pose_node runs them: frame N finished beside the models "
-                        "of frame N+1)")
+    p.add_argument("--overlap", choices=OVERLAP_MODES, default="auto",
+                   help="as pose_node's frame_overlap: 'always' finishes frame N (lifting, "
+                        "tracking, body language) beside the models of frame N+1, 'never' runs "
+                        "one Perception.process call after the other, 'auto' (default, as the "
+                        "node) overlaps on GPU execution providers only")
     p.add_argument("--body-language-cost", action="store_true",
                    help="also run the same frames without gestures, pointing, posture and falls "
                         "(alternating, twice each) and print the frame-rate ratio")

@@ -32,6 +32,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..core.overlap import OVERLAP_MODES, overlap_wanted
+
 
 def default_source() -> str:
     data = Path(os.environ.get("POSE_PERCEPTION_DATA",
@@ -63,9 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--core", type=int, default=0, metavar="N",
                     help="first measure the ROS-free pipeline on the same frames (N frames) and "
                     "report the ratios to it")
-    ap.add_argument("--sequential", action="store_true",
-                    help="overlap_frames false: the node (and the --core reference) process one "
-                    "frame at a time (default: frame N finished beside the models of frame N+1)")
+    ap.add_argument("--overlap", choices=OVERLAP_MODES, default="auto",
+                    help="the node's frame_overlap, and the --core reference's: 'always' (frame "
+                    "N finished beside the models of frame N+1), 'never' (one frame at a time), "
+                    "'auto' (the default, as the node's: overlapped on GPU providers only)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as last line")
     ap.add_argument("node_args", nargs="*", help="extra ROS arguments for pose_node after '--', "
                     "e.g. -- -p sync_slop_s:=0.05")
@@ -92,14 +95,15 @@ def summarise(latencies_ms: List[float], lags: List[int], published: int, proces
 
 
 def core_reference(source: str, frames: int, face: bool, cpu: bool,
-                   overlap: bool = True) -> Dict[str, object]:
+                   frame_overlap: str = "auto") -> Dict[str, object]:
     """The ROS-free pipeline with the node's default settings on the same frames: ``fps`` and
-    ``latency_ms`` (``bench``'s numbers; ``overlap`` as the node's ``overlap_frames``)."""
+    ``latency_ms`` (``bench``'s numbers; ``frame_overlap`` as the node's)."""
     from .bench import measure
     from .bench_common import make_perception, prepare_source
 
     src = prepare_source(source or None, None, 1)
     per = make_perception(["cpu"] if cpu else None, None, face, False)
+    overlap = overlap_wanted(frame_overlap, per.provider)
     try:
         r = measure(per, src, frames, min(10, frames), overlap=overlap)
     finally:
@@ -129,10 +133,10 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
 
     source = default_source() if args.source is None else args.source
     frames, desc = load_frames(source)
-    core = (core_reference(source, args.core, not args.no_face, args.cpu, not args.sequential)
+    core = (core_reference(source, args.core, not args.no_face, args.cpu, args.overlap)
             if args.core else None)
     node_params = {"use_gpu": not args.cpu, "enable_face": not args.no_face,
-                   "qos_reliability": "reliable", "overlap_frames": not args.sequential}
+                   "qos_reliability": "reliable", "frame_overlap": args.overlap}
     if args.dds_transport == "large_data":   # before rclpy.init; the node subprocess inherits it
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
     rclpy.init()
@@ -215,7 +219,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
                        "fastdds_builtin_transports":
                            os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "(default)"),
                        "mode": ("in-process" if args.in_process else "subprocess")
-                       + (", one frame at a time" if args.sequential else ", frames overlapped"),
+                       + f", frame_overlap {node_diag.get('frame overlap', args.overlap)}",
                        "provider": provider, "measured_s": round(seconds, 2),
                        "node_latency_p50_p95_max_ms": node_diag.get(
                            "end-to-end (image stamp -> published) latency p50/p95/max [ms]"),

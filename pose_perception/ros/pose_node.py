@@ -11,9 +11,10 @@ Design (one process, bounded latency):
 - One worker thread processes the newest pair: decode -> depth to metres (and reprojection of
   unregistered depth with the depth->colour extrinsics from TF) -> ``Perception.process`` ->
   transform to ``target_frame`` (TF at the image stamp) -> publish. There is never a backlog:
-  while a frame is processed, at most one newer pair waits. With ``overlap_frames`` (default)
-  the second half of a frame (``Perception.finish``: lifting, tracking, body language; then the
-  transform and publishing) runs on a second thread while the worker decodes the next pair and
+  while a frame is processed, at most one newer pair waits. With ``frame_overlap`` (``auto``:
+  when the models run on a GPU; ``always``; ``never``) the second half of a frame
+  (``Perception.finish``: lifting, tracking, body language; then the transform and publishing)
+  runs on a second thread while the worker decodes the next pair and
   runs the models on it (:class:`pose_perception.core.overlap.OverlappedPerception`); frames are
   still published one at a time, in order.
 - Without synchronised depth for ``depth_wait_s`` (depth topic silent, or stamps further apart
@@ -42,7 +43,7 @@ from visualization_msgs.msg import MarkerArray
 
 from ..core.frame_order import DepthWait, StampOrder
 from ..core.image_codec import ImageDecodeError, to_rgb
-from ..core.overlap import OverlappedPerception
+from ..core.overlap import OverlappedPerception, overlap_wanted
 from ..core.types import FrameResult
 from ..msg import FaceLandmarksArray, PersonEvent, PersonInteractionArray, SkeletonArray
 from . import compat
@@ -126,10 +127,13 @@ class PoseNode(ImageIntake, FrameLookups, Node):
         self._stop = threading.Event()
         # frame N finished (and published) beside the models of frame N+1 where the pipeline
         # has the two halves (a test's stand-in may have process() alone)
+        overlap = (overlap_wanted(self.p["frame_overlap"], provider)
+                   and hasattr(self.perception, "finish"))
         self._overlap = (OverlappedPerception(self.perception, self._publish_frame,
-                                              self._finish_failed)
-                         if self.p["overlap_frames"] and hasattr(self.perception, "finish")
-                         else None)
+                                              self._finish_failed) if overlap else None)
+        self.diag.fact("frame overlap", f"{self.p['frame_overlap']}: "
+                       + ("frame N finished beside the models of frame N+1" if overlap
+                          else "one frame at a time"))
         self._worker = threading.Thread(target=self._work, name="pose_node_worker", daemon=True)
         self._worker.start()
         depth = " (RGB only)"
@@ -268,7 +272,7 @@ class PoseNode(ImageIntake, FrameLookups, Node):
     def process_pair(self, color: Image, depth: Optional[Image]) -> Optional[FrameResult]:
         """Process one colour image (+ its depth) at once; publishes and returns the result, or
         None when the frame was skipped. Tests call it directly; the worker thread overlaps
-        frames instead (``overlap_frames``)."""
+        frames instead (``frame_overlap``)."""
         frame = self._prepare(color, depth)
         if frame is None:
             return None

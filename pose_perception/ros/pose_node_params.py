@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+from ..core.overlap import OVERLAP_MODES
 from ..core.precision import PRECISIONS
 from .node_support import camera_param_specs
 from .params import ParamSpec, at_least, dataclass_specs, non_negative, positive
@@ -59,9 +60,10 @@ def node_param_specs() -> List[ParamSpec]:
           "with neither the camera is assumed level (up = -y of its optical frame)"),
         C["tf_timeout_s"],
         C["static_transforms"],
-        S("overlap_frames", True, "bool", "finish frame N (3D lifting, tracking, body language, "
-          "conversion, publishing) on a second thread while the models run on frame N+1: a "
-          "higher frame rate for a little more latency; false: one frame at a time"),
+        S("frame_overlap", "auto", "str", "finish frame N (3D lifting, tracking, body language, "
+          "conversion, publishing) on a second thread while the models run on frame N+1: "
+          "always | never | auto (= on GPU execution providers; on a CPU the two halves take "
+          "cores from each other: a higher rate for more latency)", choices=OVERLAP_MODES),
         S("publish_markers", True, "bool", "RViz markers (published while subscribed)"),
         S("marker_lifetime_s", 0.5, "float", "lifetime of every marker [s]", check=positive),
         S("debug_image", True, "bool", "annotated colour image (drawn only while subscribed)"),
