@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from . import vec3
+from .geometry import finite_rows
 from .joints import Joints, joints_of
 from .types import Keypoints
 from .vec3 import Vec, unit
@@ -51,7 +52,8 @@ def ramp(x: float, x0: float, x1: float) -> float:
     x = float(x)
     if not math.isfinite(x):
         return float("nan")
-    return min(1.0, max(0.0, (x - x0) / (x1 - x0)))
+    r = (x - x0) / (x1 - x0)
+    return 0.0 if not r > 0.0 else 1.0 if r >= 1.0 else r     # min(1, max(0, r)), NaN: 0
 
 
 @dataclass
@@ -108,7 +110,7 @@ def skeleton_from_arrays(xyz, valid, up) -> Skeleton:
     """A :class:`Skeleton` from (33, 3) points and their validity (non-finite points are
     invalid whatever ``valid`` says)."""
     p = np.asarray(xyz, np.float64).reshape(-1, 3)
-    ok = (np.asarray(valid, bool).reshape(-1) & np.all(np.isfinite(p), axis=1)).tolist()
+    ok = (np.asarray(valid, bool).reshape(-1) & finite_rows(p)).tolist()
     return Skeleton([tuple(q) if good else None for q, good in zip(p.tolist(), ok)], check_up(up))
 
 

@@ -8,8 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import List, Optional, Union
 
-import numpy as np
-
+from .geometry import finite_rows
 from .types import Keypoints
 from .vec3 import Vec
 
@@ -43,7 +42,7 @@ def joints_of(kp: Keypoints) -> Optional[Joints]:
     """The 3D joints of ``kp``; None without 3D."""
     if kp.xyz is None or kp.xyz_valid is None:
         return None
-    ok = (kp.xyz_valid & np.isfinite(kp.xyz).all(axis=1)).tolist()
+    ok = (kp.xyz_valid & finite_rows(kp.xyz)).tolist()
     points = [tuple(p) if good else None for p, good in zip(kp.xyz.tolist(), ok)]
     sigma = kp.xyz_sigma.tolist() if kp.xyz_sigma is not None else [math.nan] * len(ok)
     return Joints(points, kp.score.tolist(), sigma)

@@ -46,9 +46,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import vec3
 from .camera import CameraModel
 from .depth_raycast import march_ray
-from . import vec3
 from .joints import Joints, joints_of
 from .pointing_arm import (ARM, HAND_WRIST, INDEX_TIP, ArmPose, arm_pose, index_extended,
                            score_at_least, segment_distance)
@@ -234,7 +234,7 @@ class PointingTracker:
         self._tracks = {k: t for k, t in self._tracks.items()
                         if float(stamp_s) - t.last_seen_s <= keep}
 
-    def _candidate(self, body: Joints, side: str, hands: Sequence[Hand],
+    def _candidate(self, body: Optional[Joints], side: str, hands: Sequence[Hand],
                    relax: bool) -> Optional[Tuple[ArmPose, Optional[Joints]]]:
         c = self.cfg
         arm = arm_pose(body, side, c.min_joint_score)
@@ -265,8 +265,6 @@ class PointingTracker:
             return None
         if joints is None:
             joints = joints_of(body)
-        if joints is None:
-            return None
         track = self._tracks.setdefault(int(track_id), _Track())
         track.last_seen_s = t
         for side, st in track.sides.items():

@@ -184,7 +184,9 @@ def _vertical_ratio(sk: Skeleton) -> float:
     for i, (ax, ay, az) in enumerate(flat):
         for bx, by, bz in flat[i + 1:]:
             dx, dy, dz = ax - bx, ay - by, az - bz
-            widest = max(widest, dx * dx + dy * dy + dz * dz)
+            d2 = dx * dx + dy * dy + dz * dz
+            if d2 > widest:
+                widest = d2
     return (max(heights) - min(heights)) / max(math.sqrt(widest), 0.05)
 
 
