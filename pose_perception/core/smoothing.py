@@ -98,26 +98,19 @@ class OneEuroFilter:
             return x.copy()
 
         dt = t - self._t
-        old = ok & self._init
-        if old.all():       # every element filtered before and now: the same without masks
-            dx = self._dx + _alpha(dt, self.d_cutoff) * ((x - self._raw) / dt - self._dx)
-            a = _alpha(dt, self.min_cutoff + self.beta * np.abs(dx))
-            out = self._x + a * (x - self._x)
-            self._x, self._raw, self._dx = out, x, dx
-            self._has_dx, self._init, self._t, self._out = old, ok, t, out
-            return out.copy()
-        prev = np.where(old, self._x, x)
-        dx_raw = np.where(old, (x - np.where(old, self._raw, x)) / dt, 0.0)  # from raw samples
-        dx = np.where(old, self._dx + _alpha(dt, self.d_cutoff) * (dx_raw - self._dx), 0.0)
+        old = ok & self._init               # elements filtered before and valid now
+        every = bool(old.all())             # the usual frame: nothing to mask
+        dx = self._dx + _alpha(dt, self.d_cutoff) * ((x - self._raw) / dt - self._dx)
+        if not every:
+            dx = np.where(old, dx, 0.0)     # new and invalid elements: no derivative
         a = _alpha(dt, self.min_cutoff + self.beta * np.abs(dx))
-        out = np.where(old, prev + a * (x - prev), x)   # new and invalid elements: as given
-        self._x = np.where(ok, out, np.nan)
-        self._raw = np.where(ok, x, np.nan)
-        self._dx = dx
-        self._has_dx = old
-        self._init = ok.copy()
-        self._t = t
-        self._out = out
+        out = self._x + a * (x - self._x)
+        if every:
+            self._x, self._raw = out, x
+        else:
+            out = np.where(old, out, x)     # new and invalid elements: as given
+            self._x, self._raw = np.where(ok, out, np.nan), np.where(ok, x, np.nan)
+        self._dx, self._has_dx, self._init, self._t, self._out = dx, old, ok, t, out
         return out.copy()
 
 
