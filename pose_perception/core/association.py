@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .geometry import box_iou_matrix
+from .geometry import box_iou_matrix, finite_rows
 from .types import Face, FrameResult, Person
 
 # BlazePose-33 head keypoints: nose, eyes (inner, centre, outer), ears, mouth corners
@@ -67,7 +67,7 @@ def face_body_cost(face: Face, person: Person, config: Optional[AssociationConfi
         raise ValueError(f"face association needs a blazepose33 body, got '{body.layout}'")
     idx = np.asarray(HEAD_BLAZEPOSE33)
     xy = body.xy[idx].astype(np.float64)
-    ok = (body.score[idx] >= cfg.min_keypoint_score) & np.isfinite(xy).all(axis=1)
+    ok = (body.score[idx] >= cfg.min_keypoint_score) & finite_rows(xy)
     if ok.sum() < cfg.min_head_points:
         return np.inf
     box = np.asarray(face.box, np.float64).reshape(4)

@@ -62,10 +62,11 @@ from typing import Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from .body_frame import (FACE, L_ELBOW, L_HAND, L_HIP, L_SHOULDER, L_WRIST, R_ELBOW, R_HAND,
-                         R_HIP, R_SHOULDER, R_WRIST, Skeleton, angle_deg, ramp,
-                         skeleton_from_keypoints, unit)
+                         R_HIP, R_SHOULDER, R_WRIST, Skeleton, ramp, skeleton_from_keypoints)
 from .hysteresis import OnOffHysteresis
+from .joints import Joints
 from .types import Keypoints
+from .vec3 import Vec, angle_deg, dist, dot, sub, unit, vec
 
 _EPS = 1e-6
 _SIDES = {"left": (L_SHOULDER, L_ELBOW, L_WRIST, L_HAND),
@@ -174,47 +175,47 @@ class _Track:
                                                                "right": _Swing()})
 
 
-def _stop(sk: Skeleton, side: str, target: np.ndarray, palm: Optional[float],
+def _stop(sk: Skeleton, side: str, target: Vec, palm: Optional[float],
           cfg: BodyGestureConfig) -> float:
     s, e, w = (sk.point(i) for i in _SIDES[side][:3])
     if s is None or e is None or w is None:
         return 0.0
-    to_robot = unit(np.array([0.0, 0.0, -1.0]) if sk.from_model else target - s)
+    to_robot = unit((0.0, 0.0, -1.0) if sk.from_model else sub(target, s))
     if to_robot is None:
         return 0.0
-    level = sk.height(s) + float(np.linalg.norm(w - s)) * float(to_robot @ sk.up)
-    conf = (ramp(angle_deg(s - e, w - e), 140, 160)
+    level = sk.height(s) + dist(w, s) * dot(to_robot, sk.up)
+    conf = (ramp(angle_deg(sub(s, e), sub(w, e)), 140, 160)
             * ramp(abs(sk.height(w) - level), cfg.stop_height_m + 0.1, cfg.stop_height_m)
-            * ramp(angle_deg(w - e, to_robot), cfg.stop_angle_deg + 15, cfg.stop_angle_deg))
+            * ramp(angle_deg(sub(w, e), to_robot), cfg.stop_angle_deg + 15, cfg.stop_angle_deg))
     if palm is not None:
         conf *= ramp(palm, cfg.stop_palm_prob - 0.2, cfg.stop_palm_prob)
     shoulders = sk.mean((L_SHOULDER, R_SHOULDER), need_all=True)
     hips = sk.mean((L_HIP, R_HIP), need_all=True)
     if shoulders is not None and hips is not None:     # an upright trunk (not lying down)
-        conf *= ramp(angle_deg(shoulders - hips, sk.up), 60.0, 45.0)
-    return float(np.nan_to_num(conf))
+        conf *= ramp(angle_deg(sub(shoulders, hips), sk.up), 60.0, 45.0)
+    return 0.0 if math.isnan(conf) else conf
 
 
 def _crossed(sk: Skeleton, cfg: BodyGestureConfig) -> float:
-    left, fwd = sk.left_axis(), sk.forward_axis()
+    left, fwd = sk.left_axis, sk.forward_axis
     mid, wl, wr = sk.mean((L_SHOULDER, R_SHOULDER), True), sk.point(L_WRIST), sk.point(R_WRIST)
     hip = sk.mean((L_HIP, R_HIP))
     if any(v is None for v in (left, mid, wl, wr, hip)):
         return 0.0
-    past = min(-(wl - mid) @ left, (wr - mid) @ left)
+    past = min(-dot(sub(wl, mid), left), dot(sub(wr, mid), left))
     lo, hi = sk.height(hip), sk.height(mid) + 0.1
-    placed = all(lo <= sk.height(w) <= hi and (w - mid) @ fwd < cfg.crossed_forward_m
+    placed = all(lo <= sk.height(w) <= hi and dot(sub(w, mid), fwd) < cfg.crossed_forward_m
                  for w in (wl, wr))
     return ramp(past, 0.0, cfg.crossed_m) if placed else 0.0
 
 
 def _on_face(sk: Skeleton, cfg: BodyGestureConfig) -> float:
-    face = sk.xyz[[i for i in FACE if sk.valid[i]]]
+    face = sk.valid(FACE)
     best = 0.0
     for side in _SIDES.values():
         hand = sk.mean(side[3])
-        if hand is not None and len(face):
-            d = float(np.min(np.linalg.norm(face - hand, axis=1)))
+        if hand is not None and face:
+            d = min(dist(p, hand) for p in face)
             best = max(best, ramp(d, cfg.face_m + 0.05, cfg.face_m))
     return best
 
@@ -242,12 +243,13 @@ class BodyGestureTracker:
 
     def update(self, track_id: int, keypoints: Keypoints, stamp_s: float, up,
                open_palm_prob: Union[None, float, Mapping[str, float]] = None,
-               target=(0.0, 0.0, 0.0), world: Optional[np.ndarray] = None, world_up=None
+               target=(0.0, 0.0, 0.0), world: Optional[np.ndarray] = None, world_up=None,
+               joints: Optional[Joints] = None
                ) -> Tuple[List[ActiveGesture], List[GestureEvent]]:
         """One person's frame: ``keypoints`` (blazepose33, 3D in the frame of ``up`` and
         ``target``, the robot's point), ``open_palm_prob`` one probability or one per hand
-        ({'left': p, 'right': p}), the model's ``world`` with ``world_up`` as in
-        ``PostureTracker.update``. Returns this person's active gestures and the events of
+        ({'left': p, 'right': p}), the model's ``world`` with ``world_up`` and ``joints`` as
+        in ``PostureTracker.update``. Returns this person's active gestures and the events of
         this call (including ended gestures of tracks that expired)."""
         cfg, t, tid = self.cfg, float(stamp_s), int(track_id)
         events = self._drop([k for k, v in self._tracks.items()
@@ -256,9 +258,9 @@ class BodyGestureTracker:
         if tr is None:
             tr = self._tracks[tid] = _Track(t, OnOffHysteresis(
                 cfg.t_on_s, cfg.t_off_s, cfg.min_confidence, cfg.confidence_tau_s))
-        sk = skeleton_from_keypoints(keypoints, up, world, world_up, cfg.min_joint_score)
+        sk = skeleton_from_keypoints(keypoints, up, world, world_up, cfg.min_joint_score, joints)
         present = {} if sk is None else self._frame_gestures(
-            sk, tr, t, open_palm_prob, np.asarray(target, np.float64))
+            sk, tr, t, open_palm_prob, vec(target))
         if sk is None:
             for sw in tr.swings.values():
                 sw.reset()
@@ -268,7 +270,7 @@ class BodyGestureTracker:
         return [ActiveGesture(g, c, s) for g, c, s in tr.gestures.active()], events
 
     def _frame_gestures(self, sk: Skeleton, tr: _Track, t: float, open_palm_prob,
-                        target: np.ndarray) -> Dict[BodyGesture, float]:
+                        target: Vec) -> Dict[BodyGesture, float]:
         """Per-frame confidence of each gesture (updates the track's waving state)."""
         cfg, out, rise = self.cfg, {}, {}
         stop = {side: _stop(sk, side, target, _palm(open_palm_prob, side), cfg)
@@ -276,7 +278,7 @@ class BodyGestureTracker:
         for side, (s, _, w, _) in _SIDES.items():
             r = ramp(sk.height(sk.point(w)) - sk.height(sk.point(s)), cfg.raise_m,
                      cfg.raise_m + 0.1)
-            rise[side] = 0.0 if stop[side] >= cfg.min_confidence else float(np.nan_to_num(r))
+            rise[side] = 0.0 if stop[side] >= cfg.min_confidence or math.isnan(r) else r
         if min(rise.values()) >= cfg.min_confidence:
             out[BodyGesture.BOTH_HANDS_RAISED] = min(rise.values())
         else:
@@ -292,12 +294,12 @@ class BodyGestureTracker:
     def _wave(self, sk: Skeleton, side: str, sw: _Swing, t: float) -> float:
         cfg = self.cfg
         _, e, w, _ = _SIDES[side]
-        pe, pw, left = sk.point(e), sk.point(w), sk.left_axis()
+        pe, pw, left = sk.point(e), sk.point(w), sk.left_axis
         if pe is None or pw is None or left is None or \
                 sk.height(pw) - sk.height(pe) < cfg.wave_above_elbow_m:
             sw.reset()
             return 0.0
-        sw.step(float((pw - pe) @ left), t, cfg.wave_amplitude_m, 0.5 / cfg.wave_min_hz)
+        sw.step(dot(sub(pw, pe), left), t, cfg.wave_amplitude_m, 0.5 / cfg.wave_min_hz)
         rev = sw.reversals
         n = len(rev)
         if n < 2 or t - rev[-1] > 1.0 / cfg.wave_min_hz + _EPS:

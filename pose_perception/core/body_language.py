@@ -24,17 +24,21 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .body_frame import LEVEL_CAMERA_UP, unit
+from .body_frame import LEVEL_CAMERA_UP
 from .body_gestures import BodyGestureConfig, BodyGestureTracker
 from .hand_gestures import HAND_GESTURES
 from .hysteresis import OnOffHysteresis
+from .joints import joints_of
 from .pointing import Pointing, PointingConfig, PointingTracker
 from .posture import Posture, PostureConfig, PostureTracker
 from .layouts import BLAZEPOSE33_TO_COCO17, COCO17_MAPS
 from .types import Keypoints, Person
+from .vec3 import Vec, unit, vec
 
 __all__ = ["LEVEL_CAMERA_UP", "BodyLanguage", "BodyLanguageConfig", "BodyLanguageTracker",
            "GestureState", "PersonEvent", "gesture_words"]
+
+_OPEN_PALM = HAND_GESTURES.index("open_palm")
 
 
 @dataclass
@@ -120,7 +124,7 @@ class BodyLanguageTracker:
         robot's point (a STOP sign is aimed at it), in the frame of the keypoints."""
         t = float(stamp_s)
         up = _unit(up)
-        target = np.asarray(target, np.float64).reshape(3)
+        target = vec(np.asarray(target, np.float64).reshape(3))
         out: Dict[int, BodyLanguage] = {}
         events: List[PersonEvent] = []
         for p in persons:
@@ -135,21 +139,23 @@ class BodyLanguageTracker:
         return out, events
 
     # ------------------------------------------------------------------ per person
-    def _update_one(self, p: Person, t: float, up: np.ndarray, target: np.ndarray, depth_m,
+    def _update_one(self, p: Person, t: float, up: Vec, target: Vec, depth_m,
                     camera, events: List[PersonEvent]) -> BodyLanguage:
         tid = p.track_id
         where = _torso(p)
-        state, fall = self.postures.update(tid, p.body, t, up, world=p.world)
+        joints = joints_of(p.body)           # read once, shared by the three trackers
+        state, fall = self.postures.update(tid, p.body, t, up, world=p.world, joints=joints)
         if fall is not None:
             events.append(PersonEvent(tid, "fall", float(fall.stamp_s),
                                       fall_drop_m=float(fall.drop_m),
                                       fall_speed_mps=float(fall.speed_mps), position=where))
         hands = self._hand_gestures(p, t, events, where)
-        palm = {h.handedness: float(h.gesture[HAND_GESTURES.index("open_palm")])
+        palm = {h.handedness: float(h.gesture[_OPEN_PALM])
                 for h in p.hands if getattr(h, "gesture", None) is not None}
         active, gesture_events = self.gestures.update(tid, p.body, t, up,
                                                       open_palm_prob=palm or None,
-                                                      target=target, world=p.world)
+                                                      target=target, world=p.world,
+                                                      joints=joints)
         body = [GestureState(g.gesture.name.lower(), _side_of(g.gesture.name),
                              float(g.confidence), float(g.start_s)) for g in active]
         for e in gesture_events:     # may hold the ended gestures of a track gone for good
@@ -159,7 +165,8 @@ class BodyLanguageTracker:
             events.append(PersonEvent(int(e.track_id), "gesture_started" if e.started
                                       else "gesture_ended", float(e.stamp_s), gesture=g,
                                       position=where if e.track_id == tid else None))
-        pointing = self.pointing.update(tid, p.body, list(p.hands), t, depth_m, camera)
+        pointing = self.pointing.update(tid, p.body, list(p.hands), t, depth_m, camera,
+                                        joints=joints)
         body += self._pointing_gesture(tid, pointing, t, events, where)
         return BodyLanguage(state.posture, float(state.confidence), float(state.since_s),
                             body + hands, pointing, _pointing_pixels(pointing, camera))
@@ -193,7 +200,8 @@ class BodyLanguageTracker:
                     c.hand_on_s, c.hand_off_s, c.hand_min_probability, c.hand_tau_s)
             probs = getattr(hand, "gesture", None)
             seen = {} if probs is None else {
-                name: float(q) for name, q in zip(HAND_GESTURES, probs) if name != "none"}
+                name: q for name, q in zip(HAND_GESTURES, np.asarray(probs).tolist())
+                if name != "none"}
             changes = timer.update(seen, t)
             now = [GestureState(name, side, float(conf), float(start))
                    for name, conf, start in timer.active()]
@@ -267,10 +275,10 @@ def _pointing_pixels(pointing: Optional[Pointing], camera) -> Optional[np.ndarra
     return np.asarray(camera.project(pts), np.float64).reshape(2, 2)
 
 
-def _unit(v: Sequence[float]) -> np.ndarray:
+def _unit(v: Sequence[float]) -> Vec:
     """``v`` as a unit vector; a level camera's up when ``v`` has no direction."""
-    u = unit(np.asarray(v, np.float64).reshape(3))
-    return u if u is not None else np.asarray(LEVEL_CAMERA_UP, np.float64)
+    u = unit(vec(np.asarray(v, np.float64).reshape(3)))
+    return u if u is not None else LEVEL_CAMERA_UP
 
 
 def _side_of(name: str) -> str:

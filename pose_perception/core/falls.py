@@ -11,11 +11,10 @@ into one ``FallEvent``; the detector re-arms once the person is no longer LYING.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Deque, Optional, Tuple
-
-import numpy as np
 
 _EPS = 1e-6          # stamps are floats
 
@@ -56,7 +55,7 @@ class FallDetector:
         hs = self._heights
         while hs and t - hs[0][0] > self.window_s + _EPS:
             hs.popleft()
-        if np.isfinite(height_m):
+        if math.isfinite(height_m):
             old = [s for s in hs if t - s[0] >= self.speed_span_s - _EPS]
             speed = (old[-1][1] - height_m) / (t - old[-1][0]) if old else 0.0
             hs.append((t, float(height_m), speed))

@@ -46,11 +46,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import vec3
 from .camera import CameraModel
 from .depth_raycast import march_ray
-from .pointing_arm import (ARM, HAND_WRIST, INDEX_TIP, ArmPose, angle_deg, arm_pose,
-                           index_extended, joint, joint_sigma, segment_distance, unit)
+from .joints import Joints, joints_of
+from .pointing_arm import (ARM, HAND_WRIST, INDEX_TIP, ArmPose, arm_pose, index_extended,
+                           score_at_least, segment_distance)
 from .types import Hand, Keypoints
+from .vec3 import Vec, angle_deg, unit
 
 METHOD_EYE_FINGERTIP = "eye_fingertip"
 METHOD_EYE_WRIST = "eye_wrist"
@@ -128,43 +131,48 @@ class Pointing:
     angle_sigma_deg: float = math.nan   # 1-sigma of the direction
 
 
-def _hand_for(hands: Sequence[Hand], side: str, wrist: np.ndarray,
-              cfg: PointingConfig) -> Optional[Hand]:
-    """That side's hand with 3D whose wrist lies near the body's wrist (the nearest one)."""
+def _hand_for(hands: Sequence[Hand], side: str, wrist: Vec,
+              cfg: PointingConfig) -> Optional[Joints]:
+    """The joints of that side's hand with 3D whose wrist lies near the body's wrist (the
+    nearest one)."""
     best, best_d = None, cfg.hand_max_offset_m
     for h in hands or ():
         if h.handedness != side or h.keypoints.xyz is None:
             continue
-        hw = joint(h.keypoints, HAND_WRIST)
-        d = float(np.linalg.norm(hw - wrist)) if hw is not None else math.inf
+        j = joints_of(h.keypoints)
+        hw = j.get(HAND_WRIST) if j is not None else None
+        d = vec3.dist(hw, wrist) if hw is not None else math.inf
         if d <= best_d:
-            best, best_d = h, d
+            best, best_d = j, d
     return best
 
 
-def pointing_ray(body: Keypoints, arm: ArmPose, side: str, hand: Optional[Hand],
-                 cfg: PointingConfig) -> Tuple[np.ndarray, np.ndarray, str, float]:
-    """``(origin, through, method, angle_sigma_rad)`` of the ray (see the module docstring)."""
+def pointing_ray(body: Joints, arm: ArmPose, side: str, hand: Optional[Joints],
+                 cfg: PointingConfig) -> Tuple[Vec, Vec, str, float]:
+    """``(origin, through, method, angle_sigma_rad)`` of the ray (see the module docstring):
+    ``body`` and ``hand`` are the joints of the person and of their pointing hand."""
     s_idx, _, w_idx = ARM[side]
     shoulder, wrist = arm.joints[0], arm.joints[2]
     dflt = cfg.default_joint_sigma_m
-    tip = joint(hand.keypoints, INDEX_TIP) if hand is not None else None
-    through, s_through = ((tip, joint_sigma(hand.keypoints, INDEX_TIP, dflt)) if tip is not None
-                          else (wrist, joint_sigma(body, w_idx, dflt)))
+    tip = hand.get(INDEX_TIP) if hand is not None else None
+    through, s_through = ((tip, hand.sigma_of(INDEX_TIP, dflt)) if tip is not None
+                          else (wrist, body.sigma_of(w_idx, dflt)))
     eye_ids = (EYE[side],) if cfg.eye == "side" else tuple(EYE.values())
-    eyes = [(p, joint_sigma(body, i, dflt)) for i in eye_ids
-            if (p := joint(body, i, cfg.min_joint_score)) is not None]
+    min_score = score_at_least(cfg.min_joint_score)
+    eyes = [(p, body.sigma_of(i, dflt)) for i in eye_ids
+            if (p := body.get(i, min_score)) is not None]
     origin = None
     if eyes:
-        origin = np.mean([p for p, _ in eyes], axis=0)
-        s_origin = float(np.mean([s for _, s in eyes]))
+        origin = vec3.mean([p for p, _ in eyes])
+        s_origin = sum(s for _, s in eyes) / len(eyes)
         method = METHOD_EYE_FINGERTIP if tip is not None else METHOD_EYE_WRIST
-        if not angle_deg(through - origin, wrist - shoulder) <= cfg.max_eye_arm_deg:
+        if not angle_deg(vec3.sub(through, origin), vec3.sub(wrist, shoulder)) \
+                <= cfg.max_eye_arm_deg:
             origin = None
     if origin is None:
-        origin, s_origin, through = shoulder, joint_sigma(body, s_idx, dflt), wrist
-        s_through, method = joint_sigma(body, w_idx, dflt), METHOD_SHOULDER_WRIST
-    length = max(float(np.linalg.norm(through - origin)), 1e-6)
+        origin, s_origin, through = shoulder, body.sigma_of(s_idx, dflt), wrist
+        s_through, method = body.sigma_of(w_idx, dflt), METHOD_SHOULDER_WRIST
+    length = max(vec3.dist(through, origin), 1e-6)
     angle = max(math.hypot(s_origin, s_through) / length, math.radians(cfg.floor_deg(method)))
     return origin, through, method, angle
 
@@ -179,11 +187,12 @@ def intersect_depth(origin, direction, depth_m: Optional[np.ndarray],
     polyline ``arm`` (K, 3); None when there is none within ``cfg.max_range_m``. The angular
     sigma defaults to the eye-fingertip floor."""
     cfg = cfg or PointingConfig()
-    pts = None if arm is None else np.asarray(arm, np.float64).reshape(-1, 3)
+    pts = None if arm is None else np.asarray(arm, np.float64).reshape(-1, 3).tolist()
 
     def clear_of_arm(p: np.ndarray) -> bool:
+        q = vec3.vec(p)
         return pts is None or len(pts) < 2 or min(
-            segment_distance(p, a, b) for a, b in zip(pts[:-1], pts[1:])) > cfg.arm_clearance_m
+            segment_distance(q, a, b) for a, b in zip(pts[:-1], pts[1:])) > cfg.arm_clearance_m
 
     hit = march_ray(origin, direction, depth_m, camera, start_m, cfg.max_range_m, cfg.step_m,
                     cfg.surface_tol_m, cfg.max_behind_m, cfg.depth_window_px, clear_of_arm)
@@ -225,8 +234,8 @@ class PointingTracker:
         self._tracks = {k: t for k, t in self._tracks.items()
                         if float(stamp_s) - t.last_seen_s <= keep}
 
-    def _candidate(self, body: Keypoints, side: str, hands: Sequence[Hand],
-                   relax: bool) -> Optional[Tuple[ArmPose, Optional[Hand]]]:
+    def _candidate(self, body: Optional[Joints], side: str, hands: Sequence[Hand],
+                   relax: bool) -> Optional[Tuple[ArmPose, Optional[Joints]]]:
         c = self.cfg
         arm = arm_pose(body, side, c.min_joint_score)
         da, dm = (c.hysteresis_deg, c.hysteresis_m) if relax else (0.0, 0.0)
@@ -244,24 +253,28 @@ class PointingTracker:
 
     def update(self, track_id: int, body: Keypoints, hands: Optional[List[Hand]],
                stamp_s: float, depth_m: Optional[np.ndarray] = None,
-               camera: Optional[CameraModel] = None) -> Optional[Pointing]:
+               camera: Optional[CameraModel] = None,
+               joints: Optional[Joints] = None) -> Optional[Pointing]:
         """This person's pointing at ``stamp_s`` (seconds), or None. ``depth_m`` (metres,
         registered to ``camera``'s image) gives the target; untracked people (id <= 0) and
-        bodies without 3D give None."""
+        bodies without 3D give None. ``joints``: ``body``'s 3D when already read
+        (``joints.joints_of``)."""
         t = float(stamp_s)
         self.expire(t)
         if track_id <= 0 or body is None or body.xyz is None:
             return None
+        if joints is None:
+            joints = joints_of(body)
         track = self._tracks.setdefault(int(track_id), _Track())
         track.last_seen_s = t
         for side, st in track.sides.items():
-            cand = self._candidate(body, side, hands or [], st.active)
+            cand = self._candidate(joints, side, hands or [], st.active)
             if cand is not None:
                 st.since, st.lost_since = (t if math.isnan(st.since) else st.since), math.nan
                 if not st.active and t - st.since >= self.cfg.on_s - _EPS:
                     st.active = True
                 if st.active:
-                    st.last = self._pointing(track_id, body, side, *cand, st.since, depth_m,
+                    st.last = self._pointing(track_id, joints, side, *cand, st.since, depth_m,
                                              camera) or st.last
             elif st.active:
                 st.lost_since = t if math.isnan(st.lost_since) else st.lost_since
@@ -272,22 +285,23 @@ class PointingTracker:
         active = [st for st in track.sides.values() if st.active and st.last is not None]
         return min(active, key=lambda st: st.since).last if active else None
 
-    def _pointing(self, track_id: int, body: Keypoints, side: str, arm: ArmPose,
-                  hand: Optional[Hand], start_s: float, depth_m,
+    def _pointing(self, track_id: int, body: Joints, side: str, arm: ArmPose,
+                  hand: Optional[Joints], start_s: float, depth_m,
                   camera) -> Optional[Pointing]:
         c = self.cfg
         origin, through, method, ang = pointing_ray(body, arm, side, hand, c)
-        direction = unit(through - origin)
+        ray = vec3.sub(through, origin)
+        direction = unit(ray)
         if direction is None:                  # through == origin: no ray
             return None
         beyond = c.start_beyond_m + (0.0 if method == METHOD_EYE_FINGERTIP else c.hand_length_m)
-        start = float((through - origin) @ direction) + beyond
-        arm_line = np.vstack([arm.joints, through, through + beyond * direction])
+        start = vec3.dot(ray, direction) + beyond
+        arm_line = [*arm.joints, through, vec3.add(through, vec3.scale(direction, beyond))]
         hit = intersect_depth(origin, direction, depth_m, camera, c, start_m=start,
                               arm=arm_line, angle_sigma_rad=ang)
         weight = {METHOD_EYE_FINGERTIP: 1.0, METHOD_EYE_WRIST: 0.85}.get(method, 0.7)
-        return Pointing(int(track_id), side, origin, direction, method,
-                        float(np.clip(arm.score * weight, 0.0, 1.0)), start_s,
+        return Pointing(int(track_id), side, np.array(origin), np.array(direction), method,
+                        min(max(arm.score * weight, 0.0), 1.0), start_s,
                         None if hit is None else hit[0],
-                        math.nan if hit is None else float(hit[1]), through.copy(),
+                        math.nan if hit is None else float(hit[1]), np.array(through),
                         math.degrees(ang))

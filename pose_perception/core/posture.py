@@ -69,10 +69,12 @@ from typing import Dict, Iterable, Optional, Tuple
 import numpy as np
 
 from .body_frame import (FEET, L_ANKLE, L_HIP, L_KNEE, L_SHOULDER, NOSE, R_ANKLE, R_HIP, R_KNEE,
-                         R_SHOULDER, TORSO, Skeleton, angle_deg, ramp, skeleton_from_arrays,
-                         skeleton_from_keypoints, unit)
+                         R_SHOULDER, TORSO, Skeleton, ramp, skeleton_from_arrays,
+                         skeleton_from_keypoints)
 from .falls import FallDetector, FallEvent
+from .joints import Joints
 from .types import Keypoints
+from .vec3 import add, angle_deg, dist, dot, neg, norm, scale, sub, unit
 
 _EPS = 1e-6          # stamps are floats
 _EXTENT = (NOSE, L_SHOULDER, R_SHOULDER, L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANKLE, R_ANKLE)
@@ -129,8 +131,14 @@ class PostureFeatures:
 
 
 def _nanmean(values) -> float:
-    v = [x for x in values if np.isfinite(x)]
-    return float(np.mean(v)) if v else math.nan
+    """Mean of the finite values (summed in order), NaN without any."""
+    v = [x for x in values if math.isfinite(x)]
+    if not v:
+        return math.nan
+    total = v[0]
+    for x in v[1:]:
+        total += x
+    return total / len(v)
 
 
 def posture_features(sk: Skeleton) -> PostureFeatures:
@@ -139,51 +147,67 @@ def posture_features(sk: Skeleton) -> PostureFeatures:
     hip, sho = sk.mean((L_HIP, R_HIP), True), sk.mean((L_SHOULDER, R_SHOULDER), True)
     if hip is None or sho is None:
         return f
-    f.trunk_deg = angle_deg(sho - hip, sk.up)
-    centre = (sho + hip) / 2.0
+    f.trunk_deg = angle_deg(sub(sho, hip), sk.up)
+    centre = scale(add(sho, hip), 0.5)
+    down = neg(sk.up)
     thigh, knee, fwd, legs = [], [], [], []
     for h, k, a in ((L_HIP, L_KNEE, L_ANKLE), (R_HIP, R_KNEE, R_ANKLE)):
         ph, pk, pa = sk.point(h), sk.point(k), sk.point(a)
         if ph is None or pk is None:
             continue
-        thigh.append(angle_deg(pk - ph, -sk.up))
+        thigh.append(angle_deg(sub(pk, ph), down))
         if pa is None:
             continue
-        knee.append(angle_deg(ph - pk, pa - pk))
-        t_len = float(np.linalg.norm(pk - ph))
-        legs.append(t_len + float(np.linalg.norm(pa - pk)))
-        th = sk.horizontal(pk - ph)
-        d = unit(th) if np.linalg.norm(th) >= 0.3 * t_len else None
-        fwd.append(0.0 if d is None else float(sk.horizontal(pa - centre) @ d) / max(t_len, _EPS))
+        knee.append(angle_deg(sub(ph, pk), sub(pa, pk)))
+        t_len = dist(pk, ph)
+        legs.append(t_len + dist(pa, pk))
+        th = sk.horizontal(sub(pk, ph))
+        d = unit(th) if norm(th) >= 0.3 * t_len else None
+        fwd.append(0.0 if d is None else dot(sk.horizontal(sub(pa, centre)), d) / max(t_len, _EPS))
     f.thigh_deg, f.knee_deg, f.feet_forward = _nanmean(thigh), _nanmean(knee), _nanmean(fwd)
     knees = sk.mean((L_KNEE, R_KNEE))
     if knees is not None:
-        f.hip_deg = angle_deg(sho - hip, knees - hip)
-    feet = [sk.height(sk.xyz[i]) for i in FEET if sk.valid[i]]
+        f.hip_deg = angle_deg(sub(sho, hip), sub(knees, hip))
+    feet = [sk.height(p) for p in sk.valid(FEET)]
     if legs and feet:
-        f.hip_ratio = (sk.height(hip) - min(feet)) / max(float(np.mean(legs)), _EPS)
-    pts = sk.xyz[[i for i in _EXTENT if sk.valid[i]]]
-    heights = pts @ sk.up
-    flat = pts - heights[:, None] * sk.up
-    span = float(np.max(np.linalg.norm(flat[:, None] - flat[None], axis=2)))
-    f.vertical_ratio = float(np.ptp(heights)) / max(span, 0.05)
+        f.hip_ratio = (sk.height(hip) - min(feet)) / max(_nanmean(legs), _EPS)
+    f.vertical_ratio = _vertical_ratio(sk)
     return f
+
+
+def _vertical_ratio(sk: Skeleton) -> float:
+    """Extent of the seen ``_EXTENT`` joints along up over their largest horizontal distance."""
+    pts = sk.valid(_EXTENT)
+    heights = [sk.height(p) for p in pts]
+    flat = [sub(p, scale(sk.up, h)) for p, h in zip(pts, heights)]
+    widest = 0.0                        # the largest squared distance (inlined: 36 pairs)
+    for i, (ax, ay, az) in enumerate(flat):
+        for bx, by, bz in flat[i + 1:]:
+            dx, dy, dz = ax - bx, ay - by, az - bz
+            d2 = dx * dx + dy * dy + dz * dz
+            if d2 > widest:
+                widest = d2
+    return (max(heights) - min(heights)) / max(math.sqrt(widest), 0.05)
 
 
 def _score(*factors: float) -> float:
     """Product of the factors that are known (NaN ones left out)."""
-    return float(np.prod([x for x in factors if np.isfinite(x)]))
+    out = 1.0
+    for x in factors:
+        if math.isfinite(x):
+            out *= x
+    return out
 
 
 def posture_scores(f: PostureFeatures) -> Dict[Posture, float]:
     """Per-class scores of the module docstring (empty without a trunk)."""
-    if not np.isfinite(f.trunk_deg):
+    if not math.isfinite(f.trunk_deg):
         return {}
-    hips_open = ramp(f.hip_deg, 100, 130) if np.isfinite(f.hip_deg) else 1.0
+    hips_open = ramp(f.hip_deg, 100, 130) if math.isfinite(f.hip_deg) else 1.0
     lying = _score(ramp(f.vertical_ratio, 0.8, 0.5),
                    max(ramp(f.trunk_deg, 75, 85), ramp(f.trunk_deg, 55, 75) * hips_open))
     scores = {Posture.LYING: lying}
-    if np.isfinite(f.thigh_deg):
+    if math.isfinite(f.thigh_deg):
         up = 1.0 - lying
         scores[Posture.STANDING] = up * _score(ramp(f.thigh_deg, 45, 25),
                                                ramp(f.knee_deg, 120, 150),
@@ -193,7 +217,7 @@ def posture_scores(f: PostureFeatures) -> Dict[Posture, float]:
                                               ramp(f.feet_forward, 0.3, 0.6))
         scores[Posture.CROUCHING] = up * (_score(ramp(f.knee_deg, 130, 100),
                                                  ramp(f.feet_forward, 0.6, 0.3))
-                                          if np.isfinite(f.knee_deg) else 0.0)
+                                          if math.isfinite(f.knee_deg) else 0.0)
     return scores
 
 
@@ -203,7 +227,7 @@ def _decide(f: PostureFeatures, cfg: PostureConfig) -> Tuple[Posture, float]:
         return Posture.UNKNOWN, 0.0
     second = scores[1][1] if len(scores) > 1 else 0.0
     conf = max(0.0, scores[0][1] - 0.5 * second)
-    if not np.isfinite(f.knee_deg):
+    if not math.isfinite(f.knee_deg):
         conf *= cfg.partial_scale
     return scores[0][0], float(conf)
 
@@ -248,15 +272,16 @@ class PostureTracker:
         self._tracks = {k: v for k, v in self._tracks.items() if k in keep}
 
     def update(self, track_id: int, keypoints: Keypoints, stamp_s: float, up,
-               world: Optional[np.ndarray] = None, world_up=None
-               ) -> Tuple[PostureState, Optional[FallEvent]]:
+               world: Optional[np.ndarray] = None, world_up=None,
+               joints: Optional[Joints] = None) -> Tuple[PostureState, Optional[FallEvent]]:
         """One person's frame: ``keypoints`` (blazepose33, 3D in the frame of ``up``),
         optionally the model's ``world`` (33, 3) with ``world_up`` (up in the camera's axes;
-        default ``up``) for when the lifted 3D lacks the torso."""
+        default ``up``) for when the lifted 3D lacks the torso; ``joints``: the keypoints'
+        3D when already read (``joints.joints_of``)."""
         cfg, t = self.cfg, float(stamp_s)
         self._tracks = {k: v for k, v in self._tracks.items()
                         if t - v.last_s <= cfg.forget_after_s + _EPS}
-        sk = skeleton_from_keypoints(keypoints, up, world, world_up, cfg.min_joint_score)
+        sk = skeleton_from_keypoints(keypoints, up, world, world_up, cfg.min_joint_score, joints)
         raw, conf = (Posture.UNKNOWN, 0.0) if sk is None else _decide(posture_features(sk), cfg)
         if sk is not None and sk.from_model:
             conf *= cfg.model_confidence_scale

@@ -25,6 +25,7 @@ from typing import Dict, Hashable, List, Optional, Sequence
 
 import numpy as np
 
+from .geometry import finite_rows
 from .tracking import person_centroid
 from .types import SOURCE_NONE, Keypoints, Person
 
@@ -32,8 +33,10 @@ _TIME_EPS = 1e-9
 
 
 def _alpha(dt: float, cutoff_hz):
-    """Smoothing factor of an exponential filter with the given cutoff (scalar or array)."""
-    tau = 1.0 / (2.0 * math.pi * np.maximum(cutoff_hz, 1e-6))
+    """Smoothing factor of an exponential filter with the given cutoff (float or array; a
+    float's on Python floats: the same value without numpy's per-call cost)."""
+    floor = max(cutoff_hz, 1e-6) if isinstance(cutoff_hz, float) else np.maximum(cutoff_hz, 1e-6)
+    tau = 1.0 / (2.0 * math.pi * floor)
     return 1.0 / (1.0 + tau / dt)
 
 
@@ -72,7 +75,7 @@ class OneEuroFilter:
         """Filter sample ``x`` taken at ``t`` seconds. ``valid`` (bool, broadcastable to the
         leading dims of x, e.g. (N,) for (N, 3)) marks usable elements; non-finite elements are
         invalid too. Invalid elements are returned as given and their state is reset."""
-        x = np.asarray(x, np.float64)
+        x = np.array(x, np.float64)           # a copy: kept as the last raw sample
         ok = np.isfinite(x)
         if valid is not None:
             v = np.asarray(valid, bool)
@@ -95,19 +98,19 @@ class OneEuroFilter:
             return x.copy()
 
         dt = t - self._t
-        old = ok & self._init
-        prev = np.where(old, self._x, x)
-        dx_raw = np.where(old, (x - np.where(old, self._raw, x)) / dt, 0.0)  # from raw samples
-        dx = np.where(old, self._dx + _alpha(dt, self.d_cutoff) * (dx_raw - self._dx), 0.0)
+        old = ok & self._init               # elements filtered before and valid now
+        every = bool(old.all())             # the usual frame: nothing to mask
+        dx = self._dx + _alpha(dt, self.d_cutoff) * ((x - self._raw) / dt - self._dx)
+        if not every:
+            dx = np.where(old, dx, 0.0)     # new and invalid elements: no derivative
         a = _alpha(dt, self.min_cutoff + self.beta * np.abs(dx))
-        out = np.where(old, prev + a * (x - prev), x)   # new and invalid elements: as given
-        self._x = np.where(ok, out, np.nan)
-        self._raw = np.where(ok, x, np.nan)
-        self._dx = dx
-        self._has_dx = old
-        self._init = ok.copy()
-        self._t = t
-        self._out = out
+        out = self._x + a * (x - self._x)
+        if every:
+            self._x, self._raw = out, x
+        else:
+            out = np.where(old, out, x)     # new and invalid elements: as given
+            self._x, self._raw = np.where(ok, out, np.nan), np.where(ok, x, np.nan)
+        self._dx, self._has_dx, self._init, self._t, self._out = dx, old, ok, t, out
         return out.copy()
 
 
@@ -170,19 +173,21 @@ class KeypointSmoother:
         elif stamp_s < state.last_s - _TIME_EPS:    # time went backwards for this key
             state = self._states[key] = _KeyState(self.config)
         state.last_s = max(state.last_s, stamp_s)
-        out = kp.copy()
-        out.xy = state.xy(kp.xy, stamp_s).astype(np.float32)
+        out = Keypoints(kp.layout, state.xy(kp.xy, stamp_s).astype(np.float32), kp.score.copy())
         if kp.xyz is not None:
-            valid = kp.xyz_valid if kp.xyz_valid is not None else np.isfinite(kp.xyz).all(axis=1)
+            valid = kp.xyz_valid if kp.xyz_valid is not None else finite_rows(kp.xyz)
             xyz = state.xyz(kp.xyz, stamp_s, valid).astype(np.float32)
             # valid only where the filter has a finite estimate (on a duplicated stamp it returns
             # its previous output, which has none for a point that just became valid)
-            ok = valid & np.isfinite(xyz).all(axis=1)
-            out.xyz = np.where(ok[:, None], xyz, np.float32(np.nan)).astype(np.float32)
-            if out.xyz_valid is not None:
-                out.xyz_valid = ok
-                out.xyz_sigma = np.where(ok, out.xyz_sigma, np.float32(np.nan)).astype(np.float32)
-                out.xyz_source = np.where(ok, out.xyz_source, SOURCE_NONE).astype(np.uint8)
+            ok = valid & finite_rows(xyz)
+            out.xyz = np.where(ok[:, None], xyz, np.float32(np.nan))
+            out.xyz_valid = ok
+            if kp.xyz_sigma is not None:
+                sigma = np.where(ok, kp.xyz_sigma, np.float32(np.nan))
+                out.xyz_sigma = sigma.astype(np.float32, copy=False)
+            if kp.xyz_source is not None:
+                source = np.where(ok, kp.xyz_source, SOURCE_NONE)
+                out.xyz_source = source.astype(np.uint8, copy=False)
         return out
 
 

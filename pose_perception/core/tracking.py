@@ -34,13 +34,14 @@ tracker (``ids``), so a face's id never equals a person's.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .geometry import box_iou_matrix
+from .geometry import box_iou_matrix, finite_rows, point_median
 from .types import Face, Keypoints, Person
 
 # BlazePose-33 torso joints: shoulders and hips
@@ -61,14 +62,14 @@ def torso_centroid(body: Keypoints, min_score: float = 0.0,
     """
     if body.xyz is None or body.xyz_valid is None:
         return None
-    ok = body.xyz_valid & np.isfinite(body.xyz).all(axis=1) & (body.score >= min_score)
+    ok = body.xyz_valid & finite_rows(body.xyz) & (body.score >= min_score)
     torso = _TORSO.get(body.layout)
     if torso is not None:
-        sel = np.asarray(torso)[ok[list(torso)]]
+        sel = [i for i in torso if ok[i]]
         if len(sel) >= min_points:
-            return np.median(body.xyz[sel].astype(np.float64), axis=0)
-    if ok.sum() >= max(3, min_points):
-        return np.median(body.xyz[ok].astype(np.float64), axis=0)
+            return point_median(body.xyz[sel].astype(np.float64))
+    if np.count_nonzero(ok) >= max(3, min_points):
+        return point_median(body.xyz[ok].astype(np.float64))
     return None
 
 
@@ -150,8 +151,8 @@ class _Track:
         if not self.has_vel or dt <= 0:
             return self.box, self.xy, self.centroid
         box = self.box + self.box_vel * dt
-        v = self.box_vel
-        xy = self.xy + 0.5 * np.array([v[0] + v[2], v[1] + v[3]]) * dt   # box centre velocity
+        v0, v1, v2, v3 = self.box_vel.tolist()
+        xy = self.xy + 0.5 * np.array([v0 + v2, v1 + v3]) * dt   # box centre velocity
         c = self.centroid
         if c is not None and self.centroid_vel is not None:
             c = c + self.centroid_vel * dt
@@ -183,7 +184,7 @@ class _Det:
         if not np.isfinite(self.box).all():
             raise ValueError(f"box must be finite, got {self.box}")
         self.xy = kps.xy.astype(np.float64)
-        self.kp_ok = (kps.score >= min_score) & np.isfinite(self.xy).all(axis=1)
+        self.kp_ok = (kps.score >= min_score) & finite_rows(self.xy)
         self.centroid = centroid
 
     @classmethod
@@ -199,8 +200,8 @@ def mesh_centroid(mesh: Keypoints) -> Optional[np.ndarray]:
     """Per-axis median of a face mesh's valid 3D points (at least 3), else None."""
     if mesh.xyz is None or mesh.xyz_valid is None:
         return None
-    ok = mesh.xyz_valid & np.isfinite(mesh.xyz).all(axis=1)
-    return np.median(mesh.xyz[ok].astype(np.float64), axis=0) if ok.sum() >= 3 else None
+    ok = mesh.xyz_valid & finite_rows(mesh.xyz)
+    return point_median(mesh.xyz[ok].astype(np.float64)) if np.count_nonzero(ok) >= 3 else None
 
 
 class Tracker:
@@ -297,23 +298,29 @@ class Tracker:
         """(tracks x detections) association cost in [0, 1]; forbidden pairs get 1e6."""
         cfg = self.config
         preds = [t.predict(stamp_s, cfg.max_prediction_s) for t in self._tracks]
-        pred_boxes = np.stack([p[0] for p in preds])
-        det_boxes = np.stack([d.box for d in dets])
-        iou = box_iou_matrix(pred_boxes, det_boxes)
+        pred_boxes = np.array([p[0] for p in preds])
+        det_boxes = np.array([d.box for d in dets])
+        iou = box_iou_matrix(pred_boxes, det_boxes).tolist()
         cost = np.zeros((len(preds), len(dets)))
         for i, (box, xy, centroid) in enumerate(preds):
             track = self._tracks[i]
-            scale = np.sqrt(max((box[2] - box[0]) * (box[3] - box[1]), 1.0))
+            x0, y0, x1, y1 = box.tolist()
+            scale = math.sqrt(max((x1 - x0) * (y1 - y0), 1.0))
             for j, det in enumerate(dets):
-                num = cfg.iou_weight * (1.0 - iou[i, j])
+                num = cfg.iou_weight * (1.0 - iou[i][j])
                 den = cfg.iou_weight
                 common = track.kp_ok & det.kp_ok
-                if cfg.keypoint_weight > 0 and common.sum() >= cfg.min_common_keypoints:
-                    d = np.linalg.norm(xy[common] - det.xy[common], axis=1).mean()
+                if cfg.keypoint_weight > 0 and \
+                        np.count_nonzero(common) >= cfg.min_common_keypoints:
+                    # the mean distance, as np.linalg.norm(e, axis=1).mean() computes it
+                    e = xy[common] - det.xy[common]
+                    r = np.sqrt(e[:, 0] * e[:, 0] + e[:, 1] * e[:, 1])
+                    d = np.add.reduce(r) / len(r)
                     num += cfg.keypoint_weight * min(d / (cfg.keypoint_distance_scale * scale), 1.0)
                     den += cfg.keypoint_weight
                 if centroid is not None and det.centroid is not None:
-                    d3 = float(np.linalg.norm(centroid - det.centroid))
+                    v = centroid - det.centroid
+                    d3 = math.sqrt(float(v.dot(v)))    # np.linalg.norm(v), without its checks
                     if d3 > cfg.max_distance_3d_m:
                         cost[i, j] = _INVALID
                         continue
