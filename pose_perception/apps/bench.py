@@ -129,7 +129,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
                           body_language=not args.no_body_language)
     n = int(args.frames)
     warm = args.warmup if args.warmup is not None else min(10, max(1, n // 2))
-    overlap = overlap_wanted(getattr(args, "overlap", "never"), per.provider)
+    overlap = overlap_wanted(args.overlap, per.provider)
     ours = measure(per, src, n, warm, lift, overlap)
     result: Dict[str, Any] = {
         "source": src.label,
@@ -138,7 +138,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         "warmup_frames": warm,
         **ours,
         "lift_and_track": lift,
-        "frame_overlap": getattr(args, "overlap", "never"),
+        "frame_overlap": args.overlap,
         "provider": per.provider,
         "precision": per.precision,
         "providers_requested": providers,

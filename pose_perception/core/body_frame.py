@@ -22,8 +22,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from . import vec3
-from .geometry import finite_rows
-from .joints import Joints, joints_of
+from .joints import Joints, joints_of, points_or_none
 from .types import Keypoints
 from .vec3 import Vec, unit
 
@@ -109,9 +108,8 @@ class Skeleton:
 def skeleton_from_arrays(xyz, valid, up) -> Skeleton:
     """A :class:`Skeleton` from (33, 3) points and their validity (non-finite points are
     invalid whatever ``valid`` says)."""
-    p = np.asarray(xyz, np.float64).reshape(-1, 3)
-    ok = (np.asarray(valid, bool).reshape(-1) & finite_rows(p)).tolist()
-    return Skeleton([tuple(q) if good else None for q, good in zip(p.tolist(), ok)], check_up(up))
+    return Skeleton(points_or_none(np.asarray(xyz, np.float64).reshape(-1, 3), valid),
+                    check_up(up))
 
 
 def skeleton_from_keypoints(kp: Keypoints, up, world: Optional[np.ndarray] = None,

@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 from typing import List, Optional, Union
 
+import numpy as np
+
 from .geometry import finite_rows
 from .types import Keypoints
 from .vec3 import Vec
@@ -38,13 +40,19 @@ class Joints:
         return s if math.isfinite(s) and s > 0 else default
 
 
+def points_or_none(xyz: np.ndarray, valid: np.ndarray) -> List[Optional[Vec]]:
+    """(N, 3) points as :mod:`.vec3` tuples, None where ``valid`` (N,) is false or the point is
+    not finite."""
+    ok = (np.asarray(valid, bool).reshape(-1) & finite_rows(xyz)).tolist()
+    return [tuple(p) if good else None for p, good in zip(xyz.tolist(), ok)]
+
+
 def joints_of(kp: Keypoints) -> Optional[Joints]:
     """The 3D joints of ``kp``; None without 3D."""
     if kp.xyz is None or kp.xyz_valid is None:
         return None
-    ok = (kp.xyz_valid & finite_rows(kp.xyz)).tolist()
-    points = [tuple(p) if good else None for p, good in zip(kp.xyz.tolist(), ok)]
-    sigma = kp.xyz_sigma.tolist() if kp.xyz_sigma is not None else [math.nan] * len(ok)
+    points = points_or_none(kp.xyz, kp.xyz_valid)
+    sigma = kp.xyz_sigma.tolist() if kp.xyz_sigma is not None else [math.nan] * len(points)
     return Joints(points, kp.score.tolist(), sigma)
 
 

@@ -146,11 +146,12 @@ class PoseNode(ImageIntake, FrameLookups, Node):
         CLOCK.mark("topics")
         self._ready_age_s = CLOCK.age_s()
         self._first_frame_done = False
-        self.diag.fact("start-up", CLOCK.summary(self._startup))
+        startup = CLOCK.summary(self._startup)
+        self.diag.fact("start-up", startup)
         self.get_logger().info(f"pose_node ready: colour '{self.topics['color_image']}'{depth}; "
                                f"provider {provider} "
                                f"({getattr(self.perception, 'precision', 'fp32')}); "
-                               f"output frame {out}; start-up {CLOCK.summary(self._startup)}")
+                               f"output frame {out}; start-up {startup}")
 
     # ------------------------------------------------------------------ configuration
     def _warn_if_gpu_missing(self, provider: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import List, Optional, Tuple
+from typing import List, Optional, Set, Tuple
 
 
 def process_age_s() -> float:
@@ -31,7 +31,7 @@ class StartupClock:
 
     def __init__(self) -> None:
         self.marks: List[Tuple[str, float]] = []
-        self._process_marks: List[int] = []     # indices into marks
+        self._process_marks: Set[int] = set()     # indices into marks
         age = process_age_s()
         # the process's start on the monotonic clock (without /proc: this module's import)
         self._t0_mono = time.monotonic() - (age if math.isfinite(age) else 0.0)
@@ -42,7 +42,7 @@ class StartupClock:
     def mark(self, name: str, process: bool = False) -> float:
         age = self.age_s()
         if process:
-            self._process_marks.append(len(self.marks))
+            self._process_marks.add(len(self.marks))
         self.marks.append((name, age))
         return age
 
