@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pose_perception.core.depth_windows import (disc_offsets, front_cluster_1d,
-                                                front_cluster_rows, median, sample_windows)
+                                                front_cluster_rows, sample_windows)
 
 
 def gap_fn(z):
@@ -125,11 +125,3 @@ def test_sample_windows_matches_the_per_sample_reference(where):
     wide = np.zeros((h, 2 * w), np.float32)
     wide[:, ::2] = depth
     np.testing.assert_array_equal(sample_windows(wide[:, ::2], uv, radius, offsets, 0.1), got)
-
-
-def test_median_is_numpys():
-    rng = np.random.default_rng(2)
-    for n in (1, 2, 3, 10, 11):
-        x = rng.normal(size=n)
-        assert median(x) == np.median(x)
-    assert np.isnan(median(np.array([]))) and np.isnan(median(np.array([1.0, np.nan])))

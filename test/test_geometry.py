@@ -112,3 +112,15 @@ def test_weighted_kabsch_recovers_the_motion_and_never_reflects():
     # a mirrored target: the best *proper* rotation (det +1)
     R4, _ = geo.weighted_kabsch(src, src * [1, 1, -1])
     assert np.linalg.det(R4) == pytest.approx(1.0)
+
+
+def test_medians_are_numpys():
+    from pose_perception.core.geometry import median, point_median
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 3, 10, 11):
+        x = rng.normal(size=n)
+        assert median(x) == np.median(x)
+        pts = rng.normal(size=(n, 3))
+        np.testing.assert_array_equal(point_median(pts), np.median(pts, axis=0))
+    assert median(np.arange(6.0).reshape(2, 3)) == 2.5                 # all values
+    assert np.isnan(median(np.array([]))) and np.isnan(median(np.array([1.0, np.nan])))

@@ -16,16 +16,6 @@ import numpy as np
 GapFn = Callable[[np.ndarray], np.ndarray]
 
 
-def median(values: np.ndarray) -> float:
-    """``np.median`` of a small 1-D array (NaN if it holds NaN or is empty), without its
-    per-call overhead (the same value: mean of the two middle values for an even count)."""
-    v = np.sort(values, axis=None)
-    n = v.size
-    if n == 0 or v[-1] != v[-1]:
-        return float("nan")
-    return float(0.5 * (v[(n - 1) // 2] + v[n // 2]))
-
-
 def disc_offsets(n: int) -> np.ndarray:
     """(G, 2) sample offsets on an n x n grid inside the unit disc (centre included)."""
     g = np.linspace(-1.0, 1.0, n)

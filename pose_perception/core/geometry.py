@@ -1,6 +1,6 @@
 """Geometry used across the package, each function once: point sets (which points are finite,
-their per-axis median), axis-aligned boxes (IoU, coverage, non-maximum suppression),
-quaternions, rigid transforms and the weighted rigid (Kabsch) fit.
+their median, per axis or of all values), axis-aligned boxes (IoU, coverage, non-maximum
+suppression), quaternions, rigid transforms and the weighted rigid (Kabsch) fit.
 
 Conventions: boxes are ``x0, y0, x1, y1`` in pixels; quaternions are (x, y, z, w), ROS order
 (transforms3d's are w, x, y, z: converted here); a 4x4 transform ``T_target_source`` maps a point
@@ -29,13 +29,26 @@ def finite_rows(points: np.ndarray) -> np.ndarray:
     return ok
 
 
-def point_median(points: np.ndarray) -> np.ndarray:
-    """Per-axis median of (N >= 1, K) points without NaN: ``np.median(points, axis=0)``, the
-    same values (the mean of the two middle ones for an even N) without its per-call overhead
-    (~2 us instead of ~11 us)."""
-    s = np.sort(points, axis=0)
+def _middle(s: np.ndarray):
+    """The median of values sorted along axis 0: the mean of the two middle ones for an even
+    count (as ``np.median``)."""
     n = len(s)
     return 0.5 * (s[(n - 1) // 2] + s[n // 2])
+
+
+def point_median(points: np.ndarray) -> np.ndarray:
+    """Per-axis median of (N >= 1, K) points without NaN: ``np.median(points, axis=0)``, the
+    same values without its per-call overhead (~2 us instead of ~11 us)."""
+    return _middle(np.sort(points, axis=0))
+
+
+def median(values: np.ndarray) -> float:
+    """``np.median`` of a small array's values (NaN if one is NaN or there are none), without
+    its per-call overhead."""
+    v = np.sort(values, axis=None)
+    if v.size == 0 or v[-1] != v[-1]:          # NaN sorts last
+        return float("nan")
+    return float(_middle(v))
 
 
 # ------------------------------------------------------------------------------------ boxes

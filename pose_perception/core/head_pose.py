@@ -28,8 +28,7 @@ import cv2
 import numpy as np
 
 from .camera import CameraModel
-from .depth_windows import median
-from .geometry import matrix_to_quat, weighted_kabsch
+from .geometry import matrix_to_quat, median, weighted_kabsch
 from .types import SOURCE_DEPTH, HeadPose, Keypoints
 
 # mesh vertex -> (x forward, y left, z up) metres, origin at the sellion (vertex 168)

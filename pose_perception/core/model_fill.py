@@ -7,8 +7,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .camera import CameraModel
-from .depth_windows import median
-from .geometry import weighted_kabsch
+from .geometry import median, weighted_kabsch
 from .lifting_config import LiftingConfig
 from .types import SOURCE_DEPTH, SOURCE_MODEL, Keypoints
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 import numpy as np
 
-from .depth_windows import median
+from .geometry import median
 from .types import SOURCE_MODEL, Keypoints
 
 if TYPE_CHECKING:   # pragma: no cover
