@@ -68,6 +68,15 @@ def test_bench_json_has_the_promised_keys(models, capsys):
         pytest.approx(lat["mean"], abs=0.05)
     assert 0 < r["non_inference_share"] < 1
     assert "not inference:" in table
+    # which model the inference time went to: one body and one face a frame in the sample
+    m = {v["model"]: v for v in r["models"]}
+    assert m["pose_landmark_full"]["calls_per_frame"] >= 1.0
+    assert m["pose_landmark_full"]["inputs_per_frame"] == pytest.approx(r["people_per_frame"])
+    assert m["face_landmark"]["inputs_per_frame"] >= r["faces_per_frame"]
+    assert all(v["ms_per_frame"] > 0 and v["ms_per_call"] > 0 for v in m.values())
+    costs = [v["ms_per_frame"] for v in r["models"]]
+    assert costs == sorted(costs, reverse=True)          # the costliest first
+    assert "pose_landmark_full" in table and "ms/call" in table
 
 
 def test_bench_body_language_cost_in_one_run(models, capsys):
@@ -106,6 +115,37 @@ def test_inference_clock_counts_overlapping_runs_once():
     assert 95 <= busy <= wall + 1          # about the longer run, not the 150 ms of both
     time.sleep(0.02)
     assert clock.total_ms() - start == pytest.approx(busy)   # nothing runs: no time added
+
+
+def test_inference_clock_counts_each_model_on_its_own():
+    """Per model: calls, inputs (batch sizes) and each run's own time, even where two models
+    run at once (their own times then add up to more than the clock's)."""
+    import threading
+    import time
+    from pose_perception.core.worker import InferenceClock
+    clock = InferenceClock()
+    start = clock.total_ms()
+
+    def run(name, seconds, inputs):
+        with clock.running(name, inputs):
+            time.sleep(seconds)
+    a = threading.Thread(target=run, args=("body", 0.10, 2))
+    b = threading.Thread(target=run, args=("face", 0.05, 1))
+    a.start(), b.start()
+    a.join(), b.join()
+    run("face", 0.02, 3)
+    with clock.running():                 # an unnamed run counts only in the total
+        time.sleep(0.01)
+    before = clock.by_model()
+    assert set(before) == {"body", "face"}
+    assert (before["body"].calls, before["body"].inputs) == (1, 2)
+    assert (before["face"].calls, before["face"].inputs) == (2, 4)
+    assert 95 <= before["body"].ms <= 150 and 65 <= before["face"].ms <= 120
+    assert before["body"].ms + before["face"].ms > clock.total_ms() - start - 12
+    run("face", 0.01, 1)
+    after = clock.by_model()["face"].since(before["face"])
+    assert (after.calls, after.inputs) == (1, 1) and 9 <= after.ms <= 60
+    assert clock.by_model()["body"].since(None).calls == 1
 
 
 def test_bench_three_people_and_no_face(models, capsys):

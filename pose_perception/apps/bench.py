@@ -63,6 +63,7 @@ def measure(per, src: PreparedSource, n: int, warm: int, lift: bool = True,
             per, lambda res, i: done.append((res.timings_ms["total"], res)) if i >= warm
             else None)
     t_measure = cpu_measure = inference0 = None
+    models0: Dict[str, Any] = {}
     try:
         for i, (k, stamp) in enumerate(looped(src.seq, warm + n)):
             if i == warm:
@@ -70,6 +71,7 @@ def measure(per, src: PreparedSource, n: int, warm: int, lift: bool = True,
                     runner.flush()               # the warm-up's last frame is not measured
                 t_measure, cpu_measure = time.perf_counter(), time.process_time()  # all threads
                 inference0 = INFERENCE_CLOCK.total_ms()
+                models0 = INFERENCE_CLOCK.by_model()
             args = (src.rgb[k], stamp, src.depth[k] if lift else None,
                     src.cameras[k] if lift else None)
             if runner is not None:
@@ -84,6 +86,8 @@ def measure(per, src: PreparedSource, n: int, warm: int, lift: bool = True,
         wall = time.perf_counter() - t_measure
         cpu = time.process_time() - cpu_measure
         inference_ms = INFERENCE_CLOCK.total_ms() - inference0
+        models = {name: m.since(models0.get(name))
+                  for name, m in INFERENCE_CLOCK.by_model().items()}
     finally:
         if runner is not None:
             runner.close()
@@ -110,7 +114,18 @@ def measure(per, src: PreparedSource, n: int, warm: int, lift: bool = True,
         # share of the measured wall time in which no model ran
         "non_inference_share": rounded(max(0.0, 1.0 - inference_ms / (wall * 1e3)), 3)
         if wall > 0 else None,
+        "models": per_model(models, n),
     }
+
+
+def per_model(models: Dict[str, Any], n: int) -> List[Dict[str, Any]]:
+    """Each model that ran while measuring (``ModelTime`` since the start), per measured frame:
+    calls, inputs (summed batch sizes) and milliseconds of its runs, and ms per call; the
+    costliest (ms per frame) first."""
+    return [{"model": name, "calls_per_frame": rounded(m.calls / n, 3),
+             "inputs_per_frame": rounded(m.inputs / n, 3), "ms_per_frame": rounded(m.ms / n),
+             "ms_per_call": rounded(m.ms / m.calls)}
+            for name, m in sorted(models.items(), key=lambda kv: -kv[1].ms) if m.calls > 0]
 
 
 def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
@@ -263,7 +278,9 @@ def format_bench(r: Dict[str, Any]) -> str:
                          f"{_fmt(r['stages_mean'][s])}")
     lines += [f"  not inference: {100 * r['non_inference_share']:.1f} % of the time measured, "
               "no model running (crops, decoding, lifting, tracking, association, interaction)",
-              "",
+              ""]
+    lines += format_models(r.get("models") or [])
+    lines += [
               f"  throughput {r['fps']} frames/s; peak RSS {r['peak_rss_mb']} MB (process; "
               f"{r['rss_source_mb']} MB with the frames loaded before the pipeline, "
               f"{r['rss_end_mb']} MB at the end)",
@@ -282,6 +299,20 @@ def format_bench(r: Dict[str, Any]) -> str:
     if "body_face" in r:
         lines += ["", format_comparison(r)]
     return "\n".join(lines)
+
+
+def format_models(models: List[Dict[str, Any]]) -> List[str]:
+    """The per-model table (``per_model``), with a blank line after it; nothing without models."""
+    if not models:
+        return []
+    lines = [f"  {'model':<28} {'calls/f':>8} {'inputs/f':>9} {'ms/f':>8} {'ms/call':>8}"]
+    for m in models:
+        lines.append(f"  {m['model']:<28} {m['calls_per_frame']:>8.2f} "
+                     f"{m['inputs_per_frame']:>9.2f} {_fmt(m['ms_per_frame'])} "
+                     f"{_fmt(m['ms_per_call'])}")
+    lines += ["  (each model's own run time; runs on two threads at once overlap, so these can "
+              "add up to more than 'some model runs')", ""]
+    return lines
 
 
 def format_comparison(r: Dict[str, Any]) -> str:

@@ -437,7 +437,9 @@ class OnnxModel:
         dict. Returns all outputs in the model's order (or those named in ``outputs``)."""
         if isinstance(feed, np.ndarray):
             feed = {self.input_names[0]: feed}
-        with INFERENCE_CLOCK.running():
+        first = feed.get(self.input_names[0]) if self.input_names else None
+        batch = int(first.shape[0]) if getattr(first, "ndim", 0) else 1
+        with INFERENCE_CLOCK.running(self.name, batch):
             return self.session.run(outputs, feed)
 
     def warmup(self, batch: int = 1) -> None:

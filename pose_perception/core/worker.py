@@ -6,6 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Dict, Iterator, Optional
 
 
@@ -58,33 +59,64 @@ class InferenceClock:
     """Wall time during which at least one model runs, summed over the process: every
     ``OnnxModel.run`` enters and leaves it. Two models running at once on two threads count
     once, so that ``frame time - inference`` is the time of the frame in which no model ran
-    (crops, decoding, lifting, tracking, ...). The cost is one lock per model run."""
+    (crops, decoding, lifting, tracking, ...). Each named model's own runs are also counted
+    (:meth:`by_model`: calls, inputs, milliseconds; two models' times may overlap). The cost is
+    one lock per model run."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._active = 0
         self._since = 0.0
         self._total = 0.0
+        self._models: Dict[str, ModelTime] = {}
 
     @contextmanager
-    def running(self) -> Iterator[None]:
+    def running(self, model: str = "", inputs: int = 1) -> Iterator[None]:
+        """Around one model run; ``model`` (its name) and ``inputs`` (its batch size) count it
+        in :meth:`by_model`."""
         with self._lock:
+            t0 = time.perf_counter()
             if self._active == 0:
-                self._since = time.perf_counter()
+                self._since = t0
             self._active += 1
         try:
             yield
         finally:
             with self._lock:
+                t1 = time.perf_counter()
                 self._active -= 1
                 if self._active == 0:
-                    self._total += time.perf_counter() - self._since
+                    self._total += t1 - self._since
+                if model:
+                    m = self._models.setdefault(model, ModelTime())
+                    m.calls += 1
+                    m.inputs += int(inputs)
+                    m.ms += (t1 - t0) * 1e3
 
     def total_ms(self) -> float:
         """Milliseconds with some model running so far (runs still going count up to now)."""
         with self._lock:
             busy = time.perf_counter() - self._since if self._active else 0.0
             return (self._total + busy) * 1e3
+
+    def by_model(self) -> Dict[str, "ModelTime"]:
+        """A copy of each model's count so far (runs still going are not in it)."""
+        with self._lock:
+            return {k: ModelTime(v.calls, v.inputs, v.ms) for k, v in self._models.items()}
+
+
+@dataclass
+class ModelTime:
+    """One model's runs: how many, on how many inputs (summed batch sizes), for how long."""
+
+    calls: int = 0
+    inputs: int = 0
+    ms: float = 0.0
+
+    def since(self, before: Optional["ModelTime"]) -> "ModelTime":
+        """The runs after the count ``before`` (None: all)."""
+        b = before or ModelTime()
+        return ModelTime(self.calls - b.calls, self.inputs - b.inputs, self.ms - b.ms)
 
 
 INFERENCE_CLOCK = InferenceClock()
