@@ -1,8 +1,16 @@
 """The one entry point of every node's ``main()``: ``--help``, rclpy start-up, clear one-line
 errors for bad parameters or missing models (exit code 1), and exit code 0 on SIGINT / SIGTERM
-at any moment or on an external shutdown (see :mod:`pose_perception.ros.stop`)."""
+at any moment or on an external shutdown (see :mod:`pose_perception.ros.stop`).
+
+The nodes spin on rclpy's ``EventsExecutor`` where the installed rclpy has it (Kilted and newer),
+else on ``SingleThreadedExecutor``: the events executor hands each message over from a C++ queue,
+where the single-threaded one rebuilds its wait set in Python for every callback (about a tenth
+of a core at 30 Hz colour + depth + CameraInfo, taken from pose_node's worker; README
+"Performance"). ``POSE_PERCEPTION_EXECUTOR=single`` (or ``events``) overrides the choice."""
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import time
 from typing import Callable, List, Optional, Sequence, Tuple, Type
@@ -18,6 +26,8 @@ from .stop import STOP
 # rclpy's RCLError (e.g. unparsable --ros-args) a RuntimeError
 USER_ERRORS: Tuple[Type[BaseException], ...] = (ValueError, RuntimeError, FileNotFoundError)
 SPIN_POLL_S = 0.1          # how often the spin loop looks at the stop request
+EXECUTOR_ENV = "POSE_PERCEPTION_EXECUTOR"   # 'events' or 'single': overrides the choice
+EXECUTORS = ("events", "single")
 LINGER_S = 0.2             # a node that finished by itself: time for its last messages to leave
 
 
@@ -40,9 +50,10 @@ def run_node(name: str, usage: str, factory: Callable[[], "rclpy.node.Node"],
         # may be using it: the stop request handles both signals instead
         rclpy.init(args=[name] + args, signal_handler_options=SignalHandlerOptions.NO)
         CLOCK.mark("rclpy.init", process=True)
+        kind = executor_kind()               # a bad override fails before the node is built
         node = factory()
         with STOP.deferred():
-            _spin(_as_list(node), until)
+            _spin(_as_list(node), until, kind)
     except KeyboardInterrupt as exc:
         STOP.keep(exc)          # never collect what it interrupted (a half-built node)
     except USER_ERRORS as exc:
@@ -64,8 +75,44 @@ def _as_list(node) -> list:
     return [] if node is None else list(node) if isinstance(node, (list, tuple)) else [node]
 
 
-def _spin(nodes: list, until: Optional[Callable]) -> None:
-    executor = SingleThreadedExecutor(context=nodes[0].context)
+def executor_kind(environ=os.environ) -> str:
+    """'events' (rclpy's EventsExecutor, where this rclpy has it) or 'single'; the environment
+    variable ``POSE_PERCEPTION_EXECUTOR`` overrides (ValueError for another value, 'events'
+    falls back to 'single' with a warning where rclpy lacks it)."""
+    wanted = environ.get(EXECUTOR_ENV, "").strip().lower()
+    if wanted and wanted not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR_ENV}={wanted!r}: expected one of {', '.join(EXECUTORS)}")
+    if wanted == "single":
+        return "single"
+    if _events_executor() is not None:
+        return "events"
+    if wanted == "events":
+        logging.getLogger(__name__).warning(
+            "%s=events but this rclpy has no EventsExecutor: using SingleThreadedExecutor",
+            EXECUTOR_ENV)
+    return "single"
+
+
+def _events_executor():
+    try:
+        from rclpy.experimental import EventsExecutor
+    except ImportError:
+        return None
+    return EventsExecutor
+
+
+def make_executor(context, kind: Optional[str] = None):
+    """The executor ``executor_kind`` chooses (or ``kind``), on ``context``."""
+    kind = kind or executor_kind()
+    if kind == "events":
+        return _events_executor()(context=context)
+    return SingleThreadedExecutor(context=context)
+
+
+def _spin(nodes: list, until: Optional[Callable], kind: str) -> None:
+    executor = make_executor(nodes[0].context, kind)
+    nodes[0].get_logger().info("spinning on rclpy's " + ("EventsExecutor" if kind == "events"
+                                                         else "SingleThreadedExecutor"))
     for node in nodes:
         executor.add_node(node)
     try:
