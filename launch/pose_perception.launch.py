@@ -14,7 +14,9 @@ config/pose_perception.yaml). Topic names and remaps for common cameras: README.
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import (DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler,
+                            SetEnvironmentVariable)
+from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -149,11 +151,12 @@ def pose_node_overrides(context) -> dict:
     return overrides
 
 
-def one_process_node(params_file: str, nodes: dict, ros_args: dict):
-    """One pose_perception_nodes process running ``nodes`` ({name: (executable, overrides)}).
-    Its nodes keep their own names, so no ``name=`` here (it would rename all of them), and the
-    overrides go in a parameter file keyed by node name (a dict would reach every node, and a
-    node refuses parameters it does not know)."""
+def one_process_node(params_file: str, nodes: dict, ros_args: dict) -> list:
+    """One pose_perception_nodes process running ``nodes`` ({name: (executable, overrides)}),
+    and the removal of its parameter file when the launch shuts down. Its nodes keep their own
+    names, so no ``name=`` here (it would rename all of them), and the overrides go in a
+    temporary parameter file keyed by node name (a dict would reach every node, and a node
+    refuses parameters it does not know)."""
     import tempfile
 
     import yaml
@@ -163,9 +166,18 @@ def one_process_node(params_file: str, nodes: dict, ros_args: dict):
                                      delete=False) as f:
         yaml.safe_dump(per_node, f)
     options = [ONE_PROCESS_OPTIONS[n] for n in nodes if n in ONE_PROCESS_OPTIONS]
-    return Node(package=PACKAGE, executable="pose_perception_nodes", output="screen",
+    node = Node(package=PACKAGE, executable="pose_perception_nodes", output="screen",
                 emulate_tty=True, arguments=options, parameters=[params_file, f.name],
                 **ros_args)
+    return [node, RegisterEventHandler(OnShutdown(
+        on_shutdown=lambda event, context, path=f.name: _remove(path)))]
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def transport_actions(context) -> list:
@@ -211,7 +223,7 @@ def _nodes(context, *args, **kwargs):
         nodes["sample_camera"] = ("sample_camera_node", cam_over)
     actions = transport_actions(context) + mount_actions
     if _flag(context, "one_process"):
-        actions.append(one_process_node(params_file, nodes, ros_args))
+        actions += one_process_node(params_file, nodes, ros_args)
     else:
         actions += [Node(package=PACKAGE, executable=exe, name=name, output="screen",
                          emulate_tty=True, parameters=[params_file, over], **ros_args)

@@ -172,3 +172,20 @@ def test_one_process_starts_one_executable_with_per_node_parameters():
         "base_footprint"
     args = ["".join(getattr(s, "text", s) for s in a) for a in node._Node__arguments]
     assert args == ["--safety", "--sample-camera"]
+    # the temporary parameter file goes when the launch shuts down
+    from launch.actions import RegisterEventHandler
+    from launch.event_handlers import OnShutdown
+    from launch.events import Shutdown
+    from launch_ros.actions import Node
+    ctx, fn = _context(mod, one_process="true")
+    actions = fn.execute(ctx)
+    (node,) = [a for a in actions if isinstance(a, Node)]
+    (path,) = ["".join(getattr(sub, "text", sub) for sub in p.param_file)
+               for p in node._Node__parameters
+               if hasattr(p, "param_file") and "pose_perception_nodes_" in
+               "".join(getattr(sub, "text", sub) for sub in p.param_file)]
+    (handler,) = [a.event_handler for a in actions if isinstance(a, RegisterEventHandler)
+                  and isinstance(a.event_handler, OnShutdown)]
+    assert Path(path).is_file()
+    handler.handle(Shutdown(), ctx)
+    assert not Path(path).exists()
