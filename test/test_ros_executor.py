@@ -1,5 +1,5 @@
-"""The nodes' executor choice (ros.run.executor_kind): rclpy's EventsExecutor where it exists,
-SingleThreadedExecutor otherwise or when POSE_PERCEPTION_EXECUTOR says so."""
+"""The nodes' executor choice (ros.run.executor_kind): SingleThreadedExecutor, or rclpy's
+EventsExecutor where it exists and POSE_PERCEPTION_EXECUTOR=events asks for it."""
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
@@ -15,8 +15,9 @@ def _has_events() -> bool:
     return True
 
 
-def test_default_is_the_events_executor_where_rclpy_has_it():
-    assert run.executor_kind({}) == ("events" if _has_events() else "single")
+def test_default_is_the_single_threaded_executor():
+    assert run.executor_kind({}) == "single"
+    assert run.executor_kind({run.EXECUTOR_ENV: ""}) == "single"
 
 
 def test_environment_overrides_and_bad_values_are_refused():

@@ -2,11 +2,13 @@
 errors for bad parameters or missing models (exit code 1), and exit code 0 on SIGINT / SIGTERM
 at any moment or on an external shutdown (see :mod:`pose_perception.ros.stop`).
 
-The nodes spin on rclpy's ``EventsExecutor`` where the installed rclpy has it (Kilted and newer),
-else on ``SingleThreadedExecutor``: the events executor hands each message over from a C++ queue,
-where the single-threaded one rebuilds its wait set in Python for every callback (about a tenth
-of a core at 30 Hz colour + depth + CameraInfo, taken from pose_node's worker; README
-"Performance"). ``POSE_PERCEPTION_EXECUTOR=single`` (or ``events``) overrides the choice."""
+The nodes spin on ``SingleThreadedExecutor``. ``POSE_PERCEPTION_EXECUTOR=events`` opts in to
+rclpy's ``EventsExecutor`` (Kilted and newer): it hands each message over from a C++ queue,
+where the single-threaded one rebuilds its wait set in Python for every callback (pose_node's
+executor thread: 5.8 % instead of 12.7 % of a core at 30 Hz colour + depth + CameraInfo), but in
+our stop cycles (``test/stop_cycles.py``) 3 of 100 node processes on it did not exit cleanly
+(one hung at shutdown), none of 200 on the single-threaded one, so it is not the default
+(README "Performance")."""
 from __future__ import annotations
 
 import logging
@@ -26,7 +28,7 @@ from .stop import STOP
 # rclpy's RCLError (e.g. unparsable --ros-args) a RuntimeError
 USER_ERRORS: Tuple[Type[BaseException], ...] = (ValueError, RuntimeError, FileNotFoundError)
 SPIN_POLL_S = 0.1          # how often the spin loop looks at the stop request
-EXECUTOR_ENV = "POSE_PERCEPTION_EXECUTOR"   # 'events' or 'single': overrides the choice
+EXECUTOR_ENV = "POSE_PERCEPTION_EXECUTOR"   # 'single' (default) or 'events'
 EXECUTORS = ("events", "single")
 LINGER_S = 0.2             # a node that finished by itself: time for its last messages to leave
 
@@ -76,21 +78,18 @@ def _as_list(node) -> list:
 
 
 def executor_kind(environ=os.environ) -> str:
-    """'events' (rclpy's EventsExecutor, where this rclpy has it) or 'single'; the environment
-    variable ``POSE_PERCEPTION_EXECUTOR`` overrides (ValueError for another value, 'events'
-    falls back to 'single' with a warning where rclpy lacks it)."""
-    wanted = environ.get(EXECUTOR_ENV, "").strip().lower()
-    if wanted and wanted not in EXECUTORS:
+    """'single' (the default) or 'events' (rclpy's EventsExecutor) as the environment variable
+    ``POSE_PERCEPTION_EXECUTOR`` asks (ValueError for another value; 'events' falls back to
+    'single' with a warning where this rclpy lacks it)."""
+    wanted = environ.get(EXECUTOR_ENV, "").strip().lower() or "single"
+    if wanted not in EXECUTORS:
         raise ValueError(f"{EXECUTOR_ENV}={wanted!r}: expected one of {', '.join(EXECUTORS)}")
-    if wanted == "single":
-        return "single"
-    if _events_executor() is not None:
-        return "events"
-    if wanted == "events":
+    if wanted == "events" and _events_executor() is None:
         logging.getLogger(__name__).warning(
             "%s=events but this rclpy has no EventsExecutor: using SingleThreadedExecutor",
             EXECUTOR_ENV)
-    return "single"
+        return "single"
+    return wanted
 
 
 def _events_executor():
