@@ -204,14 +204,13 @@ def body_language_cost(per, src: PreparedSource, n: int, warm: int, args,
     off = make_perception(providers, args.threads, not args.no_face, args.hands,
                           precision=args.precision, interaction=not args.no_interaction,
                           body_language=False)
+    overlap = overlap_wanted(args.overlap, per.provider)    # both pipelines share providers
     try:
         fps: Dict[str, List[float]] = {"on": [], "off": []}
         for _ in range(2):
             for key, p in (("on", per), ("off", off)):
                 p.reset()
-                fps[key].append(float(measure(p, src, n, warm,
-                                              overlap=overlap_wanted(args.overlap, p.provider)
-                                              )["fps"]))
+                fps[key].append(float(measure(p, src, n, warm, overlap=overlap)["fps"]))
     finally:
         off.close()
     on, no = float(np.mean(fps["on"])), float(np.mean(fps["off"]))

@@ -3,9 +3,10 @@
     pose-perception nodes [--safety] [--sample-camera] [--ros-args --params-file FILE -p ...]
 
 pose_node, and with the options the safety monitor and the sample camera, each the same node as
-its own executable (same names, parameters, topics), on one single-threaded executor (rclpy's
-EventsExecutor where it has one, see :mod:`pose_perception.ros.run`; pose_node processes frames
-in its own worker thread; a MultiThreadedExecutor made the callbacks fight over the GIL). One
+its own executable (same names, parameters, topics), on one ``SingleThreadedExecutor`` (or
+rclpy's EventsExecutor with ``POSE_PERCEPTION_EXECUTOR=events``, see
+:mod:`pose_perception.ros.run`; pose_node processes frames in its own worker thread; a
+MultiThreadedExecutor made the callbacks fight over the GIL). One
 process instead of two or three: one Python interpreter, one set of imports and one DDS
 participant's worth of discovery; the images from the sample camera and the skeletons to the
 safety monitor do not leave the process (Fast DDS delivers them in-process). Parameters come as
