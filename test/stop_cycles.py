@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 STOP_WAIT_S = 20.0          # a process must be gone this long after the signal
@@ -52,7 +53,10 @@ class Failure:
     output: str
 
     def __str__(self) -> str:
-        tail = "\n    ".join(self.output.strip().splitlines()[-12:])
+        lines = self.output.strip().splitlines()
+        hung = [i for i, line in enumerate(lines) if line.startswith("(still running")]
+        # the last 12 lines of its own output, and the stacks of a hung process in full
+        tail = "\n    ".join(lines[max(0, hung[0] - 12):] if hung else lines[-12:])
         return (f"cycle {self.cycle}: {self.name} got {self.signal} {self.after_s:.2f} s after "
                 f"start, exit code {self.returncode}\n    {tail}")
 
@@ -65,42 +69,105 @@ def _env() -> Dict[str, str]:
     return env
 
 
+def catches_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` has its own SIGTERM handler now (``SigCgt`` in /proc; True where
+    that cannot be read: such a process is judged as one whose handler was installed). The entry
+    scripts install the stop handlers for SIGINT and SIGTERM together, before their imports;
+    before that only the interpreter's own start-up ran, where the signals' default action
+    applies (and Python's own SIGINT handler)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    except OSError:
+        pass
+    return True
+
+
+def _ended_by_default_action(returncode: Optional[int], text: str, sig: signal.Signals) -> bool:
+    """Ended as a Python process with no handler of its own ends on ``sig``: killed by it, or
+    for SIGINT Python's KeyboardInterrupt (exit code -2 and a traceback, or 1 before Python 3.8)."""
+    return returncode == -sig or (sig == signal.SIGINT and returncode in (1, -sig)
+                                  and "KeyboardInterrupt" in text)
+
+
 def _finish(procs: Dict[str, subprocess.Popen], cycle: int, sig: signal.Signals,
-            after: float) -> List[Failure]:
-    failures = []
+            after: float, early: Dict[str, bool]) -> Tuple[List[Failure], int]:
+    """The failures among ``procs``, and how many ended by the signal's default action because
+    the signal came before they had installed their handler (``early``: name -> True)."""
+    failures, before_handler = [], 0
     for name, p in procs.items():
         try:
             out, _ = p.communicate(timeout=STOP_WAIT_S)
         except subprocess.TimeoutExpired:
+            stacks = _stacks(p.pid)
             p.kill()
             out, _ = p.communicate()
-            out += f"\n(still running {STOP_WAIT_S:g} s after the signal: killed)".encode()
+            out += f"\n(still running {STOP_WAIT_S:g} s after the signal: killed)\n".encode()
+            out += stacks.encode()
         text = out.decode(errors="replace")
-        if p.returncode != 0 or any(b in text for b in BAD_OUTPUT):
+        if early.get(name) and _ended_by_default_action(p.returncode, text, sig):
+            before_handler += 1
+        elif p.returncode != 0 or any(b in text for b in BAD_OUTPUT):
             failures.append(Failure(cycle, name, sig.name, after, p.returncode, text))
-    return failures
+    return failures, before_handler
+
+
+def _stacks(pid: int) -> str:
+    """Every thread's stack of a hung process (Python and native frames), where py-spy is
+    installed (``pip install py-spy``); otherwise a line that says how to get them."""
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
+        return "(pip install py-spy to see where it hung)"
+    try:
+        return subprocess.run([spy, "dump", "--native", "--pid", str(pid)], capture_output=True,
+                              text=True, timeout=30).stdout
+    except (subprocess.SubprocessError, OSError) as exc:
+        return f"(py-spy dump failed: {exc})"
+
+
+def _default_signals() -> None:
+    """In the child before its exec: SIGINT and SIGTERM as a terminal or ``ros2 launch`` leaves
+    them (a shell's background job inherits SIGINT ignored, and a node signalled before it
+    installed its handler would then run on)."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_DFL)
+
+
+@dataclass
+class CycleReport:
+    failures: List[Failure]
+    before_handler: int     # processes signalled before their handler was installed
 
 
 def run_cycles(commands: Dict[str, Sequence[str]], cycles: int, max_delay_s: float,
                seed: int, min_delay_s: float = 0.0,
                signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM)
-               ) -> List[Failure]:
+               ) -> CycleReport:
     """``cycles`` times: start every command at once, wait a random time in [min_delay_s,
-    max_delay_s], send all of them the same signal, chosen at random from ``signals``."""
+    max_delay_s], send all of them the same signal, chosen at random from ``signals``. A process
+    must exit 0 without a traceback, unless the signal came while only the interpreter's own
+    start-up had run (no SIGTERM handler of its own yet): then it may end by the signal's default
+    action (counted in ``before_handler``)."""
     rng = random.Random(seed)
-    failures: List[Failure] = []
+    report = CycleReport([], 0)
     env = _env()
     for cycle in range(cycles):
         procs = {name: subprocess.Popen(list(cmd), cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, preexec_fn=_default_signals)
                  for name, cmd in commands.items()}
         after = rng.uniform(min_delay_s, max_delay_s)
         sig = rng.choice(list(signals))
         time.sleep(after)
-        for p in procs.values():
+        early = {}
+        for name, p in procs.items():
+            early[name] = not catches_sigterm(p.pid)
             p.send_signal(sig)
-        failures += _finish(procs, cycle, sig, after)
-    return failures
+        failures, before_handler = _finish(procs, cycle, sig, after, early)
+        report.failures += failures
+        report.before_handler += before_handler
+    return report
 
 
 def launch_command(extra: Sequence[str] = ()) -> List[str]:
@@ -121,14 +188,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Ctrl-C on `ros2 launch`: launch gets SIGINT and forwards it to every node
     commands = {"ros2 launch": launch_command()} if args.launch else node_commands()
     signals = (signal.SIGINT,) if args.launch else (signal.SIGINT, signal.SIGTERM)
-    failures = run_cycles(commands, args.cycles, args.max_delay, args.seed, args.min_delay,
-                          signals)
-    for f in failures:
+    report = run_cycles(commands, args.cycles, args.max_delay, args.seed, args.min_delay,
+                        signals)
+    for f in report.failures:
         print(f)
     runs = args.cycles * len(commands)
-    print(f"seed {args.seed}: {len(failures)} of {runs} processes did not exit cleanly "
-          f"({args.cycles} cycles)")
-    return 1 if failures else 0
+    print(f"seed {args.seed}: {len(report.failures)} of {runs} processes did not exit cleanly "
+          f"({args.cycles} cycles; {report.before_handler} signalled during the interpreter's "
+          "own start-up, before their handler, ended by the signal's default action)")
+    return 1 if report.failures else 0
 
 
 if __name__ == "__main__":

@@ -16,12 +16,9 @@ import time
 
 import pytest
 
-from stop_cycles import REPO, node_commands, run_cycles
+from stop_cycles import REPO, catches_sigterm, node_commands, run_cycles
 
 STOP_CYCLES = int(os.environ.get("POSE_PERCEPTION_STOP_CYCLES", "6"))
-# The Python interpreter's own start-up (about 50 ms here) runs before any code of the package can
-# take a signal over: a signal in that window ends the process by the signal's default action.
-MIN_DELAY_S = 0.1
 
 
 def _python(code: str, tmp_path, extra_path=()) -> subprocess.Popen:
@@ -94,6 +91,59 @@ def test_a_request_just_before_spinning_stops_at_once(tmp_path):
     assert "stopped" in out and "spinning" not in out, out
 
 
+@pytest.mark.parametrize("where", ["weakref callback", "__del__"])
+def test_a_signal_inside_code_whose_exceptions_python_only_reports_still_stops(tmp_path, where):
+    """CI, 2026-12-06: a SIGTERM landed in importlib's module-lock weakref callback; Python
+    printed "Exception ignored ... KeyboardInterrupt" and the start-up went on."""
+    p = _python(f"""
+        import os, signal, time, weakref
+        from pose_perception.ros.stop import STOP
+        STOP.install()
+
+        def stop_here(*_):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)                   # the handler raises in here
+
+        class Obj:
+            if {where == "__del__"}:
+                __del__ = stop_here
+
+        try:
+            obj = Obj()
+            ref = weakref.ref(obj, stop_here)
+            del obj
+            time.sleep(5)
+            print("not stopped", flush=True)
+        except KeyboardInterrupt:
+            print("stopped", STOP.signum == signal.SIGTERM, flush=True)
+    """, tmp_path)
+    out, _ = p.communicate(timeout=20)
+    assert p.returncode == 0, out
+    assert "stopped True" in out and "not stopped" not in out, out
+    assert "Exception ignored" not in out and "Traceback" not in out, out
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="no /proc")
+def test_the_cycles_tell_a_process_with_its_own_handler_from_one_still_starting(tmp_path):
+    p = _python("""
+        import time
+        print("started", flush=True)
+        time.sleep(1.0)                         # (the interpreter has its own SIGINT handler)
+        from pose_perception.ros.stop import STOP
+        STOP.install()
+        print("installed", flush=True)
+        time.sleep(30)
+    """, tmp_path)
+    try:
+        _wait_for_line(p, "started")
+        assert not catches_sigterm(p.pid)
+        _wait_for_line(p, "installed")
+        assert catches_sigterm(p.pid)
+    finally:
+        p.kill()
+        p.communicate()
+
+
 @pytest.mark.ros
 def test_every_node_exits_0_on_sigint_and_sigterm_at_random_moments():
     from model_env import require_models
@@ -102,11 +152,13 @@ def test_every_node_exits_0_on_sigint_and_sigterm_at_random_moments():
     require_models()
     isolated_domain_id()
     seed = int(os.environ.get("POSE_PERCEPTION_STOP_SEED", time.time()))
-    failures = run_cycles(node_commands(), STOP_CYCLES, max_delay_s=6.0, seed=seed,
-                          min_delay_s=MIN_DELAY_S)
-    assert not failures, (f"POSE_PERCEPTION_STOP_SEED={seed}: {len(failures)} of "
-                          f"{STOP_CYCLES * len(node_commands())} processes did not exit 0:\n"
-                          + "\n".join(map(str, failures)))
+    # a process signalled while only the interpreter's own start-up had run (about 50 ms, more on
+    # a loaded machine: no handler of its own yet) may end by the signal's default action
+    report = run_cycles(node_commands(), STOP_CYCLES, max_delay_s=6.0, seed=seed)
+    assert not report.failures, (
+        f"POSE_PERCEPTION_STOP_SEED={seed}: {len(report.failures)} of "
+        f"{STOP_CYCLES * len(node_commands())} processes did not exit 0:\n"
+        + "\n".join(map(str, report.failures)))
 
 
 def test_an_import_error_caused_by_the_signal_exits_0(tmp_path):

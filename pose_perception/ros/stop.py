@@ -20,10 +20,16 @@ thread, after the executor has stopped:
   threads (DDS, onnxruntime) still running then made it crash now and then ("PyThreadState_Get:
   the GIL is released ... finalizing", SIGSEGV), and the exception that interrupted a start-up
   is kept (:meth:`StopRequest.keep`) so that the half-built node in its frames is never
-  collected (collecting it crashed too).
+  collected (collecting it crashed too);
+- a ``KeyboardInterrupt`` raised while the main thread runs code whose exceptions Python only
+  reports (a weakref callback such as importlib's module-lock clean-up, a ``__del__``) would be
+  printed as "Exception ignored ... KeyboardInterrupt" and lost: the unraisable-exception hook
+  recognises it (:class:`StopInterrupt`), prints nothing and delivers the signal again, so it is
+  raised at the next point where it can stop the start-up.
 """
 from __future__ import annotations
 
+import _thread
 import contextlib
 import importlib
 import logging
@@ -31,9 +37,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Iterator, List, Optional
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopInterrupt(KeyboardInterrupt):
+    """The ``KeyboardInterrupt`` a stop signal raises (``except KeyboardInterrupt`` catches it)."""
 
 
 class StopRequest:
@@ -44,6 +55,7 @@ class StopRequest:
         self.interruptible = True                # raise KeyboardInterrupt on a signal
         self.installed = False
         self._kept: List[object] = []
+        self._next_unraisable_hook = sys.unraisablehook
 
     @property
     def requested(self) -> bool:
@@ -54,6 +66,8 @@ class StopRequest:
         if not self.installed and threading.current_thread() is threading.main_thread():
             for s in STOP_SIGNALS:
                 signal.signal(s, self._handler)
+            self._next_unraisable_hook = sys.unraisablehook
+            sys.unraisablehook = self._unraisable
             self.installed = True
         return self
 
@@ -62,7 +76,25 @@ class StopRequest:
             self.signum = signum
         if self.interruptible:
             self.interruptible = False           # once: the clean-up is not interrupted
-            raise KeyboardInterrupt(signal.Signals(signum).name)
+            raise StopInterrupt(signal.Signals(signum).name)
+
+    def _unraisable(self, unraisable) -> None:
+        """``sys.unraisablehook``: our interrupt, swallowed where Python only reports exceptions,
+        is raised again instead of printed. The signal is delivered again to the main thread by a
+        helper thread once this hook has returned (a handler run inside the hook would only be
+        reported in turn)."""
+        if isinstance(unraisable.exc_value, StopInterrupt) and self.signum is not None:
+            self.interruptible = True
+            threading.Thread(target=self._interrupt_main_after_hook, name="stop-request",
+                             daemon=True).start()
+            return
+        self._next_unraisable_hook(unraisable)
+
+    def _interrupt_main_after_hook(self) -> None:
+        main = threading.main_thread().ident
+        while _runs(sys._current_frames().get(main), StopRequest._unraisable.__code__):
+            time.sleep(0.001)
+        _thread.interrupt_main(self.signum)
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator["StopRequest"]:
@@ -70,7 +102,7 @@ class StopRequest:
         came in just before entering raises ``KeyboardInterrupt`` here, as it would have."""
         self.interruptible = False
         if self.requested:
-            raise KeyboardInterrupt(signal.Signals(self.signum).name)
+            raise StopInterrupt(signal.Signals(self.signum).name)
         yield self
 
     def keep(self, obj: object) -> None:
@@ -84,6 +116,15 @@ class StopRequest:
 
 
 STOP = StopRequest()
+
+
+def _runs(frame, code) -> bool:
+    """Whether ``code`` is on the stack that ends in ``frame``."""
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def run_entry(module: str, argv: Optional[List[str]] = None) -> int:
