@@ -54,9 +54,10 @@ class Failure:
 
     def __str__(self) -> str:
         lines = self.output.strip().splitlines()
-        hung = [i for i, line in enumerate(lines) if line.startswith("(still running")]
-        # the last 12 lines of its own output, and the stacks of a hung process in full
-        tail = "\n    ".join(lines[max(0, hung[0] - 12):] if hung else lines[-12:])
+        stacks = [i for i, line in enumerate(lines)
+                  if line.startswith(("(still running", "Fatal Python error"))]
+        # the last 12 lines of its own output, and the stacks of a hung or crashed one in full
+        tail = "\n    ".join(lines[max(0, stacks[0] - 12):] if stacks else lines[-12:])
         return (f"cycle {self.cycle}: {self.name} got {self.signal} {self.after_s:.2f} s after "
                 f"start, exit code {self.returncode}\n    {tail}")
 

@@ -123,6 +123,32 @@ def test_a_signal_inside_code_whose_exceptions_python_only_reports_still_stops(t
     assert "Exception ignored" not in out and "Traceback" not in out, out
 
 
+def test_a_signal_inside_an_extension_initialisation_stops_after_it(tmp_path):
+    """Importing onnx interrupted inside its C extension's initialisation crashed pose_node
+    (SIGSEGV, stop cycles 2026-12-06); the interrupt must wait until the initialisation returns."""
+    p = _python("""
+        import os, signal, time
+        from pose_perception.ros.stop import STOP
+        STOP.install()
+
+        def init_extension():                 # stands for ExtensionFileLoader.create_module
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.3)                   # the handler runs in here: not interrupted
+            print("initialised", flush=True)
+
+        STOP.unsafe_codes += (init_extension.__code__,)
+        try:
+            init_extension()
+            time.sleep(5)
+            print("not stopped", flush=True)
+        except KeyboardInterrupt:
+            print("stopped", flush=True)
+    """, tmp_path)
+    out, _ = p.communicate(timeout=20)
+    assert p.returncode == 0 and "Traceback" not in out, out
+    assert out.split() == ["initialised", "stopped"], out
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="no /proc")
 def test_the_cycles_tell_a_process_with_its_own_handler_from_one_still_starting(tmp_path):
     p = _python("""

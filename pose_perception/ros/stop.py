@@ -25,26 +25,38 @@ thread, after the executor has stopped:
   reports (a weakref callback such as importlib's module-lock clean-up, a ``__del__``) would be
   printed as "Exception ignored ... KeyboardInterrupt" and lost: the unraisable-exception hook
   recognises it (:class:`StopInterrupt`), prints nothing and delivers the signal again, so it is
-  raised at the next point where it can stop the start-up.
+  raised at the next point where it can stop the start-up;
+- nor may it escape from a C extension's initialisation (a signal while ``onnx`` was being
+  imported crashed pose_node with SIGSEGV): a signal that comes while the main thread is inside
+  one (:attr:`StopRequest.unsafe_codes`) is delivered again once it has returned.
 """
 from __future__ import annotations
 
 import _thread
 import contextlib
+import faulthandler
 import importlib
+import importlib.machinery
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Iterator, List, Optional
+from types import CodeType
+from typing import Iterator, List, Optional, Tuple
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class StopInterrupt(KeyboardInterrupt):
     """The ``KeyboardInterrupt`` a stop signal raises (``except KeyboardInterrupt`` catches it)."""
+
+
+def _extension_loading_codes() -> Tuple[CodeType, ...]:
+    """The frames of importlib that run a C extension module's initialisation."""
+    loader = importlib.machinery.ExtensionFileLoader
+    return (loader.create_module.__code__, loader.exec_module.__code__)
 
 
 class StopRequest:
@@ -56,6 +68,10 @@ class StopRequest:
         self.installed = False
         self._kept: List[object] = []
         self._next_unraisable_hook = sys.unraisablehook
+        self._redelivering = False               # a helper thread will deliver the signal again
+        # frames a KeyboardInterrupt must not escape from: a C extension's initialisation
+        # (importing onnx interrupted there crashed with SIGSEGV)
+        self.unsafe_codes: Tuple[CodeType, ...] = _extension_loading_codes()
 
     @property
     def requested(self) -> bool:
@@ -74,27 +90,38 @@ class StopRequest:
     def _handler(self, signum, frame) -> None:
         if self.signum is None:
             self.signum = signum
-        if self.interruptible:
-            self.interruptible = False           # once: the clean-up is not interrupted
-            raise StopInterrupt(signal.Signals(signum).name)
+        if not self.interruptible or self._redelivering:
+            return
+        if _runs(frame, self.unsafe_codes):
+            # an exception here would escape an extension's initialisation: raise it afterwards
+            self._redeliver_after(self.unsafe_codes)
+            return
+        self.interruptible = False               # once: the clean-up is not interrupted
+        raise StopInterrupt(signal.Signals(signum).name)
 
     def _unraisable(self, unraisable) -> None:
         """``sys.unraisablehook``: our interrupt, swallowed where Python only reports exceptions,
-        is raised again instead of printed. The signal is delivered again to the main thread by a
-        helper thread once this hook has returned (a handler run inside the hook would only be
-        reported in turn)."""
+        is raised again instead of printed (a handler run inside the hook would only be reported
+        in turn, so it runs once the hook has returned)."""
         if isinstance(unraisable.exc_value, StopInterrupt) and self.signum is not None:
             self.interruptible = True
-            threading.Thread(target=self._interrupt_main_after_hook, name="stop-request",
-                             daemon=True).start()
+            self._redeliver_after((StopRequest._unraisable.__code__,))
             return
         self._next_unraisable_hook(unraisable)
 
-    def _interrupt_main_after_hook(self) -> None:
+    def _redeliver_after(self, codes: Tuple[CodeType, ...]) -> None:
+        """Deliver the stop signal to the main thread again once none of ``codes`` is on its
+        stack (from a helper thread; meanwhile further signals are only recorded)."""
+        self._redelivering = True
         main = threading.main_thread().ident
-        while _runs(sys._current_frames().get(main), StopRequest._unraisable.__code__):
-            time.sleep(0.001)
-        _thread.interrupt_main(self.signum)
+
+        def redeliver() -> None:
+            while _runs(sys._current_frames().get(main), codes):
+                time.sleep(0.001)
+            self._redelivering = False
+            _thread.interrupt_main(self.signum)
+
+        threading.Thread(target=redeliver, name="stop-request", daemon=True).start()
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator["StopRequest"]:
@@ -118,10 +145,10 @@ class StopRequest:
 STOP = StopRequest()
 
 
-def _runs(frame, code) -> bool:
-    """Whether ``code`` is on the stack that ends in ``frame``."""
+def _runs(frame, codes: Tuple[CodeType, ...]) -> bool:
+    """Whether one of ``codes`` is on the stack that ends in ``frame``."""
     while frame is not None:
-        if frame.f_code is code:
+        if frame.f_code in codes:
             return True
         frame = frame.f_back
     return False
@@ -131,6 +158,7 @@ def run_entry(module: str, argv: Optional[List[str]] = None) -> int:
     """Entry point of a node executable: handle stop signals first, then import ``module`` and
     call its ``main(argv)``. A stop signal before the node is up (during the imports) exits 0."""
     STOP.install()
+    faulthandler.enable()     # a crash prints every thread's Python stack on stderr
     try:
         main = importlib.import_module(module).main
     except KeyboardInterrupt:
