@@ -5,10 +5,9 @@ at any moment or on an external shutdown (see :mod:`pose_perception.ros.stop`).
 The nodes spin on ``SingleThreadedExecutor``. ``POSE_PERCEPTION_EXECUTOR=events`` opts in to
 rclpy's ``EventsExecutor`` (Jazzy and newer): it hands each message over from a C++ queue,
 where the single-threaded one rebuilds its wait set in Python for every callback (pose_node's
-executor thread: 5.8 % instead of 12.7 % of a core at 30 Hz colour + depth + CameraInfo), but in
-our stop cycles (``test/stop_cycles.py``) 3 of 100 node processes on it did not exit cleanly
-(one hung at shutdown), none of 200 on the single-threaded one, so it is not the default
-(README "Performance")."""
+executor thread: 5.8 % instead of 12.7 % of a core at 30 Hz colour + depth + CameraInfo), but it
+is experimental in rclpy and a node on it once hung at shutdown in our stop cycles
+(``test/stop_cycles.py``), so it is not the default (README "Performance")."""
 from __future__ import annotations
 
 import logging
