@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 STOP_WAIT_S = 20.0          # a process must be gone this long after the signal
@@ -94,10 +94,9 @@ def _ended_by_default_action(returncode: Optional[int], text: str, sig: signal.S
 
 
 def _finish(procs: Dict[str, subprocess.Popen], cycle: int, sig: signal.Signals,
-            after: float, early: Dict[str, bool]) -> Tuple[List[Failure], int]:
-    """The failures among ``procs``, and how many ended by the signal's default action because
-    the signal came before they had installed their handler (``early``: name -> True)."""
-    failures, before_handler = [], 0
+            after: float, early: Dict[str, bool], report: "CycleReport") -> None:
+    """Add the failures among ``procs`` to ``report``, and count those that ended by the signal's
+    default action because it came before they had installed their handler (``early``)."""
     for name, p in procs.items():
         try:
             out, _ = p.communicate(timeout=STOP_WAIT_S)
@@ -108,11 +107,10 @@ def _finish(procs: Dict[str, subprocess.Popen], cycle: int, sig: signal.Signals,
             out += f"\n(still running {STOP_WAIT_S:g} s after the signal: killed)\n".encode()
             out += stacks.encode()
         text = out.decode(errors="replace")
-        if early.get(name) and _ended_by_default_action(p.returncode, text, sig):
-            before_handler += 1
+        if early[name] and _ended_by_default_action(p.returncode, text, sig):
+            report.before_handler += 1
         elif p.returncode != 0 or any(b in text for b in BAD_OUTPUT):
-            failures.append(Failure(cycle, name, sig.name, after, p.returncode, text))
-    return failures, before_handler
+            report.failures.append(Failure(cycle, name, sig.name, after, p.returncode, text))
 
 
 def _stacks(pid: int) -> str:
@@ -165,9 +163,7 @@ def run_cycles(commands: Dict[str, Sequence[str]], cycles: int, max_delay_s: flo
         for name, p in procs.items():
             early[name] = not catches_sigterm(p.pid)
             p.send_signal(sig)
-        failures, before_handler = _finish(procs, cycle, sig, after, early)
-        report.failures += failures
-        report.before_handler += before_handler
+        _finish(procs, cycle, sig, after, early, report)
     return report
 
 
