@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from _onnx_fakes import ProviderProxy, affine_model, constant_model
-from pose_perception.core import inference
+from pose_perception.core import inference, onnx_rewrites
 from pose_perception.core.inference import (GPU_PROVIDERS, ModelLoadError, OnnxModel,
                                             provider_name, select_providers)
 
@@ -133,7 +133,8 @@ def test_unused_outputs_pruned(fake):
     assert m.output_names == ["scores"]
     (scores,) = m.run(np.zeros((1, 8, 8, 3), np.float32))
     assert np.allclose(scores, 0.25)
-    assert inference.pruned_model_bytes(m.path, lambda n, s: False) is None
+    assert m.rewrites == ["1 unused output pruned"]
+    assert onnx_rewrites.session_model(m.path, lambda n, s: False) == (None, [])
 
 
 def test_tensorrt_profile_covers_every_batch(tmp_path, fake):

@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 import numpy as np
 
 from .model_files import provision_hint, resolve_model_path, trt_batch_profile, trt_cache_dir
+from .onnx_rewrites import Shape, session_model
 from .precision import fp16_emulated, model_precision, to_fp16
 from .worker import INFERENCE_CLOCK
 
@@ -41,7 +42,6 @@ GPU_PROVIDERS = frozenset({
 DEFAULT_PROVIDERS: Tuple[str, ...] = ("tensorrt", "cuda", "cpu")
 MAX_DEFAULT_THREADS = 4
 
-Shape = Tuple[Optional[int], ...]
 _FALLBACKS_WARNED: set = set()   # keys of the warnings already given (once per process)
 _FAILED_PROVIDERS: set = set()   # providers that could not start in this process (not retried)
 
@@ -150,44 +150,6 @@ def _shape_matches(actual: Shape, expected: Sequence[Optional[int]]) -> bool:
     return all(e is None or a is None or a == e for a, e in zip(actual, expected))
 
 
-def pruned_model_bytes(path: Path, drop: Callable[[str, Shape], bool]) -> Optional[bytes]:
-    """The model without the outputs for which ``drop(name, shape)`` holds and without the
-    nodes and weights that only they needed (e.g. BlazePose's segmentation decoder, about half of
-    its compute). None when nothing is dropped or the ``onnx`` package is not installed."""
-    try:
-        import onnx
-    except ImportError:
-        _warn_once(("no-onnx", "prune"), "the 'onnx' Python package is missing (pip install "
-                   "onnx): %s and other models run with outputs nobody uses (slower)", path.name)
-        return None
-    model = onnx.load(str(path))
-    graph = model.graph
-
-    def shape_of(vi) -> Shape:
-        dims = vi.type.tensor_type.shape.dim
-        return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-                     for d in dims)
-
-    keep = [o for o in graph.output if not drop(o.name, shape_of(o))]
-    if len(keep) == len(graph.output) or not keep:
-        return None
-    del graph.output[:]
-    graph.output.extend(keep)
-    needed = {o.name for o in keep}
-    alive = []
-    for node in reversed(list(graph.node)):
-        if any(o in needed for o in node.output):
-            alive.append(node)
-            needed.update(i for i in node.input if i)
-    alive.reverse()
-    del graph.node[:]
-    graph.node.extend(alive)
-    inits = [t for t in graph.initializer if t.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
-    return model.SerializeToString()
-
-
 class OnnxModel:
     """An onnxruntime session with provider fallback, shape checks and output lookup.
 
@@ -206,6 +168,8 @@ class OnnxModel:
             ``~/.cache/pose_perception/trt_engines``).
         drop_outputs: ``drop(name, shape)`` -> True for outputs the caller never uses; they and
             the part of the graph only they need are removed before the session is built.
+            When the CPU provider comes first, PRelu is rewritten in a form it runs faster
+            (``onnx_rewrites``); ``self.rewrites`` lists what was changed.
         precision: 'fp32', 'fp16', 'auto' or 'fp16-emulated' (see ``precision.py``). fp16 is
             used on GPU providers only; ``self.precision`` says what runs.
         max_batch: the largest batch the caller will run (dynamic-batch models): TensorRT gets
@@ -241,12 +205,17 @@ class OnnxModel:
         wanted = model_precision(precision, self.name)
         trt_fp16 = wanted == "fp16" and chosen[0] == "TensorrtExecutionProvider"
         provider_args = self._provider_args(chosen, trt_fp16, cache_dir, max_batch)
+        # the CPU provider's rewrites only where the graph runs as it is on the CPU (an fp16
+        # emulation must stay the graph a GPU runs)
+        cpu = chosen[0] == "CPUExecutionProvider" and wanted != "fp16-emulated"
         try:
-            pruned = pruned_model_bytes(self.path, drop_outputs) if drop_outputs else None
+            rewritten, self.rewrites = session_model(self.path, drop_outputs, cpu=cpu)
         except Exception as exc:
             raise ModelLoadError(f"could not read ONNX model {self.path}: {type(exc).__name__}: "
                                  f"{str(exc)[:300]}{provision_hint(self.path)}") from exc
-        self._open(ort, pruned if pruned else str(self.path), so, provider_args, wanted,
+        if self.rewrites:
+            LOG.debug("%s: %s", self.name, "; ".join(self.rewrites))
+        self._open(ort, rewritten if rewritten else str(self.path), so, provider_args, wanted,
                    explicit_fp16=precision == "fp16")
 
         self.providers: List[str] = list(self.session.get_providers())
