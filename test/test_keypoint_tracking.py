@@ -126,20 +126,42 @@ def test_person_who_jumps_is_found_again_in_the_same_frame(models, walk):
 
 
 @pytest.mark.models
-def test_detector_schedule_in_frames_and_seconds(models, walk):
+@pytest.mark.parametrize("whole_body", [False, True])
+def test_detector_schedule_in_frames_and_seconds(models, walk, whole_body):
+    """BlazePose's detector every ``detector_interval`` frames or ``detector_period_s``; with
+    the whole-body detector on and nobody box-only, a periodic scan leaves the whole-body part
+    to the next frame (``*``: that frame's scan): only a full scan (nobody tracked) runs both."""
+    from pose_perception.core.worker import INFERENCE_CLOCK
+
     p = KeypointPipeline(KeypointConfig(providers=("cpu",), enable_face=False,
-                                        detector_interval=4, detector_period_s=0.5))
+                                        detector_interval=4, detector_period_s=0.5,
+                                        person_detector=whole_body))
+
+    def calls(name):
+        m = INFERENCE_CLOCK.by_model().get(name)
+        return m.calls if m is not None else 0
+
+    def run(stamps):
+        ran = ""
+        for t in stamps:
+            pose0, whole0 = calls("pose_detection"), calls("person_detection")
+            p.process(img, stamp_s=t)
+            pose, whole = calls("pose_detection") > pose0, calls("person_detection") > whole0
+            ran += "P" if pose and whole else "p" if pose else "*" if whole else "-"
+        return ran
+
+    def expect(pattern):
+        # P: both detectors, p: BlazePose's alone, *: the whole-body detector alone
+        return pattern if whole_body else pattern.replace("*", "-").replace("P", "p")
+
     img = walk.frames[0].rgb
-    # no stamps: every 4th frame
-    ran = [p.process(img).detector_ran for _ in range(9)]
-    assert ran == [True, False, False, False] * 2 + [True]
+    # no stamps: every 4th frame (the first, with nobody tracked yet, a full scan)
+    assert run([None] * 9) == expect("P---p*--p")
     # stamps 0.2 s apart: the period (0.5 s) comes before the interval
     p.reset()
-    ran = [p.process(img, stamp_s=0.2 * i).detector_ran for i in range(7)]
-    assert ran == [True, False, False, True, False, False, True]
+    assert run([0.2 * i for i in range(7)]) == expect("P--p*-p")
     # time jumps back (a bag loop): the period restarts, the interval still counts
-    ran = [p.process(img, stamp_s=0.2 * i).detector_ran for i in range(5)]
-    assert ran == [False, False, False, True, False]
+    assert run([0.2 * i for i in range(5)]) == expect("*--p*")
 
 
 @pytest.mark.models

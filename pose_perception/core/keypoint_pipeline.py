@@ -148,6 +148,7 @@ class KeypointPipeline:
         self._detector_stamp: Optional[float] = None
         self._tile_turn = 0
         self._person_tile_turn = 0
+        self._boxes_deferred = False               # a periodic scan left its whole-body part
         self._box_only: List[BoxTrack] = []        # last frame's box-only people
 
     # ------------------------------------------------------------------ main entry
@@ -330,7 +331,8 @@ class KeypointPipeline:
         self._last_stamp = stamp
 
     def _scan_due(self) -> str:
-        """'full' (nobody tracked), 'periodic' (interval or period reached), 'boxes' (box-only
+        """'full' (nobody tracked), 'periodic' (interval or period reached), 'deferred' (the
+        whole-body part of the last frame's periodic scan, see ``_detect``), 'boxes' (box-only
         people to follow: the whole-body detector alone) or ''."""
         cfg = self.config
         if not self._tracks and not self._box_only:
@@ -341,18 +343,27 @@ class KeypointPipeline:
                 and self._detector_stamp is not None
                 and self._last_stamp - self._detector_stamp >= cfg.detector_period_s):
             return "periodic"
+        if self._boxes_deferred:
+            return "deferred"
         if self._box_only and self._person_det is not None:
             return "boxes"
         return ""
 
     def _detect(self, sampler: CropSampler, mode: str, faces: bool = True) -> "_Found":
         """The detectors of a scan: ``mode`` 'full' (every region), 'periodic' (the whole image
-        plus one tile in turn, ``detector_tile_rotation``) or 'boxes' (the whole-body detector
-        alone); face detections with ``faces``. The whole-body detector also scans the tiles
-        holding last frame's box-only people, so that they are followed frame to frame."""
+        plus one tile in turn, ``detector_tile_rotation``), 'boxes' or 'deferred' (the
+        whole-body detector alone); face detections with ``faces``. The whole-body detector also
+        scans the tiles holding last frame's box-only people, so that they are followed frame to
+        frame.
+
+        A periodic scan while nobody is box-only leaves its whole-body part to the next frame
+        ('deferred', weak boxes checked as on a scan): both detectors in one frame kept a model
+        running on the worker thread for about three body-model runs (28 ms on 2 CPU cores),
+        and that frame's latency was the pipeline's p95. With box-only people to follow the
+        whole-body detector runs on every frame anyway, so nothing is deferred."""
         cfg = self.config
         found = _Found()
-        if mode != "boxes":
+        if mode not in ("boxes", "deferred"):
             self._since_detector = 0
             self._detector_stamp = self._last_stamp
             regions: List[Optional[RotatedRect]] = [None]
@@ -367,7 +378,9 @@ class KeypointPipeline:
                                                      min_score=cfg.detector_min_score)
             if faces and self._face_det is not None:
                 found.faces = self._face_det.detect(sampler)
-        if self._person_det is not None:
+        self._boxes_deferred = (self._person_det is not None and mode == "periodic"
+                                and not self._box_only)
+        if self._person_det is not None and not self._boxes_deferred:
             found.regions = self._body_regions(sampler, mode)
             found.boxes = self._person_det.detect(sampler, found.regions)
             found.boxes_ran = True
