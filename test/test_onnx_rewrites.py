@@ -144,3 +144,16 @@ def test_real_models_give_the_same_outputs_rewritten(name, size, shared_data):
     assert len(out) == len(ref)
     for a, b in zip(out, ref):
         assert np.abs(a - b).max() < 1e-3
+
+
+def test_a_model_with_external_weights_is_rewritten_with_them(prelu, tmp_path):
+    """Weights in a separate file (large custom models): the rewritten model carries them."""
+    model = onnx.load(str(prelu))
+    path = tmp_path / "external.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="external.bin", size_threshold=0)
+    assert (tmp_path / "external.bin").stat().st_size > 0
+    x = np.random.default_rng(1).normal(scale=3.0, size=(1, C, C, C)).astype(np.float32)
+    m = OnnxModel(path, providers=("cpu",), threads=1)
+    assert m.rewrites == ["3 PRelu as Relu, Mul, Add (CPU)"]
+    np.testing.assert_allclose(m.run(x)[0], _reference(prelu, x)[0], rtol=1e-5, atol=1e-5)

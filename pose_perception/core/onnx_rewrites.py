@@ -143,7 +143,7 @@ def session_model(path: Path, drop_outputs: Optional[DropOutputs] = None,
                         "models run with outputs nobody uses and, on the CPU, slower PRelu",
                         path.name)
         return None, []
-    model = onnx.load_from_string(data)
+    model = onnx.load(str(path))    # with any external weights (load_from_string has none)
     changes = []
     if drop_outputs is not None:
         n = prune_outputs(model, drop_outputs)
