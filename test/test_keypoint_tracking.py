@@ -162,6 +162,10 @@ def test_detector_schedule_in_frames_and_seconds(models, walk, whole_body):
     assert run([0.2 * i for i in range(7)]) == expect("P--p*-p")
     # time jumps back (a bag loop): the period restarts, the interval still counts
     assert run([0.2 * i for i in range(5)]) == expect("*--p*")
+    # a scan on every frame: the whole-body detector is deferred at most once in a row
+    p = KeypointPipeline(KeypointConfig(providers=("cpu",), enable_face=False,
+                                        detector_interval=1, person_detector=whole_body))
+    assert run([None] * 5) == expect("PpPpP")
 
 
 @pytest.mark.models

@@ -360,7 +360,8 @@ class KeypointPipeline:
         ('deferred', weak boxes checked as on a scan): both detectors in one frame kept a model
         running on the worker thread for about three body-model runs (28 ms on 2 CPU cores),
         and that frame's latency was the pipeline's p95. With box-only people to follow the
-        whole-body detector runs on every frame anyway, so nothing is deferred."""
+        whole-body detector runs on every frame anyway, so nothing is deferred; nor is it
+        twice in a row (a periodic scan on every frame: ``detector_interval`` 1)."""
         cfg = self.config
         found = _Found()
         if mode not in ("boxes", "deferred"):
@@ -379,7 +380,7 @@ class KeypointPipeline:
             if faces and self._face_det is not None:
                 found.faces = self._face_det.detect(sampler)
         self._boxes_deferred = (self._person_det is not None and mode == "periodic"
-                                and not self._box_only)
+                                and not self._box_only and not self._boxes_deferred)
         if self._person_det is not None and not self._boxes_deferred:
             found.regions = self._body_regions(sampler, mode)
             found.boxes = self._person_det.detect(sampler, found.regions)
