@@ -218,3 +218,63 @@ def test_an_import_error_caused_by_the_signal_exits_0(tmp_path):
     """, tmp_path, [tmp_path])
     out, _ = p.communicate(timeout=10)
     assert p.returncode == 1 and "no such thing" in out
+
+
+def test_a_block_that_does_not_finish_in_time_ends_the_process(tmp_path):
+    """exit_if_stuck: the process ends with the code given (and says why) when the block hangs;
+    a block that finishes leaves it running."""
+    p = _python("""
+        import time
+        from pose_perception.ros.stop import exit_if_stuck
+        with exit_if_stuck(5.0, "a quick block", 3):
+            pass
+        time.sleep(0.2)
+        print("still running", flush=True)
+        with exit_if_stuck(0.5, "a stuck block", 7):
+            time.sleep(30)
+        print("never", flush=True)
+    """, tmp_path)
+    t0 = time.monotonic()
+    out, _ = p.communicate(timeout=20)
+    assert p.returncode == 7 and time.monotonic() - t0 < 10, out
+    assert "still running" in out and "never" not in out
+    assert "a stuck block did not finish in 0.5 s" in out and "a quick block" not in out
+
+
+@pytest.mark.ros
+def test_a_node_whose_teardown_hangs_still_exits_0_on_sigint(tmp_path):
+    """The middleware's teardown stuck (Fast DDS's TCP transport deadlock, seen in bench-ros):
+    the node process ends with exit code 0 after run.SHUTDOWN_LIMIT_S instead of hanging until
+    ros2 launch kills it."""
+    from ros_env import isolated_domain_id, require_ros
+    require_ros()
+    isolated_domain_id()
+    p = _python("""
+        import sys, time
+        from pose_perception.ros import run
+        from pose_perception.ros.stop import run_entry
+        run.SHUTDOWN_LIMIT_S = 1.0
+
+        def factory():
+            from rclpy.node import Node
+
+            class Stuck(Node):
+                def destroy_node(self):
+                    time.sleep(60)            # as rcl_node_fini in the Fast DDS deadlock
+
+            node = Stuck("stuck_teardown")
+            print("spinning", flush=True)
+            return node
+
+        sys.modules["stuck_node"] = type(sys)("stuck_node")
+        sys.modules["stuck_node"].main = lambda argv: run.run_node("stuck", "usage", factory, argv)
+        sys.exit(run_entry("stuck_node", []))
+    """, tmp_path)
+    _wait_for_line(p, "spinning")
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0, out
+    assert time.monotonic() - t0 < 10, out
+    assert "shutting the node down did not finish in 1 s" in out and "Traceback" not in out

@@ -232,10 +232,9 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
             compare_to_core(report, core)
         return report
     finally:
-        for n in nodes:
-            n.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        # the node process first: deleting our DDS participant while a peer is alive but
+        # silent can deadlock in Fast DDS's TCP transport (LARGE_DATA; stop.exit_if_stuck), and
+        # once seen here; with the peer gone its sockets are closed and nothing waits on them
         if proc is not None:
             proc.terminate()
             try:
@@ -243,6 +242,10 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        for n in nodes:
+            n.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -21,7 +21,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
 from .startup import CLOCK
-from .stop import STOP
+from .stop import STOP, exit_if_stuck
 
 # ParameterError (parameter validation) is a ValueError; ModelNotFoundError a FileNotFoundError;
 # rclpy's RCLError (e.g. unparsable --ros-args) a RuntimeError
@@ -30,6 +30,10 @@ SPIN_POLL_S = 0.1          # how often the spin loop looks at the stop request
 EXECUTOR_ENV = "POSE_PERCEPTION_EXECUTOR"   # 'single' (default) or 'events'
 EXECUTORS = ("events", "single")
 LINGER_S = 0.2             # a node that finished by itself: time for its last messages to leave
+# the node's clean-up (its worker may finish a frame: up to 3 s) and the middleware's teardown
+# must end in this time, else the process exits 0 anyway (stop.exit_if_stuck: a Fast DDS
+# deadlock); below ros2 launch's 5 s between SIGINT and SIGTERM
+SHUTDOWN_LIMIT_S = 4.5
 
 
 def run_node(name: str, usage: str, factory: Callable[[], "rclpy.node.Node"],
@@ -125,12 +129,14 @@ def _spin(nodes: list, until: Optional[Callable], kind: str) -> None:
 
 def _shut_down(nodes: list) -> None:
     """Destroy the nodes, then the context; after a stop request nothing here may fail the exit
-    code (a node may have been half built when the signal came)."""
-    try:
-        for node in nodes:
-            node.destroy_node()
-    except Exception:
-        if not STOP.requested:
-            raise
-    finally:
-        rclpy.try_shutdown()
+    code (a node may have been half built when the signal came). A teardown stuck in the
+    middleware ends the process with exit code 0 after ``SHUTDOWN_LIMIT_S``."""
+    with exit_if_stuck(SHUTDOWN_LIMIT_S, "shutting the node down", 0):
+        try:
+            for node in nodes:
+                node.destroy_node()
+        except Exception:
+            if not STOP.requested:
+                raise
+        finally:
+            rclpy.try_shutdown()

@@ -175,6 +175,37 @@ def run_entry(module: str, argv: Optional[List[str]] = None) -> int:
     return code
 
 
+@contextlib.contextmanager
+def exit_if_stuck(limit_s: float, what: str, code: int = 0) -> Iterator[None]:
+    """End the process with ``code`` if the block has not finished ``limit_s`` seconds after it
+    began, saying so on stderr. For the ROS middleware's teardown: Fast DDS 3.2 (the Kilted
+    wheels) can deadlock while it deletes a participant whose TCP transport
+    (``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA``) has a reader thread waiting for a message from a
+    peer that is alive but silent: ``TCPChannelResourceBasic::disconnect`` waits for the mutex
+    that the reader holds while it waits (fixed upstream by eProsima/Fast-DDS pull request
+    6066). Seen once in ``bench-ros`` (its own participant, ``rcl_node_fini``); every node
+    process is exposed to it when it stops while its peers run on."""
+    done = threading.Event()
+
+    def watch() -> None:
+        if done.wait(limit_s):
+            return
+        message = (f"{os.path.basename(sys.argv[0]) or 'python'}: {what} did not finish in "
+                   f"{limit_s:g} s (the ROS middleware's teardown hangs: a known Fast DDS "
+                   f"deadlock in its TCP transport, eProsima/Fast-DDS#6066); exiting now\n")
+        try:                     # no locks: the stuck thread may hold the streams' or logging's
+            os.write(2, message.encode())
+        except OSError:
+            pass
+        os._exit(code)
+
+    threading.Thread(target=watch, name="exit-if-stuck", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
 def exit_now(code: int) -> None:
     """End the process at once with ``code`` after flushing the logs and standard streams: no
     interpreter finalisation (see the module docstring)."""
