@@ -191,8 +191,8 @@ def exit_if_stuck(limit_s: float, what: str, code: int = 0) -> Iterator[None]:
         if done.wait(limit_s):
             return
         message = (f"{os.path.basename(sys.argv[0]) or 'python'}: {what} did not finish in "
-                   f"{limit_s:g} s (the ROS middleware's teardown hangs: a known Fast DDS "
-                   f"deadlock in its TCP transport, eProsima/Fast-DDS#6066); exiting now\n")
+                   f"{limit_s:g} s (most likely the ROS middleware's teardown: a known Fast "
+                   f"DDS deadlock in its TCP transport, eProsima/Fast-DDS#6066); exiting now\n")
         try:                     # no locks: the stuck thread may hold the streams' or logging's
             os.write(2, message.encode())
         except OSError:
