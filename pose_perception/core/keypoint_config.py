@@ -64,9 +64,9 @@ class KeypointConfig:
     min_crop_px: float = 8.0               # smaller body crops are ignored
     # whole-body person detector (core/person_detector.py) beside BlazePose's face-anchored one:
     # its boxes that no person accounts for get a landmark run; without usable landmarks they
-    # are published as box-only people (keypoints invalid). Periodic scans run it on the frame
-    # after BlazePose's detector (one frame never waits for both); with box-only people to
-    # follow, on every frame
+    # are published as box-only people (keypoints invalid). Periodic scans run it two frames
+    # after BlazePose's detector (whole image, then its tile: no frame waits for all three);
+    # with box-only people to follow, on every frame
     person_detector: bool = True
     person_detector_min_score: float = 0.5
     # weaker boxes (this score up to person_detector_min_score) count only where the landmark

@@ -148,7 +148,7 @@ class KeypointPipeline:
         self._detector_stamp: Optional[float] = None
         self._tile_turn = 0
         self._person_tile_turn = 0
-        self._boxes_deferred = False               # a periodic scan left its whole-body part
+        self._scan_rest: List[str] = []            # parts a periodic scan left to next frames
         self._box_only: List[BoxTrack] = []        # last frame's box-only people
 
     # ------------------------------------------------------------------ main entry
@@ -331,9 +331,9 @@ class KeypointPipeline:
         self._last_stamp = stamp
 
     def _scan_due(self) -> str:
-        """'full' (nobody tracked), 'periodic' (interval or period reached), 'deferred' (the
-        whole-body part of the last frame's periodic scan, see ``_detect``), 'boxes' (box-only
-        people to follow: the whole-body detector alone) or ''."""
+        """'full' (nobody tracked), 'periodic' (interval or period reached), a part the last
+        periodic scan left to this frame ('tiles', then 'deferred': see ``_detect``), 'boxes'
+        (box-only people to follow: the whole-body detector alone) or ''."""
         cfg = self.config
         if not self._tracks and not self._box_only:
             return "full"
@@ -343,45 +343,58 @@ class KeypointPipeline:
                 and self._detector_stamp is not None
                 and self._last_stamp - self._detector_stamp >= cfg.detector_period_s):
             return "periodic"
-        if self._boxes_deferred:
-            return "deferred"
+        if self._scan_rest:
+            return self._scan_rest[0]
         if self._box_only and self._person_det is not None:
             return "boxes"
         return ""
 
     def _detect(self, sampler: CropSampler, mode: str, faces: bool = True) -> "_Found":
         """The detectors of a scan: ``mode`` 'full' (every region), 'periodic' (the whole image
-        plus one tile in turn, ``detector_tile_rotation``), 'boxes' or 'deferred' (the
-        whole-body detector alone); face detections with ``faces``. The whole-body detector also
-        scans the tiles holding last frame's box-only people, so that they are followed frame to
-        frame.
+        plus one tile in turn, ``detector_tile_rotation``), 'tiles' (BlazePose's detector on
+        that tile alone), 'boxes' or 'deferred' (the whole-body detector alone); face detections
+        with ``faces`` (not on 'tiles'). The whole-body detector also scans the tiles holding
+        last frame's box-only people, so that they are followed frame to frame.
 
-        A periodic scan while nobody is box-only leaves its whole-body part to the next frame
-        ('deferred', weak boxes checked as on a scan): both detectors in one frame kept a model
-        running on the worker thread for about three body-model runs (28 ms on 2 CPU cores),
-        and that frame's latency was the pipeline's p95. With box-only people to follow the
-        whole-body detector runs on every frame anyway, so nothing is deferred; nor is it
-        twice in a row (a periodic scan on every frame: ``detector_interval`` 1)."""
+        A periodic scan while nobody is box-only is spread over three frames: BlazePose's
+        detector on the whole image and the face detector, then its tile ('tiles'), then the
+        whole-body detector ('deferred', weak boxes checked as on a scan). All in one frame
+        they kept a model running on the worker thread for about three body-model runs (28 ms
+        on 2 CPU cores), and that frame's latency was the pipeline's p95. With box-only people
+        to follow nothing is spread (the whole-body detector runs on every frame anyway), nor
+        is a periodic scan that comes due before the last one's parts have run (a scan on every
+        frame: ``detector_interval`` 1): it runs whole and drops them."""
         cfg = self.config
         found = _Found()
-        if mode not in ("boxes", "deferred"):
-            self._since_detector = 0
-            self._detector_stamp = self._last_stamp
-            regions: List[Optional[RotatedRect]] = [None]
-            if cfg.detector_tiles:
+        if self._scan_rest and mode == self._scan_rest[0]:
+            self._scan_rest.pop(0)
+        elif mode in ("full", "periodic"):
+            split = mode == "periodic" and not self._box_only and not self._scan_rest
+            self._scan_rest = []
+            if split:
+                if cfg.detector_tiles and tile_rects(sampler.width, sampler.height):
+                    self._scan_rest.append("tiles")
+                if self._person_det is not None:
+                    self._scan_rest.append("deferred")
+        if mode in ("full", "periodic", "tiles"):
+            if mode != "tiles":
+                self._since_detector = 0
+                self._detector_stamp = self._last_stamp
+            regions: List[Optional[RotatedRect]] = [] if mode == "tiles" else [None]
+            if cfg.detector_tiles and not (mode == "periodic" and "tiles" in self._scan_rest):
                 tiles = tile_rects(sampler.width, sampler.height)
                 if tiles and mode != "full" and cfg.detector_tile_rotation:
                     tiles = [tiles[self._tile_turn % len(tiles)]]
                     self._tile_turn += 1
                 regions += tiles
                 found.people_tiles = tiles
-            found.people = self._pose_det.ssd.detect(sampler, rois=regions,
-                                                     min_score=cfg.detector_min_score)
-            if faces and self._face_det is not None:
+            found.people = (self._pose_det.ssd.detect(sampler, rois=regions,
+                                                      min_score=cfg.detector_min_score)
+                            if regions else [])
+            if faces and self._face_det is not None and mode != "tiles":
                 found.faces = self._face_det.detect(sampler)
-        self._boxes_deferred = (self._person_det is not None and mode == "periodic"
-                                and not self._box_only and not self._boxes_deferred)
-        if self._person_det is not None and not self._boxes_deferred:
+        if (self._person_det is not None and mode != "tiles"
+                and not (mode == "periodic" and "deferred" in self._scan_rest)):
             found.regions = self._body_regions(sampler, mode)
             found.boxes = self._person_det.detect(sampler, found.regions)
             found.boxes_ran = True
