@@ -80,7 +80,8 @@ def test_prelu_with_constant_slopes_is_rewritten_and_computes_the_same(prelu):
 def test_the_rewrite_breaks_a_wrong_slope_layout(prelu, monkeypatch):
     """The test above can fail: a slope broadcast along the wrong axis (the last: the images are
     C x C) gives other outputs."""
-    monkeypatch.setattr(onnx_rewrites, "_slope_shape", lambda s, rank: s.reshape(-1))
+    real = onnx_rewrites._slope
+    monkeypatch.setattr(onnx_rewrites, "_slope", lambda t: real(t).reshape(-1))
     x = np.random.default_rng(0).normal(scale=3.0, size=(2, C, C, C)).astype(np.float32)
     (out,) = OnnxModel(prelu, providers=("cpu",), threads=1).run(x)
     (ref,) = _reference(prelu, x)

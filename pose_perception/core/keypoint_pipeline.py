@@ -366,22 +366,13 @@ class KeypointPipeline:
         frame: ``detector_interval`` 1): it runs whole and drops them."""
         cfg = self.config
         found = _Found()
-        if self._scan_rest and mode == self._scan_rest[0]:
-            self._scan_rest.pop(0)
-        elif mode in ("full", "periodic"):
-            split = mode == "periodic" and not self._box_only and not self._scan_rest
-            self._scan_rest = []
-            if split:
-                if cfg.detector_tiles and tile_rects(sampler.width, sampler.height):
-                    self._scan_rest.append("tiles")
-                if self._person_det is not None:
-                    self._scan_rest.append("deferred")
-        if mode in ("full", "periodic", "tiles"):
-            if mode != "tiles":
+        whole, tiled, boxes = self._scan_parts(mode, sampler.width, sampler.height)
+        if whole or tiled:
+            if whole:
                 self._since_detector = 0
                 self._detector_stamp = self._last_stamp
-            regions: List[Optional[RotatedRect]] = [] if mode == "tiles" else [None]
-            if cfg.detector_tiles and not (mode == "periodic" and "tiles" in self._scan_rest):
+            regions: List[Optional[RotatedRect]] = [None] if whole else []
+            if tiled:
                 tiles = tile_rects(sampler.width, sampler.height)
                 if tiles and mode != "full" and cfg.detector_tile_rotation:
                     tiles = [tiles[self._tile_turn % len(tiles)]]
@@ -391,14 +382,34 @@ class KeypointPipeline:
             found.people = (self._pose_det.ssd.detect(sampler, rois=regions,
                                                       min_score=cfg.detector_min_score)
                             if regions else [])
-            if faces and self._face_det is not None and mode != "tiles":
+            if faces and self._face_det is not None and whole:
                 found.faces = self._face_det.detect(sampler)
-        if (self._person_det is not None and mode != "tiles"
-                and not (mode == "periodic" and "deferred" in self._scan_rest)):
+        if boxes:
             found.regions = self._body_regions(sampler, mode)
             found.boxes = self._person_det.detect(sampler, found.regions)
             found.boxes_ran = True
         return found
+
+    def _scan_parts(self, mode: str, w: int, h: int) -> Tuple[bool, bool, bool]:
+        """What the scan ``mode`` runs on this frame: BlazePose's detector on the whole image,
+        on tiles, the whole-body detector; first the parts left to later frames
+        (``_scan_rest``, see ``_detect``) are brought up to date."""
+        cfg = self.config
+        if self._scan_rest and mode == self._scan_rest[0]:
+            self._scan_rest.pop(0)
+        elif mode in ("full", "periodic"):
+            spread = mode == "periodic" and not self._box_only and not self._scan_rest
+            self._scan_rest = []
+            if spread and cfg.detector_tiles and tile_rects(w, h):
+                self._scan_rest.append("tiles")
+            if spread and self._person_det is not None:
+                self._scan_rest.append("deferred")
+        later = self._scan_rest if mode == "periodic" else []
+        whole = mode in ("full", "periodic")
+        tiled = cfg.detector_tiles and (mode == "tiles" or (whole and "tiles" not in later))
+        boxes = (self._person_det is not None and mode != "tiles"
+                 and "deferred" not in later)
+        return whole, bool(tiled), boxes
 
     def _body_regions(self, sampler: CropSampler, mode: str) -> List[RotatedRect]:
         """Regions for the whole-body detector: the whole image, plus its tiles (all of them on

@@ -57,18 +57,22 @@ def prune_outputs(model, drop: DropOutputs) -> int:
     alive.reverse()
     del graph.node[:]
     graph.node.extend(alive)
-    inits = [t for t in graph.initializer if t.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
+    _keep_initializers(graph, needed)
     return removed
 
 
-def _slope_shape(slope: np.ndarray, x_rank: Optional[int]) -> np.ndarray:
-    """The slope as a tensor that broadcasts against x the way PRelu's does (unidirectional,
-    numpy-style, aligned on the last axes)."""
-    if x_rank is None or slope.ndim >= x_rank:
-        return slope
-    return slope.reshape((1,) * (x_rank - slope.ndim) + slope.shape)
+def _keep_initializers(graph, names) -> None:
+    """Drop the graph's initializers not named in ``names``."""
+    kept = [t for t in graph.initializer if t.name in names]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def _slope(tensor) -> np.ndarray:
+    """A PRelu's constant slope, as it is: Mul broadcasts it against x as PRelu does (numpy
+    style, aligned on the last axes)."""
+    from onnx import numpy_helper
+    return numpy_helper.to_array(tensor).astype(np.float32)
 
 
 def prelu_as_relu(model) -> int:
@@ -79,9 +83,6 @@ def prelu_as_relu(model) -> int:
 
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
-    ranks = {vi.name: len(vi.type.tensor_type.shape.dim)
-             for vi in list(graph.input) + list(graph.value_info) + list(graph.output)
-             if vi.type.tensor_type.HasField("shape")}
     taken = {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output} | \
         {i.name for i in graph.input}
 
@@ -101,7 +102,7 @@ def prelu_as_relu(model) -> int:
             nodes.append(node)
             continue
         x, y = node.input[0], node.output[0]
-        slope = _slope_shape(numpy_helper.to_array(slope_t).astype(np.float32), ranks.get(x))
+        slope = _slope(slope_t)
         base = (node.name or y) + "/prelu_as_relu"
         one_minus, a = fresh(base + "/one_minus_slope"), fresh(base + "/slope")
         relu, pos, neg = fresh(base + "/relu"), fresh(base + "/pos"), fresh(base + "/neg")
@@ -117,10 +118,7 @@ def prelu_as_relu(model) -> int:
         del graph.node[:]
         graph.node.extend(nodes)
         graph.initializer.extend(new_inits)
-        used = {i for n in graph.node for i in n.input}
-        kept = [t for t in graph.initializer if t.name in used]
-        del graph.initializer[:]
-        graph.initializer.extend(kept)
+        _keep_initializers(graph, {i for n in graph.node for i in n.input})
     return count
 
 
@@ -143,7 +141,9 @@ def session_model(path: Path, drop_outputs: Optional[DropOutputs] = None,
                         "models run with outputs nobody uses and, on the CPU, slower PRelu",
                         path.name)
         return None, []
-    model = onnx.load(str(path))    # with any external weights (load_from_string has none)
+    from onnx.external_data_helper import load_external_data_for_model
+    model = onnx.load_from_string(data)
+    load_external_data_for_model(model, str(path.parent))   # weights kept in other files
     changes = []
     if drop_outputs is not None:
         n = prune_outputs(model, drop_outputs)
