@@ -89,7 +89,7 @@ class _FakePerception:
         self.release = threading.Event()
         self.release.set()
 
-    def detect(self, rgb, stamp_s):
+    def detect(self, rgb, stamp_s, depth_m=None, camera=None, depth_camera=None):
         r = FrameResult()
         r.timings_ms["inference"] = 0.0
         return r

@@ -98,7 +98,7 @@ class FakeTwoHalves(FakePerception):
         self.attention_target, self.up = (0.0, 0.0, 0.0), (0.0, -1.0, 0.0)
         self.finished_on = set()
 
-    def detect(self, rgb, stamp_s):
+    def detect(self, rgb, stamp_s, depth_m=None, camera=None, depth_camera=None):
         from pose_perception.core.types import FrameResult
         r = FrameResult()
         r.rgb = rgb

@@ -3,8 +3,8 @@ tracked from the last mesh, else a new crop from the head) and for faces without
 or new from the face detector), then each face's eyes and irises (``iris``). ROS-free."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -12,7 +12,10 @@ from . import face as face_mod
 from .crops import CropSampler, rect_bounds
 from .iris import IrisLandmarker
 from .ssd import Detection, box_iou
-from .types import FrameResult, Person, RotatedRect
+from .types import Face, FrameResult, Person, RotatedRect
+
+# called with the faces of the speculated meshes as soon as they are known (see ``speculate``)
+FacesFn = Callable[[List[Face]], None]
 
 
 @dataclass
@@ -20,6 +23,17 @@ class FaceTrack:
     """A face without a body, carried to the next frame."""
 
     roi: RotatedRect
+
+
+@dataclass
+class Speculated:
+    """Meshes run on the crops tracked from the previous frame (``FaceStage.speculate``)."""
+
+    rois: List[RotatedRect] = field(default_factory=list)
+    meshes: Optional[face_mod.FaceMeshes] = None
+    # each crop's mesh as a Face, None below the presence threshold; ``run`` hands on these
+    # very objects where it keeps the mesh (what ``on_faces`` did to them stays done)
+    faces: List[Optional[Face]] = field(default_factory=list)
 
 
 class FaceStage:
@@ -38,19 +52,26 @@ class FaceStage:
         self.refine_new_crops = refine_new_crops
         self.face_tracks: List[FaceTrack] = []
 
-    def speculate(self, sampler: CropSampler, tracks: Sequence[Any]
-                  ) -> Tuple[List[RotatedRect], Optional[face_mod.FaceMeshes]]:
+    def speculate(self, sampler: CropSampler, tracks: Sequence[Any],
+                  on_faces: Optional[FacesFn] = None) -> Speculated:
         """Meshes on the crops tracked from the previous frame's meshes (bodies' faces and faces
         without a body), before this frame's bodies are known: ``run`` uses those whose
-        crop still agrees with the body's head."""
+        crop still agrees with the body's head. ``on_faces`` is then called, on this thread,
+        with the faces found (e.g. to lift them to 3D while the body model runs on another)."""
         rois = [t.face_roi for t in tracks if t.face_roi is not None]
         rois += [ft.roi for ft in self.face_tracks]
-        return rois, (self.landmarker.run(sampler, rois) if rois else None)
+        if not rois:
+            return Speculated()
+        meshes = self.landmarker.run(sampler, rois)
+        faces = [meshes.face(j, sampler.width, sampler.height)
+                 if meshes.presence[j] >= self.min_presence else None for j in range(len(rois))]
+        if on_faces is not None:
+            on_faces([f for f in faces if f is not None])
+        return Speculated(rois, meshes, faces)
 
     def run(self, sampler: CropSampler, persons: List[Person], tracks: List[Any],
             res: FrameResult, face_dets: Sequence[Detection], w: int, h: int,
-            speculated: Tuple[List[RotatedRect], Optional[face_mod.FaceMeshes]] = ([], None)
-            ) -> None:
+            speculated: Optional[Speculated] = None) -> None:
         """Meshes for each body's face (tracked crop, else a new crop from the head) and for
         faces without a body (tracked, or new from the face detector). ``speculated``: meshes
         already run on some of these crops (``speculate``; matched by identity)."""
@@ -69,7 +90,7 @@ class FaceStage:
         if not rois:
             self.face_tracks = []
             return
-        meshes = self._meshes(sampler, rois, speculated)
+        meshes, ready = self._meshes(sampler, rois, speculated or Speculated())
         thr = self.min_presence
         # a body's tracked crop lost the face: start again from the head this frame
         retry = [k for k in range(len(rois)) if owner[k] >= 0 and not fresh[k]
@@ -79,7 +100,7 @@ class FaceStage:
                 persons[owner[k]].body.xy, None, sampler, self.recrop)[0] for k in retry])
             for j, k in enumerate(retry):
                 meshes.replace(k, again, j)
-                fresh[k] = True
+                fresh[k], ready[k] = True, None
         if self.refine_new_crops:
             redo = [k for k in range(len(rois)) if fresh[k] and meshes.presence[k] >= thr]
             if redo:
@@ -88,6 +109,7 @@ class FaceStage:
                 for j, k in enumerate(redo):
                     if again.presence[j] >= thr:
                         meshes.replace(k, again, j)
+                        ready[k] = None
         face_tracks: List[FaceTrack] = []
         kept_boxes: List[np.ndarray] = []
         found = []
@@ -97,7 +119,7 @@ class FaceStage:
                 if i >= 0:
                     tracks[i].face_roi = None
                 continue
-            f = meshes.face(k, w, h)
+            f = ready[k] if ready[k] is not None else meshes.face(k, w, h)
             if kept_boxes and box_iou(f.box, np.stack(kept_boxes)).max() > 0.5:
                 continue                      # a face-only track that is a body's face now
             kept_boxes.append(f.box)
@@ -116,23 +138,27 @@ class FaceStage:
                                                     self.iris_min_eye_px)):
                 f.eyes = eyes
 
-    def _meshes(self, sampler: CropSampler, rois: List[RotatedRect],
-                speculated: Tuple[List[RotatedRect], Optional[face_mod.FaceMeshes]]
-                ) -> face_mod.FaceMeshes:
+    def _meshes(self, sampler: CropSampler, rois: List[RotatedRect], speculated: Speculated
+                ) -> Tuple[face_mod.FaceMeshes, List[Optional[Face]]]:
         """Meshes on ``rois``: taken from ``speculated`` where it ran on the same crop object,
-        run now for the others."""
-        done_rois, done = speculated
-        where = {id(r): j for j, r in enumerate(done_rois)} if done is not None else {}
+        run now for the others; and per crop the speculated Face of that mesh (None where run
+        now, or where a crop appears twice: a Face object goes to one place only)."""
+        done = speculated.meshes
+        where = ({id(r): j for j, r in enumerate(speculated.rois)} if done is not None else {})
+        ready: List[Optional[Face]] = [None] * len(rois)
         todo = [k for k, r in enumerate(rois) if id(r) not in where]
         if len(todo) == len(rois):
-            return self.landmarker.run(sampler, rois)
+            return self.landmarker.run(sampler, rois), ready
         meshes = face_mod.FaceMeshes(np.empty((len(rois), face_mod.NUM_POINTS, 3), np.float32),
                                      np.zeros(len(rois), np.float32), list(rois))
+        spare = list(speculated.faces)
         for k, r in enumerate(rois):
             if id(r) in where:
-                meshes.replace(k, done, where[id(r)])
+                j = where[id(r)]
+                meshes.replace(k, done, j)
+                ready[k], spare[j] = spare[j], None
         if todo:
             now = self.landmarker.run(sampler, [rois[k] for k in todo])
             for j, k in enumerate(todo):
                 meshes.replace(k, now, j)
-        return meshes
+        return meshes, ready

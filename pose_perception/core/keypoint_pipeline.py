@@ -28,7 +28,7 @@ from . import face as face_mod
 from . import hands as hands_mod
 from .body_stage import BodyStage, BodyTrack
 from .crops import CropSampler
-from .face_stage import FaceStage
+from .face_stage import FacesFn, FaceStage
 from .hand_gestures import CLASSIFIER as GESTURE_CLASSIFIER
 from .hand_gestures import EMBEDDER as GESTURE_EMBEDDER
 from .hand_gestures import HandGestureClassifier
@@ -152,12 +152,17 @@ class KeypointPipeline:
         self._box_only: List[BoxTrack] = []        # last frame's box-only people
 
     # ------------------------------------------------------------------ main entry
-    def process(self, rgb: np.ndarray, stamp_s: Optional[float] = None) -> FrameResult:
+    def process(self, rgb: np.ndarray, stamp_s: Optional[float] = None,
+                on_faces: Optional[FacesFn] = None) -> FrameResult:
         """Keypoints of every person in an HxWx3 uint8 RGB image (2D only).
 
         ``stamp_s``: the image's time in seconds (any clock); optional. With it the detector
         also runs when ``detector_period_s`` of stream time have passed since its last run
-        (frames dropped by a slow consumer); without it, only processed frames count."""
+        (frames dropped by a slow consumer); without it, only processed frames count.
+        ``on_faces``: called with the faces whose meshes ran on their tracked crops as soon as
+        they are known, on the worker thread while the body model runs (``parallel``): work on
+        them (3D lifting) then costs the frame no time of its own. The result holds those very
+        Face objects wherever it keeps them."""
         rgb = self._check_image(rgb)
         self._advance_clock(stamp_s)
         h, w = rgb.shape[:2]
@@ -174,7 +179,7 @@ class KeypointPipeline:
         scan = self._scan_due()
         speculate = self._faces is not None
         det_job = self._start(self._detect, sampler, scan) if scan else None
-        face_job = (self._start(self._faces.speculate, sampler, self._tracks)
+        face_job = (self._start(self._faces.speculate, sampler, self._tracks, on_faces)
                     if speculate and not scan else None)
         res.detector_ran = bool(scan)
         try:
@@ -182,7 +187,7 @@ class KeypointPipeline:
             with timed(ms, "body"):
                 persons, tracks, lost = self._bodies.track(sampler, self._tracks, w, h)
             if speculate and scan:
-                face_job = Job(self._faces.speculate, (sampler, self._tracks), None)
+                face_job = Job(self._faces.speculate, (sampler, self._tracks, on_faces), None)
             found = _Found()
             if det_job is not None:
                 found, ms["detect"] = det_job.result()

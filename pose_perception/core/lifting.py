@@ -15,7 +15,7 @@ The method step by step, the radii and the speed: ``docs/lifting.md``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -121,10 +121,10 @@ class Lifter:
         return stats
 
     def lift_person(self, person: Person, depth_m: np.ndarray, camera: CameraModel,
-                    depth_camera: Optional[CameraModel] = None) -> LiftStats:
+                    depth_camera: Optional[CameraModel] = None, face: bool = True) -> LiftStats:
         """Lift a person's body (with the model fill from ``person.world``), set
-        ``person.centroid``, and lift the person's hands and face."""
-        depth, dcam = self._depth_and_camera(depth_m, camera, depth_camera)
+        ``person.centroid``, and lift the person's hands and (with ``face``) face."""
+        depth, dcam = self.depth_and_camera(depth_m, camera, depth_camera)
         if person.box_only:
             person.body.init_3d()
             person.centroid, person.centroid_sigma = self.box_surface(person.box, depth, camera,
@@ -136,7 +136,7 @@ class Lifter:
         person.centroid = self.centroid(person.body, stats, camera)
         for hand in person.hands:
             self.lift_hand(hand, depth, camera, dcam)
-        if person.face is not None:
+        if face and person.face is not None:
             self.lift_face(person.face, depth, camera, dcam)
         return stats
 
@@ -192,22 +192,31 @@ class Lifter:
             face.head_pose = estimate_head_pose(face.mesh, camera)
         return stats
 
+    def lift_faces(self, faces: Sequence[Face], depth_m: np.ndarray, camera: CameraModel,
+                   depth_camera: Optional[CameraModel] = None) -> None:
+        """:meth:`lift_face` on each of ``faces``."""
+        depth, dcam = self.depth_and_camera(depth_m, camera, depth_camera)
+        for face in faces:
+            self.lift_face(face, depth, camera, dcam)
+
     def lift_frame(self, result: FrameResult, depth_m: np.ndarray, camera: CameraModel,
                    depth_camera: Optional[CameraModel] = None) -> FrameResult:
         """Lift every person (body, hands, face, centroid) and every face without a body, in
-        place; returns ``result``. Depth of another size than its model is rescaled with a
-        warning in ``result.warnings``."""
+        place, but the faces of ``result.faces_lifted`` (lifted already with this depth);
+        returns ``result``. Depth of another size than its model is rescaled with a warning in
+        ``result.warnings``."""
         d = np.asarray(depth_m)
         ref = depth_camera
         if ref is not None and (ref.width, ref.height) != (d.shape[1], d.shape[0]):
             result.warnings.append(
                 f"depth image {d.shape[1]}x{d.shape[0]} does not match its CameraInfo "
                 f"{ref.width}x{ref.height}: intrinsics scaled")
-        depth, dcam = self._depth_and_camera(depth_m, camera, depth_camera)
+        depth, dcam = self.depth_and_camera(depth_m, camera, depth_camera)
+        done = {id(f) for f in result.faces_lifted}
         for person in result.persons:
-            self.lift_person(person, depth, camera, dcam)
-        for face in result.faces_without_body:
-            self.lift_face(face, depth, camera, dcam)
+            self.lift_person(person, depth, camera, dcam, face=id(person.face) not in done)
+        self.lift_faces([f for f in result.faces_without_body if id(f) not in done], depth,
+                        camera, dcam)
         return result
 
     def centroid(self, body: Keypoints, stats: LiftStats,
@@ -240,7 +249,7 @@ class Lifter:
               depth_camera: Optional[CameraModel]) -> _View:
         """Step 1: each keypoint's ray and depth pixel, and which keypoints can be measured."""
         n = len(kps)
-        depth, dcam = self._depth_and_camera(depth_m, camera, depth_camera)
+        depth, dcam = self.depth_and_camera(depth_m, camera, depth_camera)
         rays = camera.undistort_points(kps.xy)
         # the depth image's pixels: the same pixels on the colour grid, else via the rays
         uv = (kps.xy.astype(np.float64) if self._on_colour_grid(camera, dcam)
@@ -369,8 +378,10 @@ class Lifter:
         return cfg.band_front_m, cfg.band_back_m
 
     @staticmethod
-    def _depth_and_camera(depth_m, camera: CameraModel,
-                          depth_camera: Optional[CameraModel]) -> Tuple[np.ndarray, CameraModel]:
+    def depth_and_camera(depth_m, camera: CameraModel,
+                         depth_camera: Optional[CameraModel]) -> Tuple[np.ndarray, CameraModel]:
+        """The depth image as 2-D float metres and its camera model (``depth_camera``, else the
+        colour one, scaled to the image's size); ``ValueError`` for any other shape or type."""
         d = np.asarray(depth_m)
         if d.ndim == 3 and d.shape[2] == 1:
             d = d[:, :, 0]

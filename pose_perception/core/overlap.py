@@ -77,7 +77,7 @@ class OverlappedPerception:
         per = self.perception
         target = per.attention_target if attention_target is None else attention_target
         up = per.up if up is None else up
-        result = per.detect(rgb, stamp_s)
+        result = per.detect(rgb, stamp_s, depth_m, camera, depth_camera)
         self.flush()
         self._pending = self._pool.submit(self._finish, result, stamp_s, depth_m, camera,
                                           depth_camera, target, up, t0, context)

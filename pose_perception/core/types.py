@@ -179,6 +179,9 @@ class FrameResult:
     warnings: List[str] = field(default_factory=list)
     # the stamp went back in time: tracking is reset before this frame (Perception.finish)
     time_reset: bool = False
+    # faces lifted to 3D with this frame's depth by Perception.detect (on the keypoint worker,
+    # while the body model ran): Lifter.lift_frame does not lift them again
+    faces_lifted: List[Face] = field(default_factory=list)
 
     @property
     def faces(self) -> List[Face]:
