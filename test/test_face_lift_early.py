@@ -82,3 +82,40 @@ def test_no_early_lift_without_usable_depth(shared_data):
         assert result.faces_lifted == []
     finally:
         per.close()
+
+
+def test_eyes_read_beside_the_body_model_are_those_of_the_meshes_kept():
+    """The iris model runs on the speculated meshes on the keypoint worker; every face's eyes
+    are still those of its own (kept) mesh. The built-in sample's person is close enough for
+    the iris model (eyes >= iris_min_eye_px)."""
+    require_models()
+    from pose_perception.core.crops import CropSampler
+    from pose_perception.core.perception import Perception
+    from pose_perception.sources.sample import builtin_sample
+    seq = builtin_sample(frames=24, people=1)
+    cam, stamps = seq.camera(), seq.stamps()
+    per = Perception()
+    stage = per.keypoints._faces
+    threads = []
+    run = stage.iris.run
+
+    def counted(sampler, meshes, min_eye_px=0.0):
+        threads.append(threading.current_thread().name.split("_")[0])
+        return run(sampler, meshes, min_eye_px)
+    stage.iris.run = counted
+    read = 0
+    try:
+        for frame, stamp in zip(seq.frames, stamps):
+            result = per.detect(frame.rgb, stamp, frame.depth_m, cam)
+            for face in result.faces:
+                want = run(CropSampler(frame.rgb), [face.mesh.xy], stage.iris_min_eye_px)[0]
+                np.testing.assert_array_equal(face.eyes.iris, want.iris)
+                np.testing.assert_array_equal(face.eyes.contour, want.contour)
+                read += int(np.isfinite(face.eyes.iris).any())
+    finally:
+        per.close()
+    print("frames with an eye read:", read, "iris runs by thread:", threads)
+    # the sample's person walks away, so eyes get too small for the iris model on later frames;
+    # new crops (the first frame, detector frames) are read after the body model as before
+    assert read >= 6, read
+    assert threads.count("keypoints") >= 0.5 * len(threads), threads

@@ -56,8 +56,9 @@ class FaceStage:
                   on_faces: Optional[FacesFn] = None) -> Speculated:
         """Meshes on the crops tracked from the previous frame's meshes (bodies' faces and faces
         without a body), before this frame's bodies are known: ``run`` uses those whose
-        crop still agrees with the body's head. ``on_faces`` is then called, on this thread,
-        with the faces found (e.g. to lift them to 3D while the body model runs on another)."""
+        crop still agrees with the body's head. The faces found get their eyes (``iris``) here
+        too; ``on_faces`` is then called with them, on this thread (e.g. to lift them to 3D
+        while the body model runs on another)."""
         rois = [t.face_roi for t in tracks if t.face_roi is not None]
         rois += [ft.roi for ft in self.face_tracks]
         if not rois:
@@ -65,6 +66,7 @@ class FaceStage:
         meshes = self.landmarker.run(sampler, rois)
         faces = [meshes.face(j, sampler.width, sampler.height)
                  if meshes.presence[j] >= self.min_presence else None for j in range(len(rois))]
+        self._read_eyes(sampler, [f for f in faces if f is not None])
         if on_faces is not None:
             on_faces([f for f in faces if f is not None])
         return Speculated(rois, meshes, faces)
@@ -133,8 +135,12 @@ class FaceStage:
                 res.faces_without_body.append(f)
                 face_tracks.append(FaceTrack(nxt))
         self.face_tracks = face_tracks
-        if self.iris is not None and found:
-            for f, eyes in zip(found, self.iris.run(sampler, [f.mesh.xy for f in found],
+        self._read_eyes(sampler, [f for f in found if f.eyes is None])   # not speculated
+
+    def _read_eyes(self, sampler: CropSampler, faces: List[Face]) -> None:
+        """Eyes and irises of ``faces`` (``Face.eyes``), with the iris model."""
+        if self.iris is not None and faces:
+            for f, eyes in zip(faces, self.iris.run(sampler, [f.mesh.xy for f in faces],
                                                     self.iris_min_eye_px)):
                 f.eyes = eyes
 
