@@ -65,9 +65,11 @@ def _ops(data):
 
 def test_prelu_with_constant_slopes_is_rewritten_and_computes_the_same(prelu):
     data, changes = onnx_rewrites.session_model(prelu, cpu=True)
-    assert changes == ["3 PRelu as Relu, Mul, Add (CPU)"]
+    assert changes == ["3 PRelu as Relu, scale, Add (CPU)"]
     ops = _ops(data)
     assert ops.count("PRelu") == 1 and ops.count("Relu") == 3   # the computed slope stays
+    # per-channel slopes on the 4-D image: 1x1 depthwise convolutions; the scalar one: Mul
+    assert ops.count("Conv") == 1 + 2 * 2 and ops.count("Mul") == 2
     onnx.checker.check_model(onnx.load_from_string(data))
     x = np.random.default_rng(0).normal(scale=3.0, size=(2, C, C, C)).astype(np.float32)
     m = OnnxModel(prelu, providers=("cpu",), threads=1)
@@ -111,7 +113,7 @@ def test_nothing_to_do_loads_the_file_itself(prelu, tmp_path):
     assert onnx_rewrites.session_model(prelu, cpu=False) == (None, [])
     assert onnx_rewrites.session_model(prelu, lambda n, s: False, cpu=False) == (None, [])
     data, changes = onnx_rewrites.session_model(prelu, lambda n, s: False, cpu=True)
-    assert changes == ["3 PRelu as Relu, Mul, Add (CPU)"] and data
+    assert changes == ["3 PRelu as Relu, scale, Add (CPU)"] and data
 
 
 def test_without_the_onnx_package_the_model_runs_as_it_is(prelu, monkeypatch, caplog):
@@ -156,5 +158,5 @@ def test_a_model_with_external_weights_is_rewritten_with_them(prelu, tmp_path):
     assert (tmp_path / "external.bin").stat().st_size > 0
     x = np.random.default_rng(1).normal(scale=3.0, size=(1, C, C, C)).astype(np.float32)
     m = OnnxModel(path, providers=("cpu",), threads=1)
-    assert m.rewrites == ["3 PRelu as Relu, Mul, Add (CPU)"]
+    assert m.rewrites == ["3 PRelu as Relu, scale, Add (CPU)"]
     np.testing.assert_allclose(m.run(x)[0], _reference(prelu, x)[0], rtol=1e-5, atol=1e-5)
