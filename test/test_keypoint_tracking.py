@@ -137,8 +137,9 @@ def _calls(model: str) -> int:
 def test_detector_schedule_in_frames_and_seconds(models, walk, whole_body):
     """BlazePose's detector every ``detector_interval`` frames or ``detector_period_s``. While
     nobody is box-only a periodic scan is spread over three frames: the whole image, its tile
-    (BlazePose's detector again: ``pp``), then the whole-body detector (``*``); only a full scan
-    (nobody tracked) runs both detectors in one frame."""
+    (BlazePose's detector again), then the whole-body detector (``*``), ``detector_part_gap``
+    frames apart where that fits before the next periodic scan; only a full scan (nobody
+    tracked) runs both detectors in one frame."""
     p = KeypointPipeline(KeypointConfig(providers=("cpu",), enable_face=False,
                                         detector_interval=4, detector_period_s=0.5,
                                         person_detector=whole_body))
@@ -157,13 +158,19 @@ def test_detector_schedule_in_frames_and_seconds(models, walk, whole_body):
         return pattern if whole_body else pattern.replace("*", "-").replace("P", "p")
 
     img = walk.frames[0].rgb
-    # no stamps: every 4th frame (the first, with nobody tracked yet, a full scan)
-    assert run([None] * 9) == expect("P---pp*-p")
-    # stamps 0.2 s apart: the period (0.5 s) comes before the interval
+    # no stamps: every 4th frame (the first, with nobody tracked yet, a full scan); two parts
+    # leave no room for a gap in 4 frames, the tile's part alone does
+    assert run([None] * 9) == ("P---pp*-p" if whole_body else "p---p--pp")
+    # stamps 0.2 s apart: the period (0.5 s) comes before the interval, no room for a gap
     p.reset()
     assert run([0.2 * i for i in range(7)]) == expect("P--pp*p")
     # time jumps back (a bag loop): the period restarts, the interval still counts
     assert run([0.2 * i for i in range(5)]) == expect("p*-pp")
+    # the default interval (10 frames): the parts two frames apart
+    p = KeypointPipeline(KeypointConfig(providers=("cpu",), enable_face=False,
+                                        person_detector=whole_body))
+    assert p.config.detector_interval == 10 and p.config.detector_part_gap == 2
+    assert run([None] * 21) == expect("P---------p--p--*---p")
     # a scan on every frame: a periodic scan due before the last one's parts ran runs whole
     p = KeypointPipeline(KeypointConfig(providers=("cpu",), enable_face=False,
                                         detector_interval=1, person_detector=whole_body))

@@ -43,6 +43,9 @@ class KeypointConfig:
     detector_tiles: bool = True            # second, closer detector pass on short-side squares
     # while people are tracked, periodic runs scan the whole image plus one tile in turn
     detector_tile_rotation: bool = True
+    # frames between the parts of a periodic scan spread over frames (at most what fits in
+    # detector_interval), so that a slow frame's backlog drains before the next one
+    detector_part_gap: int = 2
     min_pose_presence: float = 0.5         # pose flag below this: person lost
     lost_retry_scale: float = 1.5          # a lost tracked crop is retried this much wider (1: no)
     redetect_on_loss: bool = True          # a person lost: full detector run in the same frame
@@ -92,6 +95,8 @@ class KeypointConfig:
             raise ValueError("face_detector must be 'full', 'short' or 'none'")
         if self.max_persons < 1 or self.detector_interval < 1:
             raise ValueError("max_persons and detector_interval must be >= 1")
+        if self.detector_part_gap < 0:
+            raise ValueError("detector_part_gap must be >= 0")
         if not (0.0 < self.person_detector_confirm_score <= self.person_detector_min_score < 1.0
                 and 0.0 < self.person_box_match_iou <= 1.0):
             raise ValueError("need 0 < person_detector_confirm_score <= "

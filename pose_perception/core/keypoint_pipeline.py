@@ -146,10 +146,13 @@ class KeypointPipeline:
         self._frame = 0
         self._since_detector = 0                   # processed frames since the detector ran
         self._last_stamp: Optional[float] = None
+        self._frame_dt: Optional[float] = None     # stream time between frames (average), s
         self._detector_stamp: Optional[float] = None
         self._tile_turn = 0
         self._person_tile_turn = 0
         self._scan_rest: List[str] = []            # parts a periodic scan left to next frames
+        self._rest_at = 0                          # ... the next one due at this _since_detector
+        self._part_gap = 0                         # frames between two of those parts
         self._box_only: List[BoxTrack] = []        # last frame's box-only people
 
     # ------------------------------------------------------------------ main entry
@@ -334,6 +337,9 @@ class KeypointPipeline:
             raise ValueError(f"stamp_s must be a finite number of seconds, got {stamp_s!r}")
         if self._last_stamp is not None and stamp < self._last_stamp:
             self._detector_stamp = None
+        elif self._last_stamp is not None and stamp > self._last_stamp:
+            dt = stamp - self._last_stamp
+            self._frame_dt = dt if self._frame_dt is None else 0.8 * self._frame_dt + 0.2 * dt
         self._last_stamp = stamp
 
     def _scan_due(self) -> str:
@@ -349,7 +355,7 @@ class KeypointPipeline:
                 and self._detector_stamp is not None
                 and self._last_stamp - self._detector_stamp >= cfg.detector_period_s):
             return "periodic"
-        if self._scan_rest:
+        if self._scan_rest and self._since_detector >= self._rest_at:
             return self._scan_rest[0]
         if self._box_only and self._person_det is not None:
             return "boxes"
@@ -366,7 +372,13 @@ class KeypointPipeline:
         detector on the whole image and the face detector, then its tile ('tiles'), then the
         whole-body detector ('deferred', weak boxes checked as on a scan). All in one frame
         they kept a model running on the worker thread for about three body-model runs (28 ms
-        on 2 CPU cores), and that frame's latency was the pipeline's p95. With box-only people
+        on 2 CPU cores), and that frame's latency was the pipeline's p95. The parts run
+        ``detector_part_gap`` frames apart (``_gap_for``: less where they would not fit before
+        the next periodic scan): a node whose frame time is close to the camera's period
+        queues the frames after a slow one, and parts on consecutive frames added up that
+        backlog (through ROS, p95 latency 1.46-1.91x the core's in five runs, 1.27-1.64x with
+        the gap). Where the parts run in the interval does not change how soon a new person is
+        found (once every interval either way). With box-only people
         to follow nothing is spread (the whole-body detector runs on every frame anyway), nor
         is a periodic scan that comes due before the last one's parts have run (a scan on every
         frame: ``detector_interval`` 1): it runs whole and drops them."""
@@ -403,6 +415,7 @@ class KeypointPipeline:
         cfg = self.config
         if self._scan_rest and mode == self._scan_rest[0]:
             self._scan_rest.pop(0)
+            self._rest_at = self._since_detector + 1 + self._part_gap
         elif mode in ("full", "periodic"):
             spread = mode == "periodic" and not self._box_only and not self._scan_rest
             self._scan_rest = []
@@ -410,12 +423,24 @@ class KeypointPipeline:
                 self._scan_rest.append("tiles")
             if spread and self._person_det is not None:
                 self._scan_rest.append("deferred")
+            self._part_gap = self._gap_for(len(self._scan_rest))
+            self._rest_at = 1 + self._part_gap
         later = self._scan_rest if mode == "periodic" else []
         whole = mode in ("full", "periodic")
         tiled = cfg.detector_tiles and (mode == "tiles" or (whole and "tiles" not in later))
         boxes = (self._person_det is not None and mode != "tiles"
                  and "deferred" not in later)
         return whole, bool(tiled), boxes
+
+    def _gap_for(self, parts: int) -> int:
+        """Frames between the ``parts`` left by a periodic scan: ``detector_part_gap``, less
+        where the parts would not all run before the next periodic scan (``detector_interval``
+        frames, or ``detector_period_s`` at the stream's frame rate)."""
+        cfg = self.config
+        frames = cfg.detector_interval
+        if cfg.detector_period_s > 0 and self._frame_dt:
+            frames = min(frames, int(cfg.detector_period_s / self._frame_dt))
+        return min(cfg.detector_part_gap, max(0, (frames - 1 - parts) // max(1, parts)))
 
     def _body_regions(self, sampler: CropSampler, mode: str) -> List[RotatedRect]:
         """Regions for the whole-body detector: the whole image, plus its tiles (all of them on
