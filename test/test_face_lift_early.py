@@ -50,7 +50,9 @@ def test_faces_lifted_beside_the_body_model_as_after_it(shared_data):
         # the faces lifted early are the result's own (not copies)
         assert all(any(f is g for g in result.faces) for f in result.faces_lifted)
         assert all(f.mesh.xyz is not None for f in result.faces_lifted)
+        lifted += len(result.faces_lifted)
         early.finish(result, stamp, depth, cam)
+        assert result.faces_lifted == []
         _assert_same(_summary(result), summary)
         got = _head_poses(result)
         assert len(got) == len(poses)
@@ -58,7 +60,6 @@ def test_faces_lifted_beside_the_body_model_as_after_it(shared_data):
             assert (a is None) == (b is None)
             if a is not None:
                 np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-        lifted += len(result.faces_lifted)
         faces += len(result.faces)
     early.close()
     # each face kept is lifted once; a few meshes on tracked crops are lifted and then

@@ -271,6 +271,7 @@ class Perception:
                                          + (time.perf_counter() - t) * 1e3)
         elif depth_m is not None:
             result.warnings.append("depth given without a colour camera model: 2D only")
+        result.faces_lifted = []         # done with (tracking may put other Face objects in)
 
         t = time.perf_counter()
         associate_frame(result, self.config.association)

@@ -180,7 +180,8 @@ class FrameResult:
     # the stamp went back in time: tracking is reset before this frame (Perception.finish)
     time_reset: bool = False
     # faces lifted to 3D with this frame's depth by Perception.detect (on the keypoint worker,
-    # while the body model ran): Lifter.lift_frame does not lift them again
+    # while the body model ran): Lifter.lift_frame does not lift them again; Perception.finish
+    # empties it
     faces_lifted: List[Face] = field(default_factory=list)
 
     @property
