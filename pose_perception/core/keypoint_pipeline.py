@@ -9,10 +9,10 @@ The rules and their reasons are in README.md ("How the keypoints are found").
 The surprising part: with ``parallel`` (2+ usable cores) a worker thread runs the detectors, or
 the meshes on the crops tracked from the last frame's meshes (with their eyes, and the caller's
 ``on_faces``: 3D lifting), *while* the body model runs; the face stage keeps the meshes whose crop
-still agrees with the body's head. Timings per stage (ms)
-go into ``FrameResult.timings_ms`` wherever the stage ran (they may add up to more than the
-frame). Hands get gesture probabilities (``Hand.gesture``) where the gesture models are
-provisioned (``enable_hand_gestures``). ROS-free.
+still agrees with the body's head. Timings per stage (ms) go into ``FrameResult.timings_ms``
+wherever the stage ran (they may add up to more than the frame). Hands get gesture
+probabilities (``Hand.gesture``) where the gesture models are provisioned
+(``enable_hand_gestures``). ROS-free.
 """
 from __future__ import annotations
 
