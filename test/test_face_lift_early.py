@@ -3,6 +3,7 @@ the frame's depth) give what lifting them afterwards (Perception.finish) gives, 
 import threading
 
 import numpy as np
+import pytest
 
 from model_env import require_models
 from test_overlap import _assert_same, _frames, _summary
@@ -27,10 +28,13 @@ def _counting(lifter):
     return calls
 
 
-def test_faces_lifted_beside_the_body_model_as_after_it(shared_data):
+@pytest.mark.parametrize("step", [1, 2])
+def test_faces_lifted_beside_the_body_model_as_after_it(shared_data, step):
+    """``step`` 2: depth at half the colour resolution (its model the colour one, scaled)."""
     require_models()
     from pose_perception.core.perception import Perception
-    frames = _frames(shared_data)
+    frames = [(rgb, stamp, np.ascontiguousarray(depth[::step, ::step]), cam)
+              for rgb, stamp, depth, cam in _frames(shared_data)]
 
     late = Perception()                    # depth only in finish: every face lifted there
     late_calls = _counting(late.lifter)
