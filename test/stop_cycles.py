@@ -113,17 +113,41 @@ def _finish(procs: Dict[str, subprocess.Popen], cycle: int, sig: signal.Signals,
             report.failures.append(Failure(cycle, name, sig.name, after, p.returncode, text))
 
 
+def _threads(pid: int) -> str:
+    """One line per thread of process ``pid`` from /proc: id, name, state (R running, S
+    sleeping, D uninterruptible, Z zombie...) and the kernel function it waits in (wchan)."""
+    lines = []
+    try:
+        tids = sorted(os.listdir(f"/proc/{pid}/task"), key=int)
+    except OSError as exc:
+        return f"(no /proc/{pid}/task: {exc})"
+    for tid in tids:
+        def read(name: str) -> str:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/{name}") as f:
+                    return f.read().strip()
+            except OSError:
+                return "?"
+        stat = read("stat")
+        state = stat.rsplit(")", 1)[1].split()[0] if ")" in stat else "?"
+        lines.append(f"  thread {tid} {read('comm')!r}: state {state}, wchan {read('wchan')}")
+    return "threads (from /proc):\n" + "\n".join(lines)
+
+
 def _stacks(pid: int) -> str:
     """Every thread's stack of a hung process (Python and native frames), where py-spy is
-    installed (``pip install py-spy``); otherwise a line that says how to get them."""
+    installed (``pip install py-spy``; what it says on stderr too: it finds no Python thread
+    in a process whose interpreter has finished), and each thread's state from /proc."""
+    threads = _threads(pid)
     spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if spy is None:
-        return "(pip install py-spy to see where it hung)"
+        return f"(pip install py-spy to see where it hung)\n{threads}"
     try:
-        return subprocess.run([spy, "dump", "--native", "--pid", str(pid)], capture_output=True,
-                              text=True, timeout=30).stdout
+        done = subprocess.run([spy, "dump", "--native", "--pid", str(pid)], capture_output=True,
+                              text=True, timeout=30)
+        return f"{done.stdout}{done.stderr}\n{threads}"
     except (subprocess.SubprocessError, OSError) as exc:
-        return f"(py-spy dump failed: {exc})"
+        return f"(py-spy dump failed: {exc})\n{threads}"
 
 
 def _default_signals() -> None:
