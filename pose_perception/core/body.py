@@ -244,7 +244,7 @@ class PoseLandmarker:
         lm = np.empty((n, NUM_ALL, 5), np.float32)
         world = np.empty((n, NUM_ALL, 3), np.float32)
         flag = np.empty(n, np.float32)
-        heat = None
+        xy_norm = np.empty((n, NUM_ALL, 2), np.float32)
         mats = []
         for sl, chunk_mats, outs in self.crops.run(sampler, rois):
             k = len(chunk_mats)
@@ -252,13 +252,11 @@ class PoseLandmarker:
             lm[sl] = outs[self.i_lm].reshape(k, NUM_ALL, 5)
             world[sl] = outs[self.i_world].reshape(k, NUM_ALL, 3)
             flag[sl] = outs[self.i_flag].reshape(k)
-            h = outs[self.i_heat]
-            if heat is None:
-                heat = np.empty((n,) + h.shape[1:], np.float32)
-            heat[sl] = h
-        xy_norm = lm[..., :2] / INPUT
-        if self.refine and n:
-            xy_norm = refine_from_heatmap(xy_norm, heat)
+            xy_norm[sl] = lm[sl, :, :2] / INPUT
+            if self.refine:
+                # each call's heatmap (k x 64 x 64 x 39 floats) is read where it is: copying
+                # them into one array cost more than the refinement
+                xy_norm[sl] = refine_from_heatmap(xy_norm[sl], outs[self.i_heat])
         xy = np.empty((n, NUM_ALL, 2), np.float32)
         z = np.empty((n, NUM_ALL), np.float32)
         for i, (roi, m) in enumerate(zip(rois, mats)):
