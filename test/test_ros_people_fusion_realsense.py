@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 
 from model_env import require_models
+from pose_perception.core.tracking import torso_centroid
+from pose_perception.core.types import SOURCE_DEPTH
 from ros_env import isolated_domain_id, require_ros
 from test_ros_people_fusion import _stop
 
@@ -72,7 +74,6 @@ def _people(msg, R=np.eye(3), p=np.zeros(3)):
 
 def _centroids(msg, R=np.eye(3), p=np.zeros(3)):
     """Each skeleton's torso centre as the fusion computes it (``torso_centroid``)."""
-    from pose_perception.core.tracking import torso_centroid
     cs = [torso_centroid(b) for b in _people(msg, R, p)]
     return [c for c in cs if c is not None]
 
@@ -82,7 +83,6 @@ def _joint_gap(fused, seen) -> float:
     them (the joints that camera measured in its depth image: a joint it filled from the model
     is not what the fusion keeps where the other camera measured it; a camera's model-filled
     shoulder is 0.3 m off on some frames, which moves its own centroid by 0.1 m)."""
-    from pose_perception.core.types import SOURCE_DEPTH
     if fused.xyz is None or seen.xyz is None:
         return float("inf")
     common = fused.xyz_valid & seen.xyz_valid & (seen.xyz_source == SOURCE_DEPTH)
@@ -103,7 +103,6 @@ def test_two_real_cameras_one_fused_person_per_real_person(shared_data, tmp_path
     from sensor_msgs.msg import CameraInfo, Image
 
     from pose_perception.msg import SkeletonArray
-    from pose_perception.core.types import SOURCE_DEPTH
     from pose_perception.ros.conversions import stamp_to_sec
     from pose_perception.ros.sample_camera_node import frame_messages
     from pose_perception.sources.rgbd_folder import load_rgbd_folder
