@@ -77,6 +77,10 @@ def test_bench_json_has_the_promised_keys(models, capsys):
     costs = [v["ms_per_frame"] for v in r["models"]]
     assert costs == sorted(costs, reverse=True)          # the costliest first
     assert "pose_landmark_full" in table and "ms/call" in table
+    # each model's intra-op threads, as its session was opened (--threads not given)
+    assert set(m) <= set(r["model_threads"])
+    assert all(isinstance(n, int) and n >= 1 for n in r["model_threads"].values())
+    assert "threads" in table
 
 
 def test_bench_body_language_cost_in_one_run(models, capsys):
@@ -153,6 +157,7 @@ def test_bench_three_people_and_no_face(models, capsys):
                        "--providers", "cpu", "--threads", "1", "--json"]) == 0
     r, _ = _last_json(capsys)
     assert r["people_per_frame"] >= 2.75
+    assert set(r["model_threads"].values()) == {1}          # --threads 1: every model
     assert r["face"] is False and r["stages"]["face"] == 0.0 and r["faces_per_frame"] == 0.0
     assert r["threads"] == 1
 

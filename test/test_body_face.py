@@ -12,6 +12,7 @@ import pytest
 from pose_perception.apps import eval_body_face as ev
 from pose_perception.core import hands as hands_mod
 from pose_perception.core.crops import CropSampler
+from pose_perception.core.inference import default_threads
 from pose_perception.core.keypoint_pipeline import KeypointConfig, KeypointPipeline
 
 from pose_perception.core import body as body_mod
@@ -74,6 +75,15 @@ def realsense(shared_data):
 
 
 @pytest.mark.models
+def test_models_get_their_threads(pipeline):
+    """Each loaded session runs with the intra-op threads its config rule gives it."""
+    names = {m.name for m in pipeline.models}
+    assert {"pose_landmark_full", "hand_landmark_full", "face_landmark"} <= names
+    for m in pipeline.models:
+        assert m.threads == (pipeline.config.model_threads(m.name) or default_threads())
+        assert m.session.get_session_options().intra_op_num_threads == m.threads
+
+
 def test_coco_dev_every_person_found_and_pck(pipeline, shared_data):
     d = shared_data / "coco_dev"
     res = ev.eval_body(d, d / "person_keypoints.json", pipeline=pipeline)

@@ -43,6 +43,27 @@ def test_default_threads_bounded():
     assert 1 <= inference.default_threads() <= inference.MAX_DEFAULT_THREADS
 
 
+@pytest.mark.parametrize("cores, light", [(2, 1), (4, 1), (8, None), (16, None)])
+def test_model_threads_by_core_count(monkeypatch, cores, light):
+    """On few cores (threads do not spin) every model but the body and hand landmark models
+    gets one intra-op thread; on more cores every model gets ``threads``."""
+    from pose_perception.core import keypoint_config as kc
+    monkeypatch.setattr(kc, "usable_cores", lambda: cores)
+    cfg = kc.KeypointConfig()
+    for name in ("pose_landmark_full", "hand_landmark_full"):
+        assert cfg.model_threads(name) is None                   # the wrapper's default
+    for name in ("face_landmark", "iris_landmark", "pose_detection", "person_detection",
+                 "face_detection_short_range", "gesture_embedder"):
+        assert cfg.model_threads(name) == light
+    cfg = kc.KeypointConfig(threads=3)
+    assert cfg.model_threads("pose_landmark_full") == 3
+    assert cfg.model_threads("face_landmark") == (1 if cores <= 4 else 3)
+    cfg = kc.KeypointConfig(threads=3, light_model_threads=2)
+    assert cfg.model_threads("face_landmark") == 2 and cfg.model_threads("hand_landmark_full") == 3
+    with pytest.raises(ValueError, match="light_model_threads"):
+        kc.KeypointConfig(light_model_threads=-1)
+
+
 def test_runs_and_reports_provider(fake):
     m = OnnxModel(fake, providers=("cpu",), threads=1)
     assert m.provider == "CPUExecutionProvider"

@@ -6,12 +6,13 @@ Warm-up frames are excluded. It prints per-stage and end-to-end latency (p50, p9
 per second, the execution provider and peak RSS as a table; ``--json`` adds one JSON object as
 the last line (``fps``, ``latency_ms`` {p50, p95, mean, max}, ``provider``, ``peak_rss_mb``,
 ``stages`` {stage: p50 ms}, ``stages_mean``, ``people_per_frame``, ``cpu_ms_per_frame``,
-``hardware``, ``command``...). ``--no-lift`` measures body + face alone (no depth lifting, no
-tracking). ``--mediapipe`` also measures body + face alone (``body_face``) and then the same
-frames - same count, order and warm-up - through MediaPipe 0.10.14 itself (pose + head-crop face
-mesh, video mode; ``tools/mediapipe_bench.py`` in the oracle environment, another process), and
-adds ``mediapipe``, ``speed_ratio`` (our body + face fps / MediaPipe's) and
-``speed_ratio_per_person`` (the same times people found per frame) to the JSON.
+``hardware``, ``model_threads`` (each model's intra-op threads), ``command``...).
+``--no-lift`` measures body + face alone (no depth lifting, no tracking). ``--mediapipe`` also
+measures body + face alone (``body_face``) and then the same frames - same count, order and
+warm-up - through MediaPipe 0.10.14 itself (pose + head-crop face mesh, video mode;
+``tools/mediapipe_bench.py`` in the oracle environment, another process), and adds
+``mediapipe``, ``speed_ratio`` (our body + face fps / MediaPipe's) and ``speed_ratio_per_person``
+(the same times people found per frame) to the JSON.
 
 ``soak`` (long runs: memory growth, latency drift) is ``soak.py``; what both share is
 ``bench_common.py``.
@@ -159,6 +160,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> Dict[str, Any]:
         "providers_requested": providers,
         "threads": args.threads,
         "threads_effective": args.threads or default_threads(),
+        "model_threads": {m.name: m.threads for m in getattr(per.keypoints, "models", [])},
         "face": not args.no_face,
         "hands": bool(args.hands),
         "interaction": not args.no_interaction,
@@ -278,7 +280,7 @@ def format_bench(r: Dict[str, Any]) -> str:
     lines += [f"  not inference: {100 * r['non_inference_share']:.1f} % of the time measured, "
               "no model running (crops, decoding, lifting, tracking, association, interaction)",
               ""]
-    lines += format_models(r.get("models") or [])
+    lines += format_models(r.get("models") or [], r.get("model_threads") or {})
     lines += [
               f"  throughput {r['fps']} frames/s; peak RSS {r['peak_rss_mb']} MB (process; "
               f"{r['rss_source_mb']} MB with the frames loaded before the pipeline, "
@@ -300,15 +302,17 @@ def format_bench(r: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_models(models: List[Dict[str, Any]]) -> List[str]:
-    """The per-model table (``per_model``), with a blank line after it; nothing without models."""
+def format_models(models: List[Dict[str, Any]], threads: Dict[str, int]) -> List[str]:
+    """The per-model table (``per_model``; ``threads``: each model's intra-op threads), with a
+    blank line after it; nothing without models."""
     if not models:
         return []
-    lines = [f"  {'model':<28} {'calls/f':>8} {'inputs/f':>9} {'ms/f':>8} {'ms/call':>8}"]
+    lines = [f"  {'model':<28} {'calls/f':>8} {'inputs/f':>9} {'ms/f':>8} {'ms/call':>8} "
+             f"{'threads':>7}"]
     for m in models:
         lines.append(f"  {m['model']:<28} {m['calls_per_frame']:>8.2f} "
                      f"{m['inputs_per_frame']:>9.2f} {_fmt(m['ms_per_frame'])} "
-                     f"{_fmt(m['ms_per_call'])}")
+                     f"{_fmt(m['ms_per_call'])} {threads.get(m['model'], '?'):>7}")
     lines += ["  (each model's own run time; runs on two threads at once overlap, so these can "
               "add up to more than 'some model runs')", ""]
     return lines
@@ -341,9 +345,9 @@ def format_comparison(r: Dict[str, Any]) -> str:
     lines += [f"  speed ratio (ours {what} fps / MediaPipe fps): {r['speed_ratio']}; per "
               f"person found (fps x people/frame): {r['speed_ratio_per_person']}",
               f"  CPU budget: both processes may use all {hw['cores_usable']} usable cores; "
-              f"ours: {r['threads_effective']} intra-op threads per model (+ a worker thread "
-              "when parallel); MediaPipe: its default, one XNNPACK thread per model (graph "
-              "nodes may overlap). 'cores' = CPU time / wall time; load average at the start "
+              "ours: intra-op threads per model as in the model table (+ a worker thread when "
+              "parallel); MediaPipe: its default, one XNNPACK thread per model (graph nodes may "
+              "overlap). 'cores' = CPU time / wall time; load average at the start "
               f"{', '.join(f'{x:.2f}' for x in hw['load_average'] or [])}",
               "  MediaPipe's pose finds at most one person per frame."]
     return "\n".join(lines)

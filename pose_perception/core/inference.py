@@ -41,6 +41,9 @@ GPU_PROVIDERS = frozenset({
 })
 DEFAULT_PROVIDERS: Tuple[str, ...] = ("tensorrt", "cuda", "cpu")
 MAX_DEFAULT_THREADS = 4
+# on this many usable cores or fewer, the models' intra-op threads do not spin (several sessions
+# run one after another or side by side: spinning threads would take the cores from each other)
+NO_SPIN_MAX_CORES = 4
 
 _FALLBACKS_WARNED: set = set()   # keys of the warnings already given (once per process)
 _FAILED_PROVIDERS: set = set()   # providers that could not start in this process (not retried)
@@ -262,8 +265,7 @@ class OnnxModel:
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
-        if usable_cores() <= 4:
-            # several sessions run one after another on few cores: spinning threads steal the CPU
+        if usable_cores() <= NO_SPIN_MAX_CORES:
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return so
 

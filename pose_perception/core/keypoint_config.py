@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from .inference import DEFAULT_PROVIDERS
+from .inference import DEFAULT_PROVIDERS, NO_SPIN_MAX_CORES, usable_cores
 from .precision import check_precision
+
+# the models that run every tracked person's crops in one call on the calling thread (the others
+# run beside them on the worker, or are small): they get ``threads``, the others
+# ``light_model_threads``
+BODY_LANDMARK_MODEL = "pose_landmark_full"
+HAND_LANDMARK_MODEL = "hand_landmark_full"
+FULL_THREAD_MODELS = (BODY_LANDMARK_MODEL, HAND_LANDMARK_MODEL)
 
 
 @dataclass
@@ -24,6 +31,11 @@ class KeypointConfig:
     enable_hand_gestures: bool = True
     providers: Tuple[str, ...] = DEFAULT_PROVIDERS
     threads: Optional[int] = None          # intra-op threads per model; None = cores, max 4
+    # intra-op threads of every model but the body and hand landmark models (face mesh, iris,
+    # gestures, the face and person detectors); None: 1 on 4 usable cores or fewer, where the
+    # threads do not spin and waking a second one costs a small model more than it gains, and
+    # most of them run beside the body model (README, Performance); else ``threads``
+    light_model_threads: Optional[int] = None
     require_gpu: bool = False
     # 'auto' (fp16 on GPU providers for the models that keep their accuracy, else fp32),
     # 'fp32', 'fp16' (GPU providers only) or 'fp16-emulated' (accuracy checks on CPU);
@@ -90,6 +102,15 @@ class KeypointConfig:
     # is published box-only (BodyStage.add_detections; README "people known only by a box")
     face_box_only: bool = True
 
+    def model_threads(self, name: str) -> Optional[int]:
+        """Intra-op threads for the model ``name`` (None: onnxruntime's wrapper default,
+        ``inference.default_threads``)."""
+        if name in FULL_THREAD_MODELS:
+            return self.threads
+        if self.light_model_threads:
+            return self.light_model_threads
+        return 1 if usable_cores() <= NO_SPIN_MAX_CORES else self.threads
+
     def __post_init__(self) -> None:
         if self.face_detector not in ("full", "short", "none"):
             raise ValueError("face_detector must be 'full', 'short' or 'none'")
@@ -105,6 +126,10 @@ class KeypointConfig:
             raise ValueError("person_detector_tile_px and max_box_only must be >= 0")
         if not (self.detector_period_s >= 0 and self.reanchor_ratio >= 0):
             raise ValueError("detector_period_s and reanchor_ratio must be >= 0")
+        for field_name in ("threads", "light_model_threads"):
+            v = getattr(self, field_name)
+            if v is not None and v < 0:
+                raise ValueError(f"{field_name} must be >= 0 (0 or None: the default)")
         if not self.lost_retry_scale >= 1.0:
             raise ValueError("lost_retry_scale must be >= 1 (1 = no retry)")
         self.providers = tuple(self.providers)

@@ -35,7 +35,7 @@ from .hand_gestures import EMBEDDER as GESTURE_EMBEDDER
 from .hand_gestures import HandGestureClassifier
 from .inference import ModelLoadError, OnnxModel, resolve_model_path, usable_cores
 from .iris import IrisLandmarker
-from .keypoint_config import KeypointConfig
+from .keypoint_config import BODY_LANDMARK_MODEL, HAND_LANDMARK_MODEL, KeypointConfig
 from .person_detector import PersonDetector, whole_image_rect
 from .person_fusion import BoxTrack, apply_box_margin, held_face_box_only
 from .ssd import Detection, tile_rects
@@ -61,7 +61,7 @@ class KeypointPipeline:
 
         self._pose_det = body_mod.PoseDetector(load("pose_detection"))
         self._pose_lm = body_mod.PoseLandmarker(
-            load("pose_landmark_full", drop_outputs=body_mod.is_segmentation_output,
+            load(BODY_LANDMARK_MODEL, drop_outputs=body_mod.is_segmentation_output,
                  max_batch=cfg.max_persons),
             cfg.max_persons, refine=cfg.heatmap_refinement)
         self._bodies = BodyStage(self._pose_lm, cfg)
@@ -92,7 +92,7 @@ class KeypointPipeline:
         self.gesture_note = ""                    # why hand gestures are off, when they are
         if cfg.enable_hands:
             self._hand_lm = hands_mod.HandLandmarker(
-                load("hand_landmark_full", max_batch=2 * cfg.max_persons), 2 * cfg.max_persons)
+                load(HAND_LANDMARK_MODEL, max_batch=2 * cfg.max_persons), 2 * cfg.max_persons)
             if cfg.enable_hand_gestures:
                 self._gestures = self._load_gestures(loader)
         self.provider: str = self._pose_lm.model.provider
@@ -109,7 +109,7 @@ class KeypointPipeline:
                     else resolve_model_path(name))
             precision = (cfg.precision if not cfg.precision_models
                          or name in cfg.precision_models else "fp32")
-            return OnnxModel(path, providers=cfg.providers, threads=cfg.threads,
+            return OnnxModel(path, providers=cfg.providers, threads=cfg.model_threads(name),
                              require_gpu=cfg.require_gpu, precision=precision, **kw)
         return load
 
