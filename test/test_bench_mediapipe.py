@@ -6,6 +6,7 @@ skips when the MediaPipe oracle environment cannot be created. The speed itself 
 here (a shared CI machine's timings are noise); ``bench --mediapipe`` reports it.
 """
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -69,6 +70,7 @@ def test_bench_mediapipe_reports_an_unavailable_oracle(monkeypatch, capsys):
     r = json.loads(cap.out.strip().splitlines()[-1])
     assert r["mediapipe"] is None and r["speed_ratio"] is None
     assert r["speed_ratio_per_person"] is None
+    assert r["model_threads"] == {"pose_landmark_full": 2}
     assert "oracle environment is unavailable" in cap.err
     assert "MediaPipe: not measured" in cap.out
 
@@ -81,6 +83,7 @@ def test_bench_mediapipe_rejects_hands():
 class _FakePerception:
     provider = "CPUExecutionProvider"
     precision = "fp32"
+    keypoints = SimpleNamespace(models=[SimpleNamespace(name="pose_landmark_full", threads=2)])
 
     def close(self):
         pass
