@@ -76,7 +76,7 @@ if [[ "$(cat "$STATE/pip" 2>/dev/null)" != "$want" ]]; then
       $(printf -- '-r %s ' "${REQS[@]}") 2>&1 | { grep -v 'is ignored: it is neither' || true; }) \
     || { echo "[setup] pip install failed" >&2; exit 1; }
   if [[ "$MODE" != wheels* ]]; then
-    "$PY" -m pip install -q "${CONSTRAINTS[@]}" onnxruntime transforms3d rosbags
+    "$PY" -m pip install -q "${CONSTRAINTS[@]}" onnxruntime openvino transforms3d rosbags
   fi
   # onnxruntime and onnxruntime-gpu install the same module: exactly one of them, same version
   ORT_VERSION="$(grep -E '^onnxruntime==' "$REPO/requirements/constraints-wheels.txt" | cut -d= -f3)"

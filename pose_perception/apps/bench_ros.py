@@ -54,7 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds ignored after the first "
                     "result")
     ap.add_argument("--in-process", action="store_true", help="run pose_node in this process")
-    ap.add_argument("--cpu", action="store_true", help="CPU only (use_gpu false)")
+    ap.add_argument("--cpu", action="store_true",
+                    help="no GPU providers (use_gpu false: the CPU ones of --providers)")
+    ap.add_argument("--providers", default=None,
+                    help="the node's providers (and the core reference's), comma-separated, "
+                         "e.g. 'openvino,cpu' (default: the node's)")
     ap.add_argument("--no-face", action="store_true", help="enable_face false")
     ap.add_argument("--startup-timeout", type=float, default=60.0,
                     help="seconds to wait for the node's first result")
@@ -94,15 +98,24 @@ def summarise(latencies_ms: List[float], lags: List[int], published: int, proces
     }
 
 
-def core_reference(source: str, frames: int, face: bool, cpu: bool,
+def node_providers(requested: Optional[List[str]], cpu: bool) -> Optional[List[str]]:
+    """The providers pose_node runs with ``providers`` = ``requested`` (None: its default) and
+    ``use_gpu`` = not ``cpu`` (None: the pipeline's default)."""
+    from ..core.inference import DEFAULT_PROVIDERS, cpu_providers
+    if not cpu:
+        return requested
+    return list(cpu_providers(requested or DEFAULT_PROVIDERS))
+
+
+def core_reference(source: str, frames: int, face: bool, providers: Optional[List[str]],
                    frame_overlap: str = "auto") -> Dict[str, object]:
-    """The ROS-free pipeline with the node's default settings on the same frames: ``fps`` and
-    ``latency_ms`` (``bench``'s numbers; ``frame_overlap`` as the node's)."""
+    """The ROS-free pipeline with the node's settings on the same frames: ``fps`` and
+    ``latency_ms`` (``bench``'s numbers; ``providers`` and ``frame_overlap`` as the node's)."""
     from .bench import measure
     from .bench_common import make_perception, prepare_source
 
     src = prepare_source(source or None, None, 1)
-    per = make_perception(["cpu"] if cpu else None, None, face, False)
+    per = make_perception(providers, None, face, False)
     overlap = overlap_wanted(frame_overlap, per.provider)
     try:
         r = measure(per, src, frames, min(10, frames), overlap=overlap)
@@ -130,13 +143,18 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     from ..msg import SkeletonArray
     from ..ros.conversions import stamp_to_ns
     from ..ros.sample_camera_node import SampleCameraNode, load_frames
+    from .bench_common import parse_providers
 
     source = default_source() if args.source is None else args.source
     frames, desc = load_frames(source)
-    core = (core_reference(source, args.core, not args.no_face, args.cpu, args.overlap)
+    requested = parse_providers(args.providers)
+    core = (core_reference(source, args.core, not args.no_face,
+                           node_providers(requested, args.cpu), args.overlap)
             if args.core else None)
     node_params = {"use_gpu": not args.cpu, "enable_face": not args.no_face,
                    "qos_reliability": "reliable", "frame_overlap": args.overlap}
+    if requested:
+        node_params["providers"] = requested
     if args.dds_transport == "large_data":   # before rclpy.init; the node subprocess inherits it
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
     rclpy.init()

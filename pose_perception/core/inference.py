@@ -17,6 +17,7 @@ import numpy as np
 
 from .model_files import provision_hint, resolve_model_path, trt_batch_profile, trt_cache_dir
 from .onnx_rewrites import Shape, session_model
+from .openvino_session import PROVIDER as OPENVINO, OpenVinoSession, openvino_available
 from .precision import fp16_emulated, model_precision, to_fp16
 from .worker import INFERENCE_CLOCK
 
@@ -103,6 +104,24 @@ def select_providers(requested: Sequence[str], available: Sequence[str]) -> List
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
     return chosen
+
+
+def cpu_providers(requested: Sequence[str]) -> Tuple[str, ...]:
+    """``requested`` without the GPU providers (what ``use_gpu: false`` runs): OpenVINO and the
+    CPU provider where listed; ``('cpu',)`` when nothing else is left."""
+    kept = tuple(p for p in requested if provider_name(p) not in GPU_PROVIDERS)
+    return kept or ("cpu",)
+
+
+def offered_providers(ort, requested: Sequence[str] = ()) -> List[str]:
+    """The providers this onnxruntime build offers, and OpenVINO where it is ``requested`` and
+    the ``openvino`` package (not onnxruntime) provides it (:class:`OpenVinoSession`)."""
+    available = list(ort.get_available_providers())
+    if (OPENVINO not in available and any(provider_name(p) == OPENVINO for p in requested)
+            and openvino_available()):
+        available.insert(available.index("CPUExecutionProvider")
+                         if "CPUExecutionProvider" in available else len(available), OPENVINO)
+    return available
 
 
 def usable_cores() -> int:
@@ -193,7 +212,7 @@ class OnnxModel:
         self.path = resolve_model_path(path)
         self.name = self.path.stem
         self.threads = int(threads) if threads else default_threads()
-        available = ort.get_available_providers()
+        available = offered_providers(ort, providers)
         chosen = select_providers(providers, available)
         skipped = [provider_name(p) for p in providers
                    if provider_name(p) not in chosen]
@@ -254,7 +273,7 @@ class OnnxModel:
             self.check_output_shapes(output_shapes)
         if warmup:
             self.warmup()
-            if max_batch and self.dynamic_batch and self.provider in GPU_PROVIDERS:
+            if max_batch and self.dynamic_batch and self.compiles_per_batch:
                 for batch in range(2, int(max_batch) + 1):
                     self.warmup(batch)
 
@@ -337,7 +356,16 @@ class OnnxModel:
 
     def _session(self, ort, model: Union[str, bytes], so, provider_args: List,
                  fp32_model: Union[str, bytes]):
-        """An InferenceSession; an fp16 graph that does not load falls back to ``fp32_model``."""
+        """An InferenceSession; an fp16 graph that does not load falls back to ``fp32_model``.
+        OpenVINO, where onnxruntime does not offer it, through :class:`OpenVinoSession`; a
+        graph it cannot compile runs on the next provider (warning)."""
+        if provider_args[0] == OPENVINO and OPENVINO not in ort.get_available_providers():
+            try:
+                return OpenVinoSession(model, self.threads)
+            except Exception as exc:  # OpenVINO raises RuntimeError and its own types
+                LOG.warning("%s: OpenVINO cannot run this model (%s: %s): onnxruntime runs it",
+                            self.name, type(exc).__name__, str(exc)[:200])
+                return self._session(ort, model, so, provider_args[1:], fp32_model)
         try:
             return ort.InferenceSession(model, sess_options=so, providers=provider_args)
         except Exception as exc:  # onnxruntime raises several exception types
@@ -355,6 +383,12 @@ class OnnxModel:
     def input_shape(self) -> Shape:
         """Shape of the (first) input; ``None`` where dynamic."""
         return self.input_shapes[0]
+
+    @property
+    def compiles_per_batch(self) -> bool:
+        """True where a new batch size costs a build on its first run (GPU providers: engines
+        and algorithm searches; OpenVINO: one compiled model per shape)."""
+        return self.provider in GPU_PROVIDERS or self.provider == OPENVINO
 
     @property
     def dynamic_batch(self) -> bool:

@@ -37,9 +37,10 @@ def node_param_specs() -> List[ParamSpec]:
         C["qos_reliability"],
         C["qos_depth"],
         S("use_gpu", True, "bool", "try GPU execution providers first (TensorRT, CUDA); false: "
-          "CPU only"),
+          "only the CPU ones of 'providers' (OpenVINO, onnxruntime's CPU)"),
         S("providers", ["tensorrt", "cuda", "cpu"], "str_list",
-          "onnxruntime execution providers in order of preference (used when use_gpu)"),
+          "execution providers in order of preference; those not installed are skipped "
+          "(openvino: the openvino package's CPU runtime)"),
         S("require_gpu", False, "bool", "fail at start when no GPU provider works"),
         S("precision", "auto", "str", "model precision: auto (fp16 on GPU providers for the "
           "models whose fp16 accuracy was checked, fp32 on CPU); fp32; fp16 (GPU providers "
