@@ -61,14 +61,18 @@ def test_same_outputs_as_onnxruntime_for_every_batch(tmp_path, no_failed):
     cpu = OnnxModel(path, providers=("cpu",), threads=1)
     assert ov.provider == PROVIDER and ov.compiles_per_batch and not cpu.compiles_per_batch
     assert ov.input_shape == (None, 8) and ov.output_names == ["output"]
-    assert sorted(len(k) and k[0][0] for k in ov.session._compiled) == [1, 2, 3]  # warmed up
+    compiled = ov.session._compiled                    # batches 1..3 warmed up at start
+    assert {(1, 8), (2, 8), (3, 8)} <= {k[0] for k in compiled if k[0] != "dynamic"}
+    assert compiled[((1, 8),)] is not compiled[((2, 8),)]      # fixed shapes up to 2
     rng = np.random.default_rng(0)
     for batch in (1, 2, 5):
         x = rng.normal(size=(batch, 8)).astype(np.float32)
         (a,), (b,) = ov.run(x), cpu.run(x)
         assert a.shape == (batch, 8)
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)
-    assert (5, 8) in {k[0] for k in ov.session._compiled}      # a new batch: compiled then
+    # larger batches share one model compiled with a dynamic batch
+    assert compiled[((5, 8),)] is compiled[((3, 8),)] is compiled[("dynamic", ((8,),))]
+    assert len({id(r) for r in compiled.values()}) == 3
 
 
 def test_outputs_by_name_and_clear_errors(tmp_path):
