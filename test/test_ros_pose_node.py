@@ -445,6 +445,29 @@ def test_colour_processed_alone_when_depth_never_pairs(harness):
     assert m and float(m.group(1)) >= 0.25 - 1e-9, h.diag[-1].message
 
 
+def test_use_gpu_false_keeps_the_cpu_providers_it_was_given(ros):
+    """use_gpu false: the pipeline gets the CPU providers of ``providers`` (OpenVINO where
+    listed, onnxruntime's CPU), not the GPU ones; true: the list as it is."""
+    from rclpy.parameter import Parameter
+
+    from pose_perception.ros.pose_node import PoseNode
+
+    def providers(**params):
+        configs = []
+
+        def factory(cfg):
+            configs.append(cfg)
+            return FakePerception(cfg)
+        node = PoseNode(factory, namespace="/pv",
+                        parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        node.destroy_node()
+        return tuple(configs[0]["keypoints"]["providers"])
+    assert providers(use_gpu=False) == ("cpu",)
+    assert providers(use_gpu=False, providers=["tensorrt", "cuda", "openvino", "cpu"]) == (
+        "openvino", "cpu")
+    assert providers(providers=["cuda", "openvino", "cpu"]) == ("cuda", "openvino", "cpu")
+
+
 def test_parameters_are_validated_with_clear_messages(ros):
     from rclpy.parameter import Parameter
 
