@@ -101,10 +101,10 @@ def summarise(latencies_ms: List[float], lags: List[int], published: int, proces
 def node_providers(requested: Optional[List[str]], cpu: bool) -> Optional[List[str]]:
     """The providers pose_node runs with ``providers`` = ``requested`` (None: its default) and
     ``use_gpu`` = not ``cpu`` (None: the pipeline's default)."""
-    from ..core.inference import DEFAULT_PROVIDERS, cpu_providers
-    if not cpu:
-        return requested
-    return list(cpu_providers(requested or DEFAULT_PROVIDERS))
+    from ..core.inference import DEFAULT_PROVIDERS, run_providers
+    if requested is None and not cpu:
+        return None
+    return list(run_providers(requested or DEFAULT_PROVIDERS, not cpu))
 
 
 def core_reference(source: str, frames: int, face: bool, providers: Optional[List[str]],

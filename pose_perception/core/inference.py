@@ -113,6 +113,11 @@ def cpu_providers(requested: Sequence[str]) -> Tuple[str, ...]:
     return kept or ("cpu",)
 
 
+def run_providers(providers: Sequence[str], use_gpu: bool) -> Tuple[str, ...]:
+    """The providers a pipeline runs with, given pose_node's ``providers`` and ``use_gpu``."""
+    return tuple(providers) if use_gpu else cpu_providers(providers)
+
+
 def offered_providers(ort, requested: Sequence[str] = ()) -> List[str]:
     """The providers this onnxruntime build offers, and OpenVINO where it is ``requested`` and
     the ``openvino`` package (not onnxruntime) provides it (:class:`OpenVinoSession`)."""

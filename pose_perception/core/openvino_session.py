@@ -148,18 +148,16 @@ class OpenVinoSession:
                     d is not None and d != g for d, g in zip(arg.shape, given)):
                 raise ValueError(f"input '{arg.name}' has shape {list(given)}, the model takes "
                                  f"{[d if d is not None else '?' for d in arg.shape]}")
-        model = self._model.clone()
-        if all(None not in a.shape for a in self._inputs):
-            key = shapes                                   # a model of fixed shapes
-        elif max((s[0] for s in shapes if s), default=1) <= STATIC_BATCHES:
-            key = shapes
-            model.reshape({i: list(s) for i, s in enumerate(shapes)})
-        else:                                              # the batch stays dynamic
-            key = ("dynamic", tuple(s[1:] for s in shapes))
-            if key in self._compiled:
-                self._compiled[shapes] = self._compiled[key]
-                return self._compiled[key]
-            model.reshape({i: [-1, *s[1:]] if s else [] for i, s in enumerate(shapes)})
-        request = _core().compile_model(model, "CPU", self.config).create_infer_request()
-        self._compiled[key] = self._compiled[shapes] = request
+        dynamic = any(None in a.shape for a in self._inputs)
+        fixed = not dynamic or max((s[0] for s in shapes if s), default=1) <= STATIC_BATCHES
+        key = shapes if fixed else ("dynamic", tuple(s[1:] for s in shapes))
+        request = self._compiled.get(key)
+        if request is None:
+            model = self._model.clone()
+            if dynamic:       # the given shapes, or them with the batch left dynamic
+                model.reshape({i: list(s) if fixed or not s else [-1, *s[1:]]
+                               for i, s in enumerate(shapes)})
+            request = _core().compile_model(model, "CPU", self.config).create_infer_request()
+            self._compiled[key] = request
+        self._compiled[shapes] = request
         return request

@@ -43,7 +43,7 @@ from visualization_msgs.msg import MarkerArray
 
 from ..core.frame_order import DepthWait, StampOrder
 from ..core.image_codec import ImageDecodeError, to_rgb
-from ..core.inference import cpu_providers
+from ..core.inference import run_providers
 from ..core.overlap import OverlappedPerception, overlap_wanted
 from ..core.types import FrameResult
 from ..msg import FaceLandmarksArray, PersonEvent, PersonInteractionArray, SkeletonArray
@@ -190,8 +190,7 @@ class PoseNode(ImageIntake, FrameLookups, Node):
         cfg = nest(changed_from_defaults(p, self._perception_specs), "perception.")
         kp = cfg.setdefault("keypoints", {})
         kp["enable_face"], kp["enable_hands"] = p["enable_face"], p["enable_hands"]
-        kp["providers"] = (tuple(p["providers"]) if p["use_gpu"]
-                           else cpu_providers(p["providers"]))
+        kp["providers"] = run_providers(p["providers"], p["use_gpu"])
         kp["require_gpu"] = p["require_gpu"]
         kp["precision"] = p["precision"]
         # validate here too so that a bad value fails with the parameter's name before models load
