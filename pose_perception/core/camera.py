@@ -179,25 +179,29 @@ class CameraModel:
         """Pixels (N, 2) -> rays (N, 2) = undistorted normalised coordinates (x/z, y/z).
         Non-finite input gives NaN rows (never raises on data)."""
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        if len(xy) and np.isfinite(xy).all():   # the usual case: no rows to pick and put back
+            return self._undistort_finite(xy)
+        ok = np.isfinite(xy).all(axis=1)
         out = np.full(xy.shape, np.nan)
-        ok = np.all(np.isfinite(xy), axis=1)
-        if not np.any(ok):
-            return out
-        pts = xy[ok]
+        if ok.any():
+            out[ok] = self._undistort_finite(xy[ok])
+        return out
+
+    def _undistort_finite(self, pts: np.ndarray) -> np.ndarray:
+        """:meth:`undistort_points` of (N >= 1, 2) finite float64 pixels: a new array."""
         # distorted normalised coordinates (inverse of K, skew included)
-        yn = (pts[:, 1] - self.cy) / self.fy
-        xn = (pts[:, 0] - self.cx - self.K[0, 1] * yn) / self.fx
+        xyn = np.empty(pts.shape)
+        xyn[:, 1] = (pts[:, 1] - self.cy) / self.fy
+        xyn[:, 0] = (pts[:, 0] - self.cx - self.K[0, 1] * xyn[:, 1]) / self.fx
         if not self.is_distorted:
-            out[ok, 0], out[ok, 1] = xn, yn
-            return out
-        src = np.stack([xn, yn], axis=1).reshape(-1, 1, 2)
+            return xyn
+        src = xyn.reshape(-1, 1, 2)
         eye = np.eye(3)
         if self.distortion_model == "equidistant":
             und = cv2.fisheye.undistortPoints(src, eye, self.D, criteria=_UNDISTORT_CRITERIA)
         else:
             und = cv2.undistortPoints(src, eye, self.D, criteria=_UNDISTORT_CRITERIA)
-        out[ok] = und.reshape(-1, 2)
-        return out
+        return und.reshape(-1, 2).astype(np.float64, copy=False)
 
     def distort_rays(self, rays: np.ndarray) -> np.ndarray:
         """Rays (N, 2) -> distorted normalised coordinates (N, 2) (the lens model, vectorised)."""
@@ -244,8 +248,11 @@ class CameraModel:
         """Rays (N, 2) (from :meth:`undistort_points`) and depths z (N,) or scalar, metres along
         the optical axis -> 3D points (N, 3)."""
         rays = np.asarray(rays, dtype=np.float64).reshape(-1, 2)
-        z = np.broadcast_to(np.asarray(z, dtype=np.float64), (rays.shape[0],))
-        return np.stack([rays[:, 0] * z, rays[:, 1] * z, z], axis=1)
+        out = np.empty((rays.shape[0], 3))
+        out[:, 2] = z                      # z broadcast to (N,)
+        out[:, 0] = rays[:, 0] * out[:, 2]   # column by column: faster than (N, 2) * (N, 1)
+        out[:, 1] = rays[:, 1] * out[:, 2]
+        return out
 
     def backproject_pixels(self, xy: np.ndarray, z) -> np.ndarray:
         """Pixels (N, 2) and depths -> 3D points (N, 3) (undistorts first)."""

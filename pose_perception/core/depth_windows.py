@@ -9,7 +9,7 @@ keypoint). Depth values are metres, NaN = no reading.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -40,13 +40,17 @@ def sample_windows(depth: np.ndarray, uv: np.ndarray, radius_px: np.ndarray,
     ``g`` of window ``i`` is the pixel nearest to ``uv[i] + radius_px[i] * offsets[g]``."""
     h, w = depth.shape
     u, v, r = uv[:, 0:1], uv[:, 1:2], radius_px[:, None]
-    reach = r * float(np.max(np.abs(offsets))) if offsets.size else r
+    reach = r * float(np.abs(offsets).max()) if offsets.size else r
     with np.errstate(invalid="ignore"):
         # windows wholly inside the image (the usual case) need no per-sample bounds check
-        whole = bool(np.all((u >= reach) & (u + reach <= w - 1) & (v >= reach)
-                            & (v + reach <= h - 1)))
-    ix = np.rint(u + r * offsets[None, :, 0])
-    iy = np.rint(v + r * offsets[None, :, 1])
+        whole = bool(((u >= reach) & (u + reach <= w - 1) & (v >= reach)
+                      & (v + reach <= h - 1)).all())
+    ix = r * offsets[:, 0]
+    ix += u
+    np.rint(ix, out=ix)
+    iy = r * offsets[:, 1]
+    iy += v
+    np.rint(iy, out=iy)
     if whole:
         iy *= w
         iy += ix
@@ -61,10 +65,10 @@ def sample_windows(depth: np.ndarray, uv: np.ndarray, radius_px: np.ndarray,
     src = depth.reshape(-1) if depth.flags.c_contiguous else np.ascontiguousarray(depth).reshape(-1)
     out = src.take(flat).astype(np.float64)
     with np.errstate(invalid="ignore"):
-        bad = ~((out > min_range) & (out < np.inf))   # NaN, inf, near or negative
+        good = (out > min_range) & (out < np.inf)   # not NaN, inf, near or negative
     if inside is not None:
-        bad |= ~inside
-    out[bad] = np.nan
+        good &= inside
+    np.copyto(out, np.nan, where=~good)
     return out
 
 
@@ -74,11 +78,10 @@ def front_cluster_1d(values: np.ndarray, gap_fn: GapFn, min_support: float,
     v = np.sort(values[np.isfinite(values)])
     if v.size < min_samples:
         return float("nan")
-    breaks = np.flatnonzero(np.diff(v) > gap_fn(v[:-1])) + 1
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks, [v.size]])
+    breaks = np.flatnonzero((v[1:] - v[:-1]) > gap_fn(v[:-1])) + 1
+    bounds = [0] + breaks.tolist() + [v.size]
     need = max(min_samples, min_support * v.size)
-    for s, e in zip(starts.tolist(), ends.tolist()):
+    for s, e in zip(bounds[:-1], bounds[1:]):
         if e - s >= need:
             return float(0.5 * (v[s + (e - s - 1) // 2] + v[s + (e - s) // 2]))
     return float("nan")
@@ -96,27 +99,59 @@ class Clusters:
     frac_alt: np.ndarray     # its share of the row's valid samples (0 where none)
 
 
-def _run_mad(S: np.ndarray, rows: np.ndarray, start: np.ndarray, count: np.ndarray,
+def _valid_counts(S: np.ndarray) -> np.ndarray:
+    """(N,) number of valid (non-NaN) values in each row of the row-sorted ``S``: NaN sorts
+    last, so a row ending in NaN has as many as the position of its first NaN."""
+    n, g = S.shape
+    counts = np.full(n, g)
+    if g:
+        rows = np.flatnonzero(np.isnan(S[:, -1]))    # the rows with a NaN
+        counts[rows] = np.isnan(S[rows]).argmax(axis=1)
+    return counts
+
+
+def _run_mad(S: np.ndarray, rows: Optional[np.ndarray], start: np.ndarray, count: np.ndarray,
              nvalid: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """1.4826 * median |S[r, start:start+count] - centre| for the given rows of the sorted
-    ``S`` (NaN after the ``nvalid`` valid samples; count >= 1)."""
+    ``S`` (None: every row, in order; NaN after the ``nvalid`` valid samples; count >= 1)."""
     g = S.shape[1]
-    if rows.size == S.shape[0]:   # every row (rows are increasing): no gather
+    if rows is None:   # no gather
         dev = S - centre[:, None]
     else:
         dev = S[rows]
         dev -= centre[:, None]
     np.abs(dev, out=dev)                          # NaN stays NaN and sorts last
-    part = np.flatnonzero((start > 0) | (start + count < nvalid))   # run is not the whole row
-    if part.size:
+    end = start + count
+    part = np.flatnonzero((start > 0) | (end < nvalid))   # run is not the whole row
+    if part.size:   # their samples outside the run (other clusters) sort after it
         pos = np.arange(g)
         sub = dev[part]
-        sub[(pos < start[part, None]) | (pos >= (start + count)[part, None])] = np.inf
+        np.putmask(sub, (pos < start[part, None]) | (pos >= end[part, None]), np.inf)
         dev[part] = sub
     dev.sort(axis=1)
     flat = dev.reshape(-1)
-    base = np.arange(rows.size) * g
+    base = np.arange(count.size) * g
     return 1.4826 * (0.5 * (flat[base + (count - 1) // 2] + flat[base + count // 2]))
+
+
+def _cluster_stats(S: np.ndarray, med: np.ndarray, starts: np.ndarray, counts: np.ndarray,
+                   nvalid: np.ndarray, c: np.ndarray, good: np.ndarray):
+    """(median, 1.4826 * MAD) of cluster ``c[k, r]`` of each row ``r`` of the sorted ``S``
+    where ``good[k, r]``, NaN elsewhere: (K, N) arrays, K cluster choices per row in one pass
+    (one gather and one sort)."""
+    n = S.shape[0]
+    z = np.full(c.shape, np.nan)
+    spread = np.full(c.shape, np.nan)
+    pick = np.flatnonzero(good)                  # positions in the raveled (K, N) arrays
+    if pick.size:
+        rows = pick % n
+        cc = c.take(pick)
+        zp = med[rows, cc]
+        np.put(z, pick, zp)
+        every = pick.size == n and pick[-1] == n - 1     # exactly the rows 0..N-1
+        np.put(spread, pick, _run_mad(S, None if every else rows, starts[rows, cc],
+                                      counts[rows, cc], nvalid[rows], zp))
+    return z, spread
 
 
 def front_cluster_rows(samples: np.ndarray, gap_fn: GapFn, lo: np.ndarray, hi: np.ndarray,
@@ -133,10 +168,17 @@ def front_cluster_rows(samples: np.ndarray, gap_fn: GapFn, lo: np.ndarray, hi: n
     boundaries only ((N, C) arrays, C = most clusters in a row, usually 1 to 3)."""
     n, g = samples.shape
     S = np.sort(samples, axis=1)                 # NaN last
-    nvalid = g - np.count_nonzero(np.isnan(S), axis=1)
+    nvalid = _valid_counts(S)
+    flat = S.reshape(-1)
+    # neighbours compared along the flat array (contiguous: about twice as fast as row by row);
+    # the pairs that straddle two rows get NaN, and NaN compares False: breaks only among valid
+    # samples of a row
+    step = flat[1:] - flat[:-1]
+    if g:
+        step[g - 1::g] = np.nan
     with np.errstate(invalid="ignore"):
-        brk = np.diff(S, axis=1) > gap_fn(S[:, :-1])   # NaN -> False: breaks only among valid
-    br_row, br_col = np.nonzero(brk)             # row-major: by row, then position
+        brk = np.flatnonzero(step > gap_fn(flat[:-1]))
+    br_row, br_col = np.divmod(brk, g)           # row-major: by row, then position
     per_row = np.bincount(br_row, minlength=n)
     c_max = int(per_row.max()) + 1 if n else 1
     bounds = np.empty((n, c_max + 1), np.intp)   # cluster c = S[r, bounds[c]:bounds[c + 1]]
@@ -146,37 +188,28 @@ def front_cluster_rows(samples: np.ndarray, gap_fn: GapFn, lo: np.ndarray, hi: n
         rank = np.arange(br_row.size) - (np.cumsum(per_row) - per_row)[br_row]
         bounds[br_row, rank + 1] = br_col + 1
     starts = bounds[:, :-1]
-    counts = np.diff(bounds, axis=1)             # 0 for the padding clusters
-    flat = S.reshape(-1)
+    counts = bounds[:, 1:] - starts              # 0 for the padding clusters
     row0 = (np.arange(n) * g)[:, None]
-    lo_i = np.clip(starts + (counts - 1) // 2, 0, g - 1)
-    lo_i += row0
-    hi_i = np.clip(starts + counts // 2, 0, g - 1)
-    hi_i += row0
+    lo_i = starts + (counts - 1) // 2            # the run's middle positions
+    hi_i = starts + counts // 2
+    for i in (lo_i, hi_i):                       # a padding cluster's may lie outside the row
+        np.maximum(i, 0, out=i)
+        np.minimum(i, g - 1, out=i)
+        i += row0
     med = 0.5 * (flat[lo_i] + flat[hi_i])
     need = np.maximum(min_samples, min_support * nvalid)[:, None]
     with np.errstate(invalid="ignore"):
         eligible = (counts > 0) & (counts >= need) & (med >= lo[:, None]) & (med <= hi[:, None])
     ok = eligible.any(axis=1)
-    chosen = np.argmax(eligible, axis=1)
-
-    def stats(c: np.ndarray, good: np.ndarray):
-        z = np.full(n, np.nan)
-        spread = np.full(n, np.nan)
-        rows = np.flatnonzero(good)
-        if rows.size:
-            cc = c[rows]
-            z[rows] = med[rows, cc]
-            spread[rows] = _run_mad(S, rows, starts[rows, cc], counts[rows, cc], nvalid[rows],
-                                    z[rows])
-        return z, spread
-
-    z, spread = stats(chosen, ok)
+    chosen = eligible.argmax(axis=1)
     if not alternatives:
-        return Clusters(z, spread, ok, np.full(n, np.nan), np.full(n, np.nan), np.zeros(n))
+        (z,), (spread,) = _cluster_stats(S, med, starts, counts, nvalid, chosen[None], ok[None])
+        return Clusters(z, spread, ok, *np.full((2, n), np.nan), np.zeros(n))
     later = eligible & (np.arange(c_max)[None, :] > chosen[:, None])
     ok_alt = later.any(axis=1)
-    alt = np.argmax(np.where(later, counts, -1), axis=1)
-    z_alt, spread_alt = stats(alt, ok_alt)
+    alt = np.where(later, counts, -1).argmax(axis=1)
+    (z, z_alt), (spread, spread_alt) = _cluster_stats(S, med, starts, counts, nvalid,
+                                                      np.stack([chosen, alt]),
+                                                      np.stack([ok, ok_alt]))
     frac_alt = np.where(ok_alt, counts[np.arange(n), alt] / np.maximum(nvalid, 1), 0.0)
     return Clusters(z, spread, ok, z_alt, spread_alt, frac_alt)

@@ -220,7 +220,19 @@ def rotate(T: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return transform_points(np.asarray(vectors, dtype=np.float64), T[:3, :3], 0.0)
 
 
+def row_norms(v: np.ndarray) -> np.ndarray:
+    """Euclidean norm of each row of (N, K) ``v``: ``np.linalg.norm(v, axis=1)``, the same
+    values (the same sum of squares) without its per-call overhead."""
+    return np.sqrt(np.add.reduce(v * v, axis=1))
+
+
 # ------------------------------------------------------------------------------ rigid fit
+def _det3(m: np.ndarray) -> float:
+    """Determinant of a 3x3 matrix (cofactor expansion on Python floats: no LAPACK call)."""
+    (a, b, c), (d, e, f), (g, h, i) = m.tolist()
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+
+
 def weighted_kabsch(src: np.ndarray, dst: np.ndarray, w: Optional[np.ndarray] = None
                     ) -> Tuple[np.ndarray, np.ndarray]:
     """R, t minimising sum w |R src + t - dst|^2 over matched rows (equal weights by default);
@@ -229,6 +241,10 @@ def weighted_kabsch(src: np.ndarray, dst: np.ndarray, w: Optional[np.ndarray] = 
     cs, cd = w @ src, w @ dst
     H = ((src - cs) * w[:, None]).T @ (dst - cd)
     U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(Vt.T @ U.T)) or 1.0
-    R = Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
+    V = Vt.T.copy()
+    # V U^T is orthogonal, its determinant +-1: -1 is a reflection, undone by flipping the
+    # axis of the smallest singular value (R = V diag(1, 1, -1) U^T)
+    if _det3(Vt.T @ U.T) < 0.0:
+        V[:, 2] *= -1.0
+    R = V @ U.T
     return R, cd - R @ cs

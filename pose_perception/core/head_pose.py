@@ -85,8 +85,8 @@ def _fit(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray, floa
 def solve_face_pnp(xy: np.ndarray, camera: CameraModel) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """PnP of the canonical landmarks on their 2D mesh pixels (rows as ``_IDS``, NaN =
     missing) -> (R face->camera, sellion position) or None."""
-    ok = np.all(np.isfinite(xy), axis=1)
-    if ok.sum() < 4:
+    ok = np.isfinite(xy).all(axis=1)
+    if np.count_nonzero(ok) < 4:
         return None
     obj = _MODEL[ok].reshape(-1, 1, 3)
     if camera.distortion_model == "equidistant":
@@ -114,21 +114,21 @@ def estimate_head_pose(mesh: Keypoints, camera: CameraModel,
     cfg = config or _DEFAULT_CONFIG
     if mesh.layout != "face468":
         raise ValueError(f"head pose needs a 'face468' mesh, got '{mesh.layout}'")
-    ok3 = np.zeros(len(_IDS), bool)
-    pts3 = None
+    model3 = pts3 = np.zeros((0, 3))   # the landmarks with depth: canonical, measured
     if mesh.xyz is not None:
         pts3 = mesh.xyz[_IDS].astype(np.float64)
         ok3 = (mesh.xyz_valid[_IDS] & (mesh.xyz_source[_IDS] == SOURCE_DEPTH)
                & np.isfinite(pts3).all(axis=1))
-    n3 = int(ok3.sum())
+        model3, pts3 = _MODEL[ok3], pts3[ok3]
+    n3 = len(pts3)
     if cfg.method in ("auto", "depth") and n3 >= max(cfg.min_depth_points, 4):
-        R, t, rms = _fit(_MODEL[ok3], pts3[ok3])
+        R, t, rms = _fit(model3, pts3)
         if rms <= cfg.max_fit_rms_m or cfg.method == "depth":
             return HeadPose(position=t, orientation=matrix_to_quat(R), valid=True)
     if cfg.method == "depth":
         return None
     xy = mesh.xy[_IDS].astype(np.float64)
-    if int(np.isfinite(xy).all(axis=1).sum()) < cfg.min_pnp_points:
+    if np.count_nonzero(np.isfinite(xy).all(axis=1)) < cfg.min_pnp_points:
         return None
     sol = solve_face_pnp(xy, camera)
     if sol is None:
@@ -137,8 +137,8 @@ def estimate_head_pose(mesh: Keypoints, camera: CameraModel,
     if n3 >= 3:
         # put the face at its measured depth: scale the PnP solution (the canonical face's size
         # is an average) so the depth-valid landmarks' median depth matches
-        pred_z = _MODEL[ok3] @ R[2] + t[2]
-        scale = median(pts3[ok3, 2]) / median(pred_z)
+        pred_z = model3 @ R[2] + t[2]
+        scale = median(pts3[:, 2]) / median(pred_z)
         if np.isfinite(scale) and 0.5 < scale < 2.0:
             t = t * scale
     return HeadPose(position=t, orientation=matrix_to_quat(R), valid=True)

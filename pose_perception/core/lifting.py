@@ -116,8 +116,8 @@ class Lifter:
                 self._repair_occlusions(kps, view, idx, cl, win_m, spec, w, lo, hi, stats)
         if w is not None and cfg.model_fill:
             stats.model_fit_rms = model_fill(kps, w, view.rays, cfg)
-        stats.n_depth = int(np.sum(kps.xyz_source == SOURCE_DEPTH))
-        stats.n_model = int(np.sum(kps.xyz_source == SOURCE_MODEL))
+        stats.n_depth = int(np.count_nonzero(kps.xyz_source == SOURCE_DEPTH))
+        stats.n_model = int(np.count_nonzero(kps.xyz_source == SOURCE_MODEL))
         return stats
 
     def lift_person(self, person: Person, depth_m: np.ndarray, camera: CameraModel,
@@ -131,7 +131,7 @@ class Lifter:
                                                                       dcam)
             return LiftStats()
         box = np.asarray(person.box, dtype=np.float64)
-        scale = float(box[3] - box[1]) if box.size == 4 and np.all(np.isfinite(box)) else None
+        scale = float(box[3] - box[1]) if box.size == 4 and np.isfinite(box).all() else None
         stats = self.lift_keypoints(person.body, depth, camera, scale, dcam, person.world)
         person.centroid = self.centroid(person.body, stats, camera)
         for hand in person.hands:
@@ -256,7 +256,7 @@ class Lifter:
               else dcam.rays_to_pixels(rays))
         score = kps.score.astype(np.float64)
         score[np.isnan(score)] = 0.0
-        usable = np.all(np.isfinite(uv), axis=1) & dcam.in_image(uv, margin=0.0)
+        usable = dcam.in_image(uv, margin=0.0)   # False for NaN / inf pixels too
         return _View(camera, depth, dcam, rays, uv, 0.5 * (dcam.fx + dcam.fy), score, usable,
                      self.config.radius_table(kps.layout, n),
                      self.config.anchor_joints(kps.layout, n))
@@ -277,7 +277,7 @@ class Lifter:
             a_idx = np.flatnonzero(usable)
         if a_idx.size == 0:
             return np.nan
-        r_px = np.clip(cfg.anchor_window_m * ppm0, cfg.min_window_px, cfg.max_window_px)
+        r_px = min(max(cfg.anchor_window_m * ppm0, cfg.min_window_px), cfg.max_window_px)
         samples = sample_windows(view.depth, view.uv[a_idx], np.full(a_idx.size, r_px),
                                  self._anchor_offsets, cfg.min_range_m)
         return front_cluster_1d(samples.ravel(), self._gap_fn, cfg.anchor_min_support,
@@ -292,15 +292,13 @@ class Lifter:
         front, back = band if band is not None else self._default_band(layout)
         lo = np.full(n, z_ref - front)
         hi = np.full(n, z_ref + back)
-        if world is not None:
-            radii, anchors = view.radii, view.anchors
-            wa = world[anchors][np.all(np.isfinite(world[anchors]), axis=1)]
-            if len(wa) and np.all(np.isfinite(world)):
-                # predicted surface depth: torso surface + model's relative depth - radius
-                z_anchor_centre = z_ref + float(np.mean(radii[anchors]))
-                pred = z_anchor_centre + (world[:, 2] - wa[:, 2].mean()) - radii
-                lo = np.maximum(lo, pred - self.config.model_band_m)
-                hi = np.minimum(hi, pred + self.config.model_band_m)
+        radii, anchors = view.radii, view.anchors
+        if world is not None and anchors.size and np.isfinite(world).all():
+            # predicted surface depth: torso surface + model's relative depth - radius
+            z_anchor_centre = z_ref + float(radii[anchors].mean())
+            pred = z_anchor_centre + (world[:, 2] - world[anchors, 2].mean()) - radii
+            np.maximum(lo, pred - self.config.model_band_m, out=lo)
+            np.minimum(hi, pred + self.config.model_band_m, out=hi)
         return lo, hi
 
     def _joints_to_measure(self, view: _View, spec: Optional[SkeletonSpec],
@@ -348,8 +346,7 @@ class Lifter:
         measurements."""
         n = len(kps)
         rays, radii, f_d = view.rays, view.radii, view.f_d
-        meas = Measured(np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan),
-                        np.full(n, np.nan), np.zeros(n), np.zeros(n))
+        meas = Measured(*np.full((4, n), np.nan), *np.zeros((2, n)))
         meas.z[idx], meas.spread[idx] = cl.z, cl.spread
         meas.z_alt[idx], meas.spread_alt[idx] = cl.z_alt, cl.spread_alt
         meas.frac_alt[idx] = cl.frac_alt
@@ -366,8 +363,12 @@ class Lifter:
 
     # ------------------------------------------------------------------------------ helpers
     def _gap_fn(self, z: np.ndarray) -> np.ndarray:
+        """The depth gap that separates two surfaces near depth ``z``: the larger of
+        ``gap_min_m`` and ``gap_noise_k`` sensor sigmas."""
         cfg = self.config
-        return np.maximum(cfg.gap_min_m, cfg.gap_noise_k * cfg.depth_noise_a * z * z)
+        gap = (cfg.gap_noise_k * cfg.depth_noise_a) * z
+        gap *= z
+        return np.maximum(gap, cfg.gap_min_m, out=gap)
 
     def _default_band(self, layout: str) -> Tuple[float, float]:
         cfg = self.config
@@ -426,9 +427,11 @@ class Lifter:
             if np.isfinite(torso) and torso > 0:
                 cands.append(torso * to_depth / _TYPICAL_TORSO_M)
         elif extent:
-            pts = kps.xy[np.all(np.isfinite(kps.xy), axis=1)]
+            xy = kps.xy
+            pts = xy if np.isfinite(xy).all() else xy[np.isfinite(xy).all(axis=1)]
             if len(pts) >= 2:
-                span = float(np.max(pts.max(axis=0) - pts.min(axis=0)))
+                # column by column: a reduction along the long axis is much faster
+                span = max(float(c.max() - c.min()) for c in pts.T)
                 if span > 0:
                     cands.append(span * to_depth / extent)
         return max(cands) if cands else f_d / 2.5
@@ -438,10 +441,7 @@ class Lifter:
         """Joint centres (M, 3) and 1-sigma (M,) from surface depths along rays (steps 4, 5)."""
         cfg = self.config
         offset = cfg.surface_offset_scale * self._surface * radii
-        p = np.empty((len(z_s), 3))
-        p[:, :2] = rays
-        p[:, :2] *= z_s[:, None]
-        p[:, 2] = z_s
+        p = CameraModel.backproject(rays, z_s)
         rng = np.sqrt(np.einsum("ij,ij->i", p, p))
         with np.errstate(invalid="ignore", divide="ignore"):
             p *= ((rng + offset) / rng)[:, None]

@@ -2,12 +2,13 @@
 metric 3D (BlazePose's world landmarks), rigidly fitted to the joints it did measure."""
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import numpy as np
 
 from .camera import CameraModel
-from .geometry import median, weighted_kabsch
+from .geometry import median, row_norms, weighted_kabsch
 from .lifting_config import LiftingConfig
 from .types import SOURCE_DEPTH, SOURCE_MODEL, Keypoints
 
@@ -17,7 +18,7 @@ def model_fill(kps: Keypoints, world: np.ndarray, rays: np.ndarray, cfg: Lifting
     than ``cfg.model_outlier_m`` from it) from the model's metric 3D ``world`` (n, 3), rigidly
     fitted to the depth-measured joints, on their own viewing ``rays`` (``SOURCE_MODEL``).
     Returns the fit's RMS residual [m] (NaN without measured joints)."""
-    wok = np.all(np.isfinite(world), axis=1)
+    wok = np.isfinite(world).all(axis=1)
     valid = kps.xyz_valid & wok & (kps.xyz_source == SOURCE_DEPTH)
     idx = np.flatnonzero(valid)
     if idx.size == 0:
@@ -26,14 +27,15 @@ def model_fill(kps: Keypoints, world: np.ndarray, rays: np.ndarray, cfg: Lifting
     R, t, inl = robust_rigid_fit(world[idx], kps.xyz[idx].astype(np.float64), wts,
                                  cfg.model_fit_min_joints, cfg.model_outlier_m)
     pred = world @ R.T + t
-    res = np.linalg.norm(pred[idx] - kps.xyz[idx], axis=1)
-    rms = float(np.sqrt(np.mean(res[inl] ** 2))) if np.any(inl) else float("nan")
+    res = row_norms(pred[idx] - kps.xyz[idx])
+    r2 = res[inl] ** 2
+    rms = math.sqrt(r2.sum() / r2.size) if r2.size else float("nan")
     fill = ~kps.xyz_valid & wok
     if (cfg.model_outlier_m is not None and int(inl.sum()) >= cfg.model_outlier_min_inliers):
         outl = idx[res > cfg.model_outlier_m]
         fill[outl] = True
-    fill &= np.all(np.isfinite(pred), axis=1) & (kps.xyz_source != SOURCE_MODEL)
-    if not np.any(fill):
+    fill &= np.isfinite(pred).all(axis=1) & (kps.xyz_source != SOURCE_MODEL)
+    if not fill.any():
         return rms
     sig = np.sqrt((rms if np.isfinite(rms) else cfg.model_sigma_m) ** 2
                   + cfg.model_sigma_m ** 2)
@@ -41,7 +43,7 @@ def model_fill(kps: Keypoints, world: np.ndarray, rays: np.ndarray, cfg: Lifting
         sig = np.sqrt(sig ** 2 + (2 * cfg.model_sigma_m) ** 2)   # orientation not fitted
     # the 2D keypoint is laterally far better than the fitted model: keep the point on its
     # viewing ray at the model's depth where the ray is known
-    on_ray = fill & np.all(np.isfinite(rays), axis=1)
+    on_ray = fill & np.isfinite(rays).all(axis=1)
     pred[on_ray] = CameraModel.backproject(rays[on_ray], pred[on_ray, 2])
     kps.xyz[fill] = pred[fill]
     kps.xyz_valid[fill] = True
@@ -57,21 +59,39 @@ def robust_rigid_fit(src: np.ndarray, dst: np.ndarray, w: np.ndarray, min_joints
     the median residual, at least 0.05 m) are dropped and the fit repeated (3 rounds).
     Returns R, t and the inlier mask."""
     inl = np.ones(len(src), bool)
-    R, t = np.eye(3), np.zeros(3)
+    s, d, ww = src, dst, w                     # the inliers' rows: all in the first round
     for _ in range(3):
-        s, d, ww = src[inl], dst[inl], w[inl]
-        spread = np.linalg.svd(s - s.mean(axis=0), compute_uv=False) if len(s) >= 3 else None
-        if len(s) >= max(3, min_joints) and spread is not None and spread[1] > 0.05:
+        if len(s) >= max(3, min_joints) and _second_spread_exceeds(s, 0.05):
             R, t = weighted_kabsch(s, d, ww)
         else:
             R = np.eye(3)
             t = (ww / ww.sum()) @ (d - s)
-        res = np.linalg.norm(src @ R.T + t - dst, axis=1)
+        res = row_norms(src @ R.T + t - dst)
         thr = max(0.05, 3.0 * median(res[inl]))
         if outlier_m is not None:
             thr = min(thr, outlier_m) if len(src) >= 4 else thr
         new = res <= thr
-        if new.sum() < min(len(src), 2) or np.array_equal(new, inl):
+        if np.count_nonzero(new) < min(len(src), 2) or (new == inl).all():
             break
         inl = new
+        s, d, ww = src[inl], dst[inl], w[inl]
     return R, t, inl
+
+
+def _second_spread_exceeds(points: np.ndarray, limit: float) -> bool:
+    """Whether the second singular value of the centred (N >= 3, 3) ``points`` exceeds
+    ``limit`` (it is about 0 when they are collinear: a rotation about their line is then not
+    determined).
+
+    The SVD decides, unless a cheap lower bound clears ``limit`` with a wide margin (the usual
+    case for a body; both agree then). The bound: the eigenvalues l1 >= l2 >= l3 of
+    G = X^T X (X the centred points) are the squared singular values, and
+    c2 = l1 l2 + l1 l3 + l2 l3 <= l2 (2 l1 + l2) <= 2 l2 trace(G), so l2 >= c2 / (2 trace(G)),
+    c2 being the sum of G's principal 2x2 minors."""
+    x = points - points.sum(axis=0) / len(points)
+    (a, b, c), (_, d, e), (_, _, f) = (x.T @ x).tolist()
+    trace = a + d + f
+    c2 = (a * d - b * b) + (a * f - c * c) + (d * f - e * e)
+    if trace > 0.0 and c2 / (2.0 * trace) > 1.01 * limit * limit:
+        return True
+    return bool(np.linalg.svd(x, compute_uv=False)[1] > limit)

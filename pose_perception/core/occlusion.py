@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 import numpy as np
 
-from .geometry import median
+from .geometry import median, row_norms
 from .types import SOURCE_MODEL, Keypoints
 
 if TYPE_CHECKING:   # pragma: no cover
@@ -157,13 +157,13 @@ def _capsule_ranges(D: np.ndarray, A: np.ndarray, B: np.ndarray, r, entry: bool 
     bard, rdoa = _dot(D, ba), -_dot(D, A)
     rr = np.asarray(r, np.float64) ** 2
     t_in = t_out = None
+    # a miss (negative discriminant) makes the square root NaN, which fails every test below
     with np.errstate(invalid="ignore", divide="ignore"):
         qa = baba - bard * bard
         qb = baba * rdoa - baoa * bard
         qc = baba * oaoa - baoa * baoa - rr * baba
-        h = qb * qb - qa * qc
-        good = (h >= 0) & (qa > 1e-12) & (baba > 1e-12)   # cylinder body (not a sphere)
-        sq = np.sqrt(np.where(good, h, 0.0))
+        good = (qa > 1e-12) & (baba > 1e-12)   # cylinder body (not a sphere)
+        sq = np.sqrt(qb * qb - qa * qc)
         if entry:
             tb = (-qb - sq) / qa
             y = baoa + tb * bard
@@ -173,15 +173,13 @@ def _capsule_ranges(D: np.ndarray, A: np.ndarray, B: np.ndarray, r, entry: bool 
             yf = baoa + tf * bard
             t_out = np.where(good & (yf > 0) & (yf < baba) & (tf > 0), tf, -np.inf)
         for sb, cc in ((rdoa, oaoa), (-_dot(D, B), _dot(B, B))):   # end spheres
-            sh = sb * sb - (cc - rr)
-            hit = sh >= 0
-            sq = np.sqrt(np.where(hit, sh, 0.0))
+            sq = np.sqrt(sb * sb - (cc - rr))
             if entry:
                 ts = -sb - sq
-                t_in = np.minimum(t_in, np.where(hit & (ts > 0), ts, np.inf))
+                t_in = np.minimum(t_in, np.where(ts > 0, ts, np.inf))
             if exit:
                 te = -sb + sq
-                t_out = np.maximum(t_out, np.where(hit & (te > 0), te, -np.inf))
+                t_out = np.maximum(t_out, np.where(te > 0, te, -np.inf))
     return t_in, t_out
 
 
@@ -225,8 +223,9 @@ def repair_occlusions(kps: Keypoints, rays: np.ndarray, meas: Measured, spec: Sk
     n = len(kps)
     tab = skeleton_tables(spec, n)
     valid = kps.xyz_valid & tab.in_skel
+    checkable = np.count_nonzero(valid) >= 3     # enough joints to check bones with
     n_occ = n_rej = 0
-    if valid.sum() >= 3:
+    if checkable:
         P = kps.xyz.astype(np.float64)
         d = np.empty((n, 3))
         d[:, :2] = rays
@@ -237,8 +236,8 @@ def repair_occlusions(kps: Keypoints, rays: np.ndarray, meas: Measured, spec: Sk
         behind = np.full(n, -np.inf)   # depth of the occluders' back surfaces on each ray
         part_ok = ~(tab.members & ~kps.xyz_valid[None, :]).any(axis=1)
         idx = np.flatnonzero(valid)
-        if part_ok.any():
-            kk = np.flatnonzero(part_ok)
+        kk = np.flatnonzero(part_ok)
+        if kk.size:
             Pz = np.where(kps.xyz_valid[:, None], P, 0.0)  # NaN rows would poison the sums
             A, B = tab.end_a[kk] @ Pz, tab.end_b[kk] @ Pz
             r = tab.radius[kk][:, None]
@@ -246,7 +245,7 @@ def repair_occlusions(kps: Keypoints, rays: np.ndarray, meas: Measured, spec: Sk
             t_in = ray_capsule_range(dirs, A, B, r + meas.win_m[idx][None, :])
             range_meas = meas.z[idx] * dnorm[idx]
             with np.errstate(invalid="ignore"):
-                expl = (~tab.members[kk][:, idx] & np.isfinite(t_in)
+                expl = (~tab.members[kk[:, None], idx] & np.isfinite(t_in)
                         & (range_meas[None, :] >= t_in - cfg.occlusion_tol_m))
             part, ray = np.nonzero(expl)
             if part.size:
@@ -269,11 +268,14 @@ def repair_occlusions(kps: Keypoints, rays: np.ndarray, meas: Measured, spec: Sk
                                     anchors, cfg)
     # low-score joints that could not be checked (outside the skeleton, e.g. face points,
     # or too few joints measured to check anything) are not trusted
-    drop = low & kps.xyz_valid & (~tab.in_skel | (valid.sum() < 3))
-    kps.xyz_valid[drop] = False
-    kps.xyz[drop] = np.nan
-    kps.xyz_sigma[drop] = np.nan
-    kps.xyz_source[drop] = 0
+    drop = low & kps.xyz_valid
+    if checkable:
+        drop &= ~tab.in_skel
+    if drop.any():
+        kps.xyz_valid[drop] = False
+        kps.xyz[drop] = np.nan
+        kps.xyz_sigma[drop] = np.nan
+        kps.xyz_source[drop] = 0
     for j, members in spec.derived:
         m = list(members)
         if np.all(kps.xyz_valid[m]):
@@ -311,14 +313,14 @@ def _bone_repair(kps: Keypoints, P: np.ndarray, d: np.ndarray, suspect: np.ndarr
     n = len(kps)
     trusted_a = valid & ~suspect
     ba, bb = tab.bone_a, tab.bone_b
-    blen_a = np.linalg.norm(P[ba] - P[bb], axis=1)
+    blen_a = row_norms(P[ba] - P[bb])
     bt_a = trusted_a[ba] & trusted_a[bb]
     stature = (median(blen_a[bt_a] / tab.ratio[bt_a]) if bt_a.sum() >= 2
                else float("nan"))
     wscale = float("nan")
     wl: List[float] = []
     if world is not None:
-        wl_a = np.linalg.norm(world[ba] - world[bb], axis=1)
+        wl_a = row_norms(world[ba] - world[bb])
         ok = bt_a & (wl_a > 1e-3)
         if ok.sum() >= 2:
             wscale = median(blen_a[ok] / wl_a[ok])
@@ -411,7 +413,7 @@ def _bone_repair(kps: Keypoints, P: np.ndarray, d: np.ndarray, suspect: np.ndarr
     for a in np.asarray(anchors).tolist():
         is_anchor[a] = True
     xyz = kps.xyz.astype(np.float64)
-    l_now = np.linalg.norm(xyz[ba] - xyz[bb], axis=1).tolist()   # valid joints do not move
+    l_now = row_norms(xyz[ba] - xyz[bb]).tolist()   # valid joints do not move
     valid_now = kps.xyz_valid.tolist()
     for k, (a, b) in enumerate(bones):
         if is_anchor[a] and is_anchor[b]:
