@@ -50,9 +50,35 @@ class Gaze:
     eye_pitch_deg: float = 0.0  # eyes in the head: up (+)
 
 
+def vector_norm(v: np.ndarray) -> float:
+    """``np.linalg.norm`` of a 1-D vector (``sqrt(v.dot(v))``, in ``v``'s precision), without
+    its per-call checks."""
+    r = np.ravel(v)
+    return float(np.sqrt(r.dot(r)))
+
+
 def _unit(v: np.ndarray) -> Optional[np.ndarray]:
-    n = float(np.linalg.norm(v))
+    n = vector_norm(v)
     return v / n if n > 1e-9 else None
+
+
+def _clip1(x: float) -> float:
+    """``x`` clipped to [-1, 1] (NaN stays NaN, as with ``np.clip``)."""
+    return 1.0 if x > 1.0 else -1.0 if x < -1.0 else x
+
+
+def _acos_deg(cosine) -> float:
+    """The angle in degrees of a cosine (clipped to [-1, 1] first)."""
+    return math.degrees(math.acos(_clip1(float(cosine))))
+
+
+def _mean(values: list) -> float:
+    """Mean of a few floats, summed in order from the first (as numpy's mean of fewer than
+    eight)."""
+    total = values[0]
+    for v in values[1:]:
+        total += v
+    return total / len(values)
 
 
 def eye_in_head(eyes: EyeLandmarks, R: np.ndarray, config: GazeConfig) -> Optional[tuple]:
@@ -66,44 +92,46 @@ def eye_in_head(eyes: EyeLandmarks, R: np.ndarray, config: GazeConfig) -> Option
     for k in range(len(EYE_VERTICES)):
         outer, inner, upper, lower = eyes.mesh_points[k]      # the mesh the irises came from
         width = float(eyes.eye_width_px[k])
-        openness = float(np.linalg.norm(upper - lower)) / max(width, 1e-6)
+        openness = vector_norm(upper - lower) / max(width, 1e-6)
+        iris = eyes.iris[k, 0]
         if (width < config.min_eye_px or openness < config.min_openness
-                or not np.all(np.isfinite(eyes.iris[k, 0]))):      # not run: too small
+                or not all(map(math.isfinite, iris.tolist()))):      # not run: too small
             continue
-        offset = eyes.iris[k, 0] - (outer + inner) / 2.0
+        offset = iris - (outer + inner) / 2.0
         radius = width / EYE_WIDTH_PER_RADIUS
-        yaws.append(math.asin(float(np.clip(offset @ left_img / radius, -1.0, 1.0))))
+        yaws.append(math.asin(_clip1(float(offset @ left_img / radius))))
         widths.append(width)
     if not yaws:
         return None
-    return float(np.mean(yaws)), 0.0, float(np.mean(widths))
+    return _mean(yaws), 0.0, _mean(widths)
 
 
 def estimate_gaze(head: Optional[HeadPose], eyes: Optional[EyeLandmarks],
                   config: Optional[GazeConfig] = None) -> Optional[Gaze]:
     """The gaze of a face with a head pose (None without one); see the module docstring."""
     cfg = config or GazeConfig()
-    if head is None or not head.valid or not np.all(np.isfinite(head.position)):
+    if head is None or not head.valid:
         return None
-    q = np.asarray(head.orientation, np.float64)          # x, y, z, w (ROS order)
-    R = quat2mat([q[3], q[0], q[1], q[2]])
-    forward = R[:, 0]
     origin = np.asarray(head.position, np.float64)
+    if not all(map(math.isfinite, origin.tolist())):
+        return None
+    qx, qy, qz, qw = np.asarray(head.orientation, np.float64).tolist()   # ROS order
+    R = quat2mat((qw, qx, qy, qz))
+    forward = R[:, 0]
     # how far the face is turned from the camera (its forward axis against the line of sight)
     to_camera = _unit(-origin)
-    turned = (math.degrees(math.acos(float(np.clip(forward @ to_camera, -1.0, 1.0))))
-              if to_camera is not None else 180.0)
+    turned = _acos_deg(forward @ to_camera) if to_camera is not None else 180.0
     read = None
     if eyes is not None and turned <= cfg.max_head_yaw_deg:
         read = eye_in_head(eyes, R, cfg)
     if read is None:
-        return Gaze(origin, forward / np.linalg.norm(forward), cfg.head_confidence, SOURCE_HEAD)
+        return Gaze(origin, forward / vector_norm(forward), cfg.head_confidence, SOURCE_HEAD)
     yaw, pitch, width = read
     d_head = np.array([math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw),
                        math.sin(pitch)])
     d = R @ d_head
     size = min(1.0, width / (2.0 * cfg.min_eye_px))       # small eyes: less sure
-    return Gaze(origin, d / np.linalg.norm(d), cfg.eyes_confidence * size, SOURCE_EYES,
+    return Gaze(origin, d / vector_norm(d), cfg.eyes_confidence * size, SOURCE_EYES,
                 math.degrees(yaw), math.degrees(pitch))
 
 
@@ -111,6 +139,4 @@ def angle_to_target_deg(gaze: Gaze, target: np.ndarray) -> float:
     """Angle (degrees) between the gaze and the line from its origin to ``target`` (same
     frame); 180 when the target is at the origin."""
     to = _unit(np.asarray(target, np.float64) - gaze.origin)
-    if to is None:
-        return 180.0
-    return math.degrees(math.acos(float(np.clip(gaze.direction @ to, -1.0, 1.0))))
+    return 180.0 if to is None else _acos_deg(gaze.direction @ to)

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .gaze import Gaze, angle_to_target_deg
+from .gaze import Gaze, angle_to_target_deg, vector_norm
 
 
 _EPS = 1e-6          # stamps are floats: 1.2 - 1.0 < 0.2
@@ -149,8 +149,9 @@ class InteractionTracker:
         angle = angle_to_target_deg(gaze, target) if gaze is not None else math.nan
         origin = gaze.origin if gaze is not None else (
             np.asarray(position, np.float64) if position is not None else None)
-        distance = (float(np.linalg.norm(origin - target))
-                    if origin is not None and np.all(np.isfinite(origin)) else math.nan)
+        distance = (vector_norm(origin - target)
+                    if origin is not None and all(map(math.isfinite, origin.tolist()))
+                    else math.nan)
         if gaze is not None:
             st.last_gaze_s = t
         # attention, with hysteresis in angle and time

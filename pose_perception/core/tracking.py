@@ -307,6 +307,13 @@ class Tracker:
             x0, y0, x1, y1 = box.tolist()
             scale = math.sqrt(max((x1 - x0) * (y1 - y0), 1.0))
             for j, det in enumerate(dets):
+                d3 = None
+                if centroid is not None and det.centroid is not None:
+                    v = centroid - det.centroid
+                    d3 = math.sqrt(float(v.dot(v)))    # np.linalg.norm(v), without its checks
+                    if d3 > cfg.max_distance_3d_m:     # never matched: no other term needed
+                        cost[i, j] = _INVALID
+                        continue
                 num = cfg.iou_weight * (1.0 - iou[i][j])
                 den = cfg.iou_weight
                 common = track.kp_ok & det.kp_ok
@@ -318,12 +325,7 @@ class Tracker:
                     d = np.add.reduce(r) / len(r)
                     num += cfg.keypoint_weight * min(d / (cfg.keypoint_distance_scale * scale), 1.0)
                     den += cfg.keypoint_weight
-                if centroid is not None and det.centroid is not None:
-                    v = centroid - det.centroid
-                    d3 = math.sqrt(float(v.dot(v)))    # np.linalg.norm(v), without its checks
-                    if d3 > cfg.max_distance_3d_m:
-                        cost[i, j] = _INVALID
-                        continue
+                if d3 is not None:
                     num += cfg.position_3d_weight * d3 / cfg.max_distance_3d_m
                     den += cfg.position_3d_weight
                 cost[i, j] = num / den if den > 0 else _INVALID
