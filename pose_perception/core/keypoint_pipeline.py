@@ -6,12 +6,13 @@ stream time, or box-only people to follow), the body stage (``body_stage``: trac
 detections, whole-body boxes, box-only people), the face stage (``face_stage``) and the hands.
 The rules and their reasons are in README.md ("How the keypoints are found").
 
-The surprising part: with ``parallel`` (2+ usable cores) a worker thread runs the detectors, or
-the meshes on the crops tracked from the last frame's meshes (with their eyes, and the caller's
-``on_faces``: 3D lifting), *while* the body model runs; the face stage keeps the meshes whose crop
-still agrees with the body's head. Timings per stage (ms) go into ``FrameResult.timings_ms``
-wherever the stage ran (they may add up to more than the frame). Hands get gesture
-probabilities (``Hand.gesture``) where the gesture models are provisioned
+The surprising part: with ``parallel`` (2+ usable cores) a worker thread runs the meshes on the
+crops tracked from the last frame's meshes (with their eyes, and the caller's ``on_faces``: 3D
+lifting; on frames with detectors, those follow the meshes there and ``on_faces`` runs on the
+calling thread after the body model) *while* the body model runs; the face stage keeps the
+meshes whose crop still agrees with the body's head. Timings per stage (ms) go into
+``FrameResult.timings_ms`` wherever the stage ran (they may add up to more than the frame).
+Hands get gesture probabilities (``Hand.gesture``) where the gesture models are provisioned
 (``enable_hand_gestures``). ROS-free.
 """
 from __future__ import annotations
@@ -164,9 +165,10 @@ class KeypointPipeline:
         also runs when ``detector_period_s`` of stream time have passed since its last run
         (frames dropped by a slow consumer); without it, only processed frames count.
         ``on_faces``: called with the faces whose meshes ran on their tracked crops as soon as
-        they are known, on the worker thread while the body model runs (``parallel``): work on
-        them (3D lifting) then costs the frame no time of its own. The result holds those very
-        Face objects wherever it keeps them."""
+        they are known, on the worker thread while the body model runs (``parallel``; on
+        frames with detectors, on this thread after the body model while the detectors run):
+        work on them (3D lifting) then costs the frame no time of its own. The result holds
+        those very Face objects wherever it keeps them."""
         rgb = self._check_image(rgb)
         self._advance_clock(stamp_s)
         h, w = rgb.shape[:2]
@@ -176,22 +178,24 @@ class KeypointPipeline:
         for stage in ("detect", "body", "face", "hands"):
             ms[stage] = 0.0
 
-        # 1. on the worker thread (``parallel``), while the body model runs here: the detectors
-        # when due, else the meshes of the tracked faces (their crops come from the previous
-        # meshes; on detector frames they run here after the body model, which balances the
-        # two threads)
+        # 1. on the worker thread (``parallel``), while the body model runs here: first the
+        # meshes of the tracked faces (their crops come from the previous meshes), then the
+        # detectors when due. Without detectors the faces are lifted there too (``on_faces``),
+        # beside the body model; with them, here after the body model, beside the detectors
+        # (the worker has the longer chain then: the frame ends ~1 ms sooner, README)
         scan = self._scan_due()
         speculate = self._faces is not None
+        face_job = (self._start(self._faces.speculate, sampler, self._tracks,
+                                None if scan else on_faces) if speculate else None)
         det_job = self._start(self._detect, sampler, scan) if scan else None
-        face_job = (self._start(self._faces.speculate, sampler, self._tracks, on_faces)
-                    if speculate and not scan else None)
         res.detector_ran = bool(scan)
         try:
             # 2. body landmarks: tracked crops, then detections that are nobody found so far
             with timed(ms, "body"):
                 persons, tracks, lost = self._bodies.track(sampler, self._tracks, w, h)
-            if speculate and scan:
-                face_job = Job(self._faces.speculate, (sampler, self._tracks, on_faces), None)
+            if scan and face_job is not None and on_faces is not None:
+                with timed(ms, "face"):
+                    on_faces([f for f in face_job.result()[0].faces if f is not None])
             found = _Found()
             if det_job is not None:
                 found, ms["detect"] = det_job.result()
@@ -229,7 +233,8 @@ class KeypointPipeline:
 
             # 3. faces
             if face_job is not None:
-                speculated, ms["face"] = face_job.result()
+                speculated, took = face_job.result()
+                ms["face"] += took
                 face_job = None
                 with timed(ms, "face"):
                     self._faces.run(sampler, persons, tracks, res, face_dets, w, h, speculated)
