@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 from transforms3d.quaternions import quat2mat
 
+from .geometry import vector_norm
 from .iris import EYE_VERTICES, EyeLandmarks
 from .types import HeadPose
 
@@ -48,13 +49,6 @@ class Gaze:
     source: str               # SOURCE_EYES or SOURCE_HEAD
     eye_yaw_deg: float = 0.0  # eyes in the head: to the person's left (+)
     eye_pitch_deg: float = 0.0  # eyes in the head: up (+)
-
-
-def vector_norm(v: np.ndarray) -> float:
-    """``np.linalg.norm`` of a 1-D vector (``sqrt(v.dot(v))``, in ``v``'s precision), without
-    its per-call checks."""
-    r = np.ravel(v)
-    return float(np.sqrt(r.dot(r)))
 
 
 def _unit(v: np.ndarray) -> Optional[np.ndarray]:

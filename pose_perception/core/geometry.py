@@ -226,6 +226,13 @@ def row_norms(v: np.ndarray) -> np.ndarray:
     return np.sqrt(np.add.reduce(v * v, axis=1))
 
 
+def vector_norm(v: np.ndarray) -> float:
+    """``np.linalg.norm`` of a 1-D vector (``sqrt(v.dot(v))``, in ``v``'s precision), without
+    its per-call checks."""
+    r = np.ravel(v)
+    return float(np.sqrt(r.dot(r)))
+
+
 # ------------------------------------------------------------------------------ rigid fit
 def _det3(m: np.ndarray) -> float:
     """Determinant of a 3x3 matrix (cofactor expansion on Python floats: no LAPACK call)."""

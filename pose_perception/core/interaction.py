@@ -26,7 +26,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .gaze import Gaze, angle_to_target_deg, vector_norm
+from .gaze import Gaze, angle_to_target_deg
+from .geometry import vector_norm
 
 
 _EPS = 1e-6          # stamps are floats: 1.2 - 1.0 < 0.2

@@ -41,7 +41,7 @@ from typing import Iterator, List, Optional, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .geometry import box_iou_matrix, finite_rows, point_median
+from .geometry import box_iou_matrix, finite_rows, point_median, vector_norm
 from .types import Face, Keypoints, Person
 
 # BlazePose-33 torso joints: shoulders and hips
@@ -309,8 +309,7 @@ class Tracker:
             for j, det in enumerate(dets):
                 d3 = None
                 if centroid is not None and det.centroid is not None:
-                    v = centroid - det.centroid
-                    d3 = math.sqrt(float(v.dot(v)))    # np.linalg.norm(v), without its checks
+                    d3 = vector_norm(centroid - det.centroid)
                     if d3 > cfg.max_distance_3d_m:     # never matched: no other term needed
                         cost[i, j] = _INVALID
                         continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+from ..core.inference import DEFAULT_PROVIDERS
 from ..core.overlap import OVERLAP_MODES
 from ..core.precision import PRECISIONS
 from .node_support import camera_param_specs
@@ -38,7 +39,7 @@ def node_param_specs() -> List[ParamSpec]:
         C["qos_depth"],
         S("use_gpu", True, "bool", "try GPU execution providers first (TensorRT, CUDA); false: "
           "only the CPU ones of 'providers' (OpenVINO, onnxruntime's CPU)"),
-        S("providers", ["tensorrt", "cuda", "cpu"], "str_list",
+        S("providers", list(DEFAULT_PROVIDERS), "str_list",
           "execution providers in order of preference; those not installed are skipped "
           "(openvino: the openvino package's CPU runtime)"),
         S("require_gpu", False, "bool", "fail at start when no GPU provider works"),
